@@ -1,0 +1,719 @@
+"""The service API of versioned_items: the one way to change nodes, versions and attributes.
+
+Every function that writes is atomic and ends in :func:`versioned_items.changes.operation`,
+which keeps statistics exact and tells search (through ``versions_changed``) what changed.
+Group many writes into one transaction with :func:`batch`.
+
+Paths follow :mod:`versioned_items.paths`: ``docs/guide/intro.txt``; the root is ``""``.
+Parents are created as needed, like ``mkdir -p``. Errors are the classes of
+:mod:`versioned_items.exceptions`; a failed call writes nothing.
+
+Times are timezone-aware datetimes. "As of" arguments are called ``before``: the state as of
+``before`` is made of the versions written strictly before it.
+"""
+
+import mimetypes
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, BinaryIO, Iterable, Mapping, Sequence
+
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Concat, Substr
+from django.utils import timezone
+
+from . import content as content_store
+from . import paths
+from .changes import ChangeSet, operation
+from .exceptions import (
+    Conflict,
+    InvalidArgument,
+    InvalidPath,
+    NodeExists,
+    NodeNotEmpty,
+    NodeNotFound,
+    VersionNotFound,
+)
+from .filters import as_number
+from .validation import (
+    clean_cluster, clean_key, clean_limit, clean_serial, clean_time, clean_user, clean_value,
+)
+from .listing import ListResult, list_latest  # noqa: F401  (re-exported)
+from .models import Attribute, Cluster, Node, Statistics, Version, Versioning
+
+__all__ = [
+    "batch", "Cluster", "Versioning", "StatisticsResult", "ListResult",
+    "create_node", "get_node", "lookup_node", "children", "count_children", "remove_node",
+    "move", "set_versioning", "put", "delete", "restore", "undelete", "copy", "recluster",
+    "remove_version", "purge", "versions", "get_version", "lookup", "open_content",
+    "get_attributes", "set_attributes", "delete_attributes", "copy_attributes",
+    "attribute_domains", "latest_attribute_keys", "get_statistics", "latest_statistics",
+    "recompute_statistics", "list_latest",
+]
+
+#: Group writes into one transaction and one index update: ``with api.batch(): ...``.
+batch = operation
+
+
+# --- argument checks -------------------------------------------------------------------------
+
+
+def _guess_type(path: str) -> str:
+    return mimetypes.guess_type(paths.name(path), strict=False)[0] or "application/octet-stream"
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+
+def lookup_node(path: str) -> Node | None:
+    """The node at ``path``, or None. Raises :class:`InvalidPath`."""
+    path = paths.clean_path(path, allow_root=True)
+    return Node.objects.filter(path=path).first()
+
+
+def get_node(path: str | int) -> Node:
+    """The node at ``path`` (or with this id). Raises :class:`NodeNotFound`, :class:`InvalidPath`."""
+    if isinstance(path, int) and not isinstance(path, bool):
+        node = Node.objects.filter(pk=path).first()
+    else:
+        node = lookup_node(path)
+    if node is None:
+        raise NodeNotFound(f"no node at {path!r}")
+    return node
+
+
+def _ensure_nodes(path: str, changes: ChangeSet) -> dict[str, Node]:
+    """The node at ``path`` and all its ancestors, creating missing ones.
+
+    Three statements at most, whatever the depth: select; insert the missing rows; link the
+    new rows to their parents. Returns {path: node} for the ancestors and the node.
+    """
+    wanted = paths.ancestor_paths(path) + [path]
+    found = {n.path: n for n in Node.objects.filter(path__in=wanted)}
+    if len(found) < len(wanted):
+        Node.objects.bulk_create(
+            [Node(path=p, depth=paths.depth(p)) for p in wanted if p not in found],
+            ignore_conflicts=True,
+        )
+        found = {n.path: n for n in Node.objects.filter(path__in=wanted)}
+        orphans = [n for n in found.values() if n.parent_id is None and n.path != ""]
+        for node in orphans:
+            node.parent_id = found[paths.parent_path(node.path)].pk
+        Node.objects.bulk_update(orphans, ["parent"])
+    changes.remember(*found.values())
+    return found
+
+
+def _lock_node(path: str) -> Node:
+    """The node row, locked against concurrent writers, with its current version."""
+    node = (
+        Node.objects.select_for_update(of=("self",))
+        .select_related("current")
+        .filter(path=path)
+        .first()
+    )
+    if node is None:
+        raise NodeNotFound(f"no node at {path!r}")
+    return node
+
+
+def create_node(path: str, *, versioning: str = Versioning.INHERIT) -> Node:
+    """Create the node at ``path`` and any missing parents; return it.
+
+    Raises :class:`NodeExists` if it exists already, :class:`InvalidPath`, :class:`InvalidArgument`.
+    """
+    path = paths.clean_path(path)
+    if versioning not in Versioning.values:
+        raise InvalidArgument(f"versioning {versioning!r} is not one of {Versioning.values}")
+    with operation() as changes:
+        if Node.objects.filter(path=path).exists():
+            raise NodeExists(f"a node already exists at {path!r}")
+        node = _ensure_nodes(path, changes)[path]
+        if versioning:
+            node.versioning = versioning
+            node.save(update_fields=["versioning"])
+    return node
+
+
+def set_versioning(path: str, policy: str) -> Node:
+    """Set the versioning policy of a subtree: ``"auto"`` keeps history, ``"none"`` keeps only the
+    current version, ``""`` inherits. Raises :class:`NodeNotFound`, :class:`InvalidArgument`."""
+    if policy not in Versioning.values:
+        raise InvalidArgument(f"versioning {policy!r} is not one of {Versioning.values}")
+    node = get_node(path)
+    Node.objects.filter(pk=node.pk).update(versioning=policy)
+    node.versioning = policy
+    return node
+
+
+def children(path: str = "", *, after: str | None = None, limit: int | None = None):
+    """The child nodes of ``path``, by path, as a QuerySet (``after`` is an exclusive path
+    marker). Raises :class:`NodeNotFound`."""
+    node = get_node(path)
+    qs = Node.objects.filter(parent=node).select_related("current").order_by("path")
+    if after:
+        qs = qs.filter(path__gt=after)
+    return qs[: clean_limit(limit)] if limit is not None else qs
+
+
+def count_children(path: str = "") -> int:
+    """Number of child nodes of ``path``. Raises :class:`NodeNotFound`."""
+    return Node.objects.filter(parent=get_node(path)).count()
+
+
+def remove_node(path: str) -> None:
+    """Remove a node that has no children, with all its versions.
+
+    Raises :class:`NodeNotEmpty` when it has children, :class:`NodeNotFound`, :class:`InvalidPath`.
+    """
+    path = paths.clean_path(path)
+    with operation() as changes:
+        node = _lock_node(path)
+        if Node.objects.filter(parent=node).exists():
+            raise NodeNotEmpty(f"node {path!r} has children; remove or move them first")
+        _remove_versions(Version.objects.filter(node=node), changes)
+        Statistics.objects.filter(node=node).delete()
+        changes.nodes.add(node.pk)
+        node.delete()
+
+
+def move(source: str, destination: str) -> Node:
+    """Move (rename) the node at ``source`` and its subtree to ``destination``.
+
+    Paths below are rewritten in one statement, statistics move with the subtree, and every
+    moved node and version is reported to search. Missing parents of ``destination`` are
+    created. Raises :class:`NodeExists`, :class:`NodeNotFound`, :class:`InvalidPath`.
+    """
+    source = paths.clean_path(source)
+    destination = paths.clean_path(destination)
+    if destination == source or destination.startswith(paths.subtree_prefix(source)):
+        raise InvalidPath(f"cannot move {source!r} into itself ({destination!r})")
+    with operation() as changes:
+        node = _lock_node(source)
+        if Node.objects.filter(path=destination).exists():
+            raise NodeExists(f"a node already exists at {destination!r}")
+        parent_path = paths.parent_path(destination)
+        new_parent = _ensure_nodes(parent_path, changes)[parent_path]
+        subtree = Node.objects.subtree(source)
+        moved_versions = Version.objects.filter(node__in=subtree.values("pk"))
+        # Statistics leave the old ancestors and reach the new ones.
+        now = timezone.now()
+        totals = moved_versions.values("cluster").annotate(size=Sum("size"))
+        own = dict(Version.objects.filter(node=node).values_list("cluster").annotate(n=Count("serial")))
+        for row in totals:
+            population = own.get(row["cluster"], 0)
+            changes.count(source, row["cluster"], -population, -row["size"], now)
+            changes.count(destination, row["cluster"], population, row["size"], now)
+        changes.nodes.update(subtree.values_list("pk", flat=True))
+        changes.versions.update(moved_versions.values_list("serial", flat=True))
+        shift = paths.depth(destination) - paths.depth(source)
+        subtree.update(
+            path=Concat(Value(destination), Substr("path", len(source) + 1)),
+            depth=F("depth") + shift,
+        )
+        Node.objects.filter(pk=node.pk).update(parent=new_parent)
+    return get_node(destination)
+
+
+# --- writing versions ------------------------------------------------------------------------
+
+
+def _policy(ancestry: Mapping[str, Node], path: str) -> str:
+    """The versioning policy in force at ``path``: the nearest one set on it or an ancestor."""
+    for candidate in [path] + paths.ancestor_paths(path)[::-1]:
+        node = ancestry.get(candidate)
+        if node is not None and node.versioning:
+            return node.versioning
+    return Versioning.AUTO
+
+
+def _write(
+    path: str,
+    changes: ChangeSet,
+    *,
+    data: bytes | None,
+    checksum: str = "",
+    size: int = 0,
+    cluster: int = Cluster.NORMAL,
+    user: str = "",
+    content_type: str = "",
+    source: int | None = None,
+    mtime: datetime | None = None,
+) -> Version:
+    """Make a new current version of ``path`` (creating the node as needed).
+
+    The previous current version goes to HISTORY if it was NORMAL, or is removed under the
+    "none" versioning policy; a previous delete marker stays in DELETED.
+    """
+    ancestry = _ensure_nodes(path, changes)
+    node = _lock_node(path)
+    previous = node.current
+    now = timezone.now()
+    if mtime is None:
+        mtime = now
+    elif previous is not None and mtime < previous.mtime:
+        raise InvalidArgument(
+            f"mtime {mtime.isoformat()} is before the current version's ({previous.mtime.isoformat()})"
+        )
+    if data is not None:
+        checksum, size = content_store.acquire(data), len(data)
+    elif checksum:
+        content_store.acquire_existing({checksum: 1})
+    version = Version.objects.create(
+        node=node, size=size, source=source, mtime=mtime, muser=user, cluster=cluster,
+        content_type=content_type, checksum=checksum,
+    )
+    changes.count(path, cluster, 1, size, now)
+    changes.versions.add(version.serial)
+    changes.nodes.add(node.pk)
+    if previous is not None:
+        previous.node = node
+    if previous is not None and previous.cluster == Cluster.NORMAL:
+        if _policy(ancestry, path) == Versioning.NONE:
+            _remove_versions(Version.objects.filter(serial=previous.serial), changes)
+        else:
+            _recluster(previous, Cluster.HISTORY, changes, now)
+    elif previous is not None:
+        changes.versions.add(previous.serial)  # its validity interval ends here
+    Node.objects.filter(pk=node.pk).update(current=version)
+    node.current = version
+    version.node = node
+    return version
+
+
+def put(
+    path: str,
+    content: bytes | str | BinaryIO = b"",
+    *,
+    user: Any = "",
+    content_type: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    domain: str = "",
+    mtime: datetime | None = None,
+) -> Version:
+    """Write ``content`` as the new current (NORMAL) version of ``path``; return it.
+
+    The node and missing parents are created. ``content_type`` defaults to a guess from the
+    name. ``attributes`` are set on the new version in ``domain``. ``mtime`` (for imports)
+    may not be in the future nor before the current version's.
+
+    Raises :class:`InvalidPath`, :class:`InvalidArgument`.
+    """
+    path = paths.clean_path(path)
+    user = clean_user(user)
+    mtime = clean_time(mtime, "mtime")
+    content_type = _guess_type(path) if content_type is None else str(content_type)[:255]
+    items = _clean_attributes(attributes or {}, domain)
+    data = content_store.read_all(content)
+    with operation() as changes:
+        version = _write(path, changes, data=data, user=user, content_type=content_type, mtime=mtime)
+        _upsert_attributes(version.serial, items, domain)
+    return version
+
+
+def delete(path: str, *, user: Any = "") -> Version:
+    """Write a delete marker (an empty version in DELETED) as the current version of ``path``.
+
+    The item disappears from listings and the latest index; its history stays.
+    Raises :class:`NodeNotFound`, :class:`VersionNotFound` when there is nothing to delete.
+    """
+    path = paths.clean_path(path)
+    user = clean_user(user)
+    with operation() as changes:
+        node = _lock_node(path)
+        if node.current is None or node.current.cluster != Cluster.NORMAL:
+            raise VersionNotFound(f"{path!r} has no current version to delete")
+        return _write(path, changes, data=None, cluster=Cluster.DELETED, user=user)
+
+
+def restore(serial: int, *, user: Any = "") -> Version:
+    """Make a copy of the earlier version ``serial`` (content, type, attributes) the current
+    version of its node, with ``source`` pointing at it. Works on deleted items too.
+
+    Raises :class:`VersionNotFound`, :class:`InvalidArgument` for a delete marker.
+    """
+    original = get_version(serial)
+    return _copy_version(original, original.node.path, clean_user(user))
+
+
+def undelete(path: str, *, user: Any = "") -> Version:
+    """Restore the newest version of ``path`` that is not a delete marker.
+
+    Raises :class:`NodeNotFound`, :class:`VersionNotFound` when there is none.
+    """
+    node = get_node(paths.clean_path(path))
+    original = (
+        Version.objects.filter(node=node).exclude(cluster=Cluster.DELETED, checksum="")
+        .select_related("node").order_by("-serial").first()
+    )
+    if original is None:
+        raise VersionNotFound(f"{path!r} has no version to restore")
+    return _copy_version(original, node.path, clean_user(user))
+
+
+def copy(serial: int, destination: str, *, user: Any = "") -> Version:
+    """Copy version ``serial`` (content, type, attributes) to a new current version at
+    ``destination``. Raises :class:`VersionNotFound`, :class:`InvalidPath`."""
+    original = get_version(serial)
+    return _copy_version(original, paths.clean_path(destination), clean_user(user))
+
+
+def _copy_version(original: Version, path: str, user: str) -> Version:
+    if original.is_delete_marker:
+        raise InvalidArgument(f"version {original.serial} is a delete marker; pick an earlier one")
+    with operation() as changes:
+        version = _write(
+            path, changes, data=None, checksum=original.checksum, size=original.size,
+            user=user, content_type=original.content_type, source=original.serial,
+        )
+        copy_attributes(original.serial, version.serial)
+    return version
+
+
+def _recluster(version: Version, cluster: int, changes: ChangeSet, now: datetime) -> None:
+    path = version.node.path
+    Version.objects.filter(serial=version.serial).update(cluster=cluster)
+    changes.count(path, version.cluster, -1, -version.size, now)
+    changes.count(path, cluster, 1, version.size, now)
+    changes.versions.add(version.serial)
+    changes.nodes.add(version.node_id)
+    version.cluster = cluster
+
+
+def recluster(serial: int, cluster: int) -> Version:
+    """Move version ``serial`` to another cluster (statistics follow). Returns the version.
+
+    Raises :class:`VersionNotFound`, :class:`InvalidArgument`.
+    """
+    cluster = clean_cluster(cluster)
+    with operation() as changes:
+        version = get_version(serial, lock=True)
+        if version.cluster != cluster:
+            _recluster(version, cluster, changes, timezone.now())
+    return version
+
+
+def remove_version(serial: int) -> None:
+    """Delete version ``serial`` and its attributes. If it was current, the newest remaining
+    version becomes current. Raises :class:`VersionNotFound`."""
+    with operation() as changes:
+        version = get_version(serial, lock=True)
+        _remove_versions(Version.objects.filter(serial=version.serial), changes)
+
+
+def purge(
+    path: str,
+    *,
+    clusters: Iterable[int] = (Cluster.HISTORY,),
+    before: datetime | None = None,
+    subtree: bool = False,
+) -> list[int]:
+    """Delete the versions of ``path`` (and with ``subtree``, of all its descendants) in
+    ``clusters`` written before ``before`` (all of them when None). Nodes whose current
+    version goes get their newest remaining version as current. Returns the deleted serials.
+
+    Raises :class:`NodeNotFound`, :class:`InvalidArgument`.
+    """
+    clusters = sorted({clean_cluster(c, "clusters") for c in clusters})
+    before = clean_time(before)
+    path = paths.clean_path(path, allow_root=True)
+    with operation() as changes:
+        node = get_node(path)
+        qs = Version.objects.filter(cluster__in=clusters)
+        qs = qs.filter(node__in=Node.objects.subtree(path).values("pk")) if subtree else qs.filter(node=node)
+        if before is not None:
+            qs = qs.filter(mtime__lt=before)
+        return _remove_versions(qs, changes)
+
+
+CHUNK = 500  # ids per IN (...) list, well below every database's parameter limit
+
+
+def _chunks(items: Sequence, size: int = CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _remove_versions(qs, changes: ChangeSet) -> list[int]:
+    """Delete the versions of ``qs`` with their attributes; fix statistics, content
+    references, current pointers, and report the versions whose validity interval grew."""
+    previous = Version.objects.filter(node=OuterRef("node"), serial__lt=OuterRef("serial"))
+    rows = list(
+        qs.order_by().annotate(previous=Subquery(previous.order_by("-serial").values("serial")[:1]))
+        .values_list("serial", "node_id", "node__path", "node__current", "cluster", "size",
+                     "checksum", "previous")
+    )
+    if not rows:
+        return []
+    now = timezone.now()
+    serials = [row[0] for row in rows]
+    for serial, node_id, path, current, cluster, size, checksum, _ in rows:
+        changes.count(path, cluster, -1, -size, now)
+    for chunk in _chunks(serials):
+        Attribute.objects.filter(version__in=chunk).delete()
+        Version.objects.filter(serial__in=chunk).delete()
+    content_store.release(Counter(row[6] for row in rows))
+    # Nodes that lost their current version fall back to their newest remaining one.
+    newest = Version.objects.filter(node=OuterRef("pk")).order_by("-serial").values("serial")[:1]
+    orphaned = sorted({row[1] for row in rows if row[3] == row[0]})
+    for chunk in _chunks(orphaned):
+        Node.objects.filter(pk__in=chunk).update(current=Subquery(newest))
+    removed = set(serials)
+    changes.removed_versions |= removed
+    changes.versions |= {row[7] for row in rows if row[7] is not None} - removed
+    changes.nodes |= {row[1] for row in rows}
+    return serials
+
+
+# --- reading versions ------------------------------------------------------------------------
+
+
+def versions(path: str):
+    """The versions of ``path``, newest first, as a QuerySet. Raises :class:`NodeNotFound`."""
+    return Version.objects.filter(node=get_node(path)).select_related("node").order_by("-serial")
+
+
+def get_version(serial: int, *, lock: bool = False) -> Version:
+    """The version with this serial (with its node). Raises :class:`VersionNotFound`."""
+    serial = clean_serial(serial)
+    qs = Version.objects.select_related("node")
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    version = qs.filter(serial=serial).first()
+    if version is None:
+        raise VersionNotFound(f"no version with serial {serial}")
+    return version
+
+
+def lookup(path: str, *, before: datetime | None = None, cluster: int | None = None) -> Version | None:
+    """The version of ``path`` that is current as of ``before`` (now when None), or None.
+
+    With ``cluster`` None: as of now, the current version if it is NORMAL; as of a past
+    time, the version current then unless it is a delete marker (it has since moved to
+    HISTORY, but it was the live one). With a ``cluster``: that version only if it is in
+    ``cluster`` today. One query. Raises :class:`InvalidPath`, :class:`InvalidArgument`.
+    """
+    path = paths.clean_path(path)
+    before = clean_time(before)
+    if cluster is not None:
+        cluster = clean_cluster(cluster)
+    if before is None:
+        qs = Version.objects.filter(node__path=path, node__current=F("serial"))
+    else:
+        qs = Version.objects.filter(node__path=path, mtime__lt=before).order_by("-serial")
+    version = qs.select_related("node").first()
+    if version is None:
+        return None
+    if cluster is not None:
+        return version if version.cluster == cluster else None
+    if before is None:
+        return version if version.cluster == Cluster.NORMAL else None
+    return None if version.is_delete_marker else version
+
+
+def open_content(version: Version | int) -> BinaryIO:
+    """The content of a version as a binary file-like object. Raises :class:`VersionNotFound`."""
+    if not isinstance(version, Version):
+        version = get_version(version)
+    return version.open()
+
+
+# --- attributes ------------------------------------------------------------------------------
+
+
+def _clean_attributes(items: Mapping[str, Any], domain: str) -> dict[str, str]:
+    if not isinstance(domain, str) or len(domain) > 255 or any(ord(c) < 32 for c in domain):
+        raise InvalidArgument(f"attribute domain {domain!r} must be at most 255 printable characters")
+    if not isinstance(items, Mapping):
+        raise InvalidArgument(f"attributes must be a mapping of key to value, not {type(items).__name__}")
+    return {clean_key(k): clean_value(v) for k, v in items.items()}
+
+
+def _upsert_attributes(serial: int, items: Mapping[str, str], domain: str) -> None:
+    if not items:
+        return
+    Attribute.objects.bulk_create(
+        [Attribute(version_id=serial, domain=domain, key=k, value=v, value_number=as_number(v))
+         for k, v in items.items()],
+        update_conflicts=True,
+        unique_fields=["version", "domain", "key"],
+        update_fields=["value", "value_number"],
+    )
+
+
+def _attributes_changed(version: Version, changes: ChangeSet) -> None:
+    changes.versions.add(version.serial)
+    if version.node.current_id == version.serial:
+        changes.nodes.add(version.node_id)
+
+
+def get_attributes(serial: int, keys: Iterable[str] | None = None, *, domain: str = "") -> dict[str, str]:
+    """The attributes of version ``serial`` in ``domain`` as {key: value}, all of them or only
+    ``keys``. Raises :class:`VersionNotFound`."""
+    serial = clean_serial(serial)
+    qs = Attribute.objects.filter(version_id=serial, domain=domain)
+    if keys is not None:
+        qs = qs.filter(key__in=[clean_key(k) for k in keys])
+    result = dict(qs.order_by("key").values_list("key", "value"))
+    if not result and not Version.objects.filter(serial=serial).exists():
+        raise VersionNotFound(f"no version with serial {serial}")
+    return result
+
+
+def set_attributes(serial: int, items: Mapping[str, Any], *, domain: str = "") -> None:
+    """Set (insert or update) attributes of version ``serial`` in ``domain``.
+    Raises :class:`VersionNotFound`, :class:`InvalidArgument`."""
+    items = _clean_attributes(items, domain)
+    with operation() as changes:
+        version = get_version(serial, lock=True)
+        _upsert_attributes(version.serial, items, domain)
+        _attributes_changed(version, changes)
+
+
+def delete_attributes(serial: int, keys: Iterable[str] | None = None, *, domain: str = "") -> int:
+    """Delete all attributes of version ``serial`` in ``domain``, or only ``keys``; return how
+    many went. Raises :class:`VersionNotFound`."""
+    with operation() as changes:
+        version = get_version(serial, lock=True)
+        qs = Attribute.objects.filter(version=version, domain=domain)
+        if keys is not None:
+            qs = qs.filter(key__in=[clean_key(k) for k in keys])
+        deleted, _ = qs.delete()
+        if deleted:
+            _attributes_changed(version, changes)
+    return deleted
+
+
+def copy_attributes(source: int, destination: int, *, domain: str | None = None) -> None:
+    """Copy the attributes of version ``source`` (all domains, or one) onto ``destination``,
+    overwriting equal keys. Raises :class:`VersionNotFound`."""
+    source = clean_serial(source)
+    with operation() as changes:
+        target = get_version(destination, lock=True)
+        get_version(source)
+        qs = Attribute.objects.filter(version_id=source)
+        if domain is not None:
+            qs = qs.filter(domain=domain)
+        rows = [Attribute(version_id=target.serial, domain=a.domain, key=a.key, value=a.value,
+                          value_number=a.value_number) for a in qs]
+        if rows:
+            Attribute.objects.bulk_create(rows, update_conflicts=True,
+                                          unique_fields=["version", "domain", "key"],
+                                          update_fields=["value", "value_number"])
+            _attributes_changed(target, changes)
+
+
+def attribute_domains(serial: int | None = None) -> list[str]:
+    """The attribute domains in use, by one version or by all."""
+    qs = Attribute.objects.all() if serial is None else Attribute.objects.filter(version_id=clean_serial(serial))
+    return list(qs.order_by("domain").values_list("domain", flat=True).distinct())
+
+
+def latest_attribute_keys(
+    parent: str = "",
+    *,
+    domain: str = "",
+    before: datetime | None = None,
+    except_cluster: int = Cluster.DELETED,
+    prefixes: Sequence[str] = (),
+) -> list[str]:
+    """The attribute keys (in ``domain``) used by the latest versions below ``parent``, as of
+    ``before``, leaving out versions in ``except_cluster``; optionally only below the path
+    ``prefixes``. Raises :class:`NodeNotFound`, :class:`InvalidArgument`."""
+    from .listing import latest_versions
+
+    parent = get_node(parent)
+    latest = latest_versions(before=clean_time(before), except_cluster=clean_cluster(except_cluster, "except_cluster"))
+    latest = latest.filter(node__in=Node.objects.subtree(parent.path, include_self=False).values("pk"))
+    if prefixes:
+        q = Q()
+        for prefix in prefixes:
+            prefix = paths.clean_prefix(prefix)
+            q |= Q(node__path__startswith=prefix)
+        latest = latest.filter(q)
+    keys = Attribute.objects.filter(version__in=latest.values("serial"), domain=domain)
+    return list(keys.order_by("key").values_list("key", flat=True).distinct())
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatisticsResult:
+    """Population (first level), total size (all levels) and last change time."""
+
+    population: int = 0
+    size: int = 0
+    mtime: datetime | None = None
+
+
+def get_statistics(path: str = "", cluster: int = Cluster.NORMAL) -> StatisticsResult:
+    """The stored statistics of ``cluster`` below ``path``. Raises :class:`NodeNotFound`."""
+    cluster = clean_cluster(cluster)
+    node = get_node(path)
+    row = Statistics.objects.filter(node=node, cluster=cluster).first()
+    return StatisticsResult(row.population, row.size, row.mtime) if row else StatisticsResult()
+
+
+def latest_statistics(
+    path: str = "", *, before: datetime | None = None, except_cluster: int = Cluster.DELETED
+) -> StatisticsResult:
+    """Statistics of the *latest* versions below ``path`` as of ``before``, leaving out those
+    in ``except_cluster``: population counts children, size and mtime cover all descendants.
+    Computed from the versions (one query). Raises :class:`NodeNotFound`."""
+    from .listing import latest_versions
+
+    node = get_node(path)
+    latest = latest_versions(before=clean_time(before), except_cluster=clean_cluster(except_cluster, "except_cluster"))
+    latest = latest.filter(node__in=Node.objects.subtree(node.path, include_self=False).values("pk"))
+    totals = latest.aggregate(
+        population=Count("serial", filter=Q(node__parent=node)), size=Sum("size"), mtime=Max("mtime")
+    )
+    return StatisticsResult(totals["population"], totals["size"] or 0, totals["mtime"])
+
+
+@dataclass(frozen=True)
+class StatisticsDifference:
+    path: str
+    cluster: int
+    stored: StatisticsResult
+    expected: StatisticsResult
+
+    def __str__(self) -> str:
+        return (f"{self.path or '/'} [{Cluster(self.cluster).label}]: stored population={self.stored.population} "
+                f"size={self.stored.size}, expected population={self.expected.population} size={self.expected.size}")
+
+
+def recompute_statistics(*, fix: bool = False) -> list[StatisticsDifference]:
+    """Recompute every node's statistics from the versions and return where the stored ones
+    differ (population or size, or an mtime older than the newest version below). With
+    ``fix``, the stored rows are rewritten to the recomputed values."""
+    expected: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0, None])
+    per_node = Version.objects.values_list("node__path", "cluster").annotate(
+        n=Count("serial"), size=Sum("size"), mtime=Max("mtime")).order_by()
+    for path, cluster, n, size, mtime in per_node:
+        for level, ancestor in enumerate(reversed(paths.ancestor_paths(path))):
+            entry = expected[(ancestor, cluster)]
+            if level == 0:
+                entry[0] += n
+            entry[1] += size
+            entry[2] = mtime if entry[2] is None else max(entry[2], mtime)
+    stored = {(p, c): (pop, size, mtime, pk) for pk, p, c, pop, size, mtime in
+              Statistics.objects.values_list("pk", "node__path", "cluster", "population", "size", "mtime")}
+    differences = []
+    for key in sorted(expected.keys() | stored.keys()):
+        population, size, mtime = expected.get(key, (0, 0, None))
+        s_pop, s_size, s_mtime, _ = stored.get(key, (0, 0, None, None))
+        stale = mtime is not None and (s_mtime is None or s_mtime < mtime)
+        if (population, size) != (s_pop, s_size) or stale:
+            differences.append(StatisticsDifference(
+                key[0], key[1], StatisticsResult(s_pop, s_size, s_mtime), StatisticsResult(population, size, mtime)))
+    if fix and differences:
+        with operation():
+            ids = dict(Node.objects.filter(path__in={d.path for d in differences}).values_list("path", "pk"))
+            for d in differences:
+                mtime = max(filter(None, [d.stored.mtime, d.expected.mtime]), default=None)
+                Statistics.objects.update_or_create(
+                    node_id=ids[d.path], cluster=d.cluster,
+                    defaults={"population": d.expected.population, "size": d.expected.size, "mtime": mtime})
+    return differences

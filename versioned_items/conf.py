@@ -1,0 +1,55 @@
+"""The app's settings, read lazily from ``settings.VERSIONED_ITEMS``.
+
+Values are looked up on every access, never copied at import time, so
+``override_settings(VERSIONED_ITEMS={...})`` works in tests. Keys not given fall back to
+:data:`DEFAULTS`::
+
+    from versioned_items.conf import app_settings
+    app_settings.STORAGE
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Alias in settings.STORAGES of the storage that keeps content, content-addressed.
+    "STORAGE": "default",
+    # Folder inside that storage under which content files are kept.
+    "CONTENT_PREFIX": "versioned_items",
+    # --- search (versioned_items.search) ---
+    # Haystack connection names of the two indexes.
+    "LATEST_CONNECTION": "vi_latest",
+    "HISTORY_CONNECTION": "vi_history",
+    # Text extracted from one version is cut to this many characters (the cut is recorded).
+    "EXTRACT_MAX_CHARS": 1_000_000,
+    # Attribute keys ("domain.key", or "key" for the empty domain) offered as facets.
+    "FACET_ATTRIBUTES": [],
+    # True: index writes happen inside the caller's commit hook, before put() returns.
+    # False: they are handed to a background applier (group commit); see the README.
+    "SEARCH_SYNC": False,
+    # Upper bound in seconds on how long a committed change may stay invisible to search.
+    "SEARCH_MAX_LAG": 2.0,
+    # Changes applied to the indexes per writer commit (outbox entries, or versions when
+    # rebuilding); the outbox is drained in rounds of this size.
+    "SEARCH_BATCH_SIZE": 500,
+    # Seconds to wait for an index's write lock before raising IndexUnavailable. Writers wait
+    # for each other instead of failing with Whoosh's LockError.
+    "SEARCH_LOCK_TIMEOUT": 120.0,
+    # Folder for the lock files that order index appliers and rebuilds across processes.
+    # None: the folder that holds the latest connection's Whoosh PATH, else the temp folder.
+    "SEARCH_LOCK_DIR": None,
+}
+
+
+class AppSettings:
+    """Attribute access to the app's settings, with defaults."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"versioned_items has no setting {name!r}")
+        user = getattr(settings, "VERSIONED_ITEMS", {}) or {}
+        return user.get(name, DEFAULTS[name])
+
+
+app_settings = AppSettings()

@@ -1,0 +1,147 @@
+"""Loading a directory tree into the store (the library behind ``manage.py vi_import``).
+
+Files map to paths below ``under``: ``DIR/a/b.txt`` becomes ``under/a/b.txt``. A file whose
+content differs from the current version gets a new version; a file whose content is the same
+costs nothing but reading it; a live item below ``under`` whose file is gone gets a delete
+marker. Writes are grouped into transactions of ``batch_size`` files.
+
+Refused or skipped, with a warning each: symbolic links that lead outside ``DIR``, files that
+cannot be read, names that are not valid paths, and anything that is not a regular file.
+Version-control folders (``.git``, ``.hg``, ``.svn``) and ``__pycache__`` are not entered.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import api, paths
+from .content import checksum_of
+from .exceptions import InvalidArgument, InvalidInput
+from .listing import latest_versions
+from .models import Node
+from .validation import clean_user
+
+SKIPPED_DIRECTORIES = {".git", ".hg", ".svn", "__pycache__"}
+
+
+@dataclass
+class ImportReport:
+    """Counts of what an import did, and the warnings it gave."""
+
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def skip(self, message: str) -> None:
+        self.skipped += 1
+        self.warnings.append(message)
+
+    def __str__(self) -> str:
+        return (f"new {self.new}, changed {self.changed}, deleted {self.deleted}, "
+                f"unchanged {self.unchanged}, skipped {self.skipped}")
+
+
+def _walk(root: Path, report: ImportReport) -> Iterator[tuple[str, Path]]:
+    """(relative path with '/', file to read) for every importable file, in sorted order."""
+    real_root = root.resolve()
+    for folder, directories, files in os.walk(root):
+        directories[:] = sorted(d for d in directories if d not in SKIPPED_DIRECTORIES)
+        for name in sorted(files) + [d for d in directories if (Path(folder) / d).is_symlink()]:
+            file = Path(folder) / name
+            relative = file.relative_to(root).as_posix()
+            if file.is_symlink():
+                target = file.resolve()
+                if target != real_root and real_root not in target.parents:
+                    report.skip(f"{relative}: refused, the symbolic link leads outside {root}")
+                    continue
+                if target.is_dir():
+                    continue  # its files are imported where they really are
+            if not file.is_file():
+                report.skip(f"{relative}: skipped, not a regular file or cannot be read")
+                continue
+            yield relative, file
+
+
+def import_directory(
+    root: str | os.PathLike,
+    *,
+    under: str = "",
+    user: str = "",
+    batch_size: int = 200,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import the tree at ``root`` below the path ``under``; return an :class:`ImportReport`.
+
+    ``progress`` is called with the number of files handled after each file.
+    Raises :class:`InvalidArgument` when ``root`` is not a directory, :class:`InvalidPath`
+    for a bad ``under``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidArgument(f"{str(root)!r} is not a directory")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgument(f"batch_size {batch_size!r} must be a positive whole number")
+    under = paths.clean_path(under, allow_root=True)
+    user = clean_user(user)
+    prefix = paths.subtree_prefix(under)
+    current = dict(
+        latest_versions().filter(node__in=Node.objects.subtree(under, include_self=False).values("pk"))
+        .values_list("node__path", "checksum")
+    )
+    report = ImportReport()
+    seen: set[str] = set()
+    pending: list[tuple[str, bytes]] = []
+
+    def flush() -> None:
+        with api.batch():
+            for path, data in pending:
+                api.put(path, data, user=user)
+        pending.clear()
+
+    for relative, file in _walk(root, report):
+        try:
+            path = paths.clean_path(prefix + relative)
+        except InvalidInput as error:
+            report.skip(f"{relative}: skipped, {error}")
+            continue
+        try:
+            data = file.read_bytes()
+        except OSError as error:
+            report.skip(f"{relative}: skipped, cannot be read ({error.strerror or error})")
+            continue
+        seen.add(path)
+        known = current.get(path)
+        if known is not None and known == checksum_of(data):
+            report.unchanged += 1
+        else:
+            pending.append((path, data))
+            if known is None:
+                report.new += 1
+            else:
+                report.changed += 1
+            if len(pending) >= batch_size:
+                flush()
+        if progress:
+            progress(1)
+    if pending:
+        flush()
+    gone = sorted(set(current) - seen)
+    for start in range(0, len(gone), batch_size):
+        with api.batch():
+            for path in gone[start : start + batch_size]:
+                api.delete(path, user=user)
+    report.deleted = len(gone)
+    return report
+
+
+def count_files(root: str | os.PathLike) -> int:
+    """How many files an import of ``root`` will look at (for a progress bar's total)."""
+    total = 0
+    for _, directories, files in os.walk(root):
+        directories[:] = [d for d in directories if d not in SKIPPED_DIRECTORIES]
+        total += len(files)
+    return total

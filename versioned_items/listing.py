@@ -1,0 +1,243 @@
+"""S3-style listing of the latest versions below a node.
+
+:func:`list_latest` answers a page in a bounded number of queries, however many common
+prefixes the page holds: one query for a flat listing or a ``/``-delimited one (plus one to
+load full version objects when ``properties`` is asked for). Where the origin document ran one
+query per common prefix, the ``/`` delimiter is answered from the tree itself: the entries of a
+level are the nodes at one depth, each an object (it has a visible latest version), a common
+prefix (something visible lies below it), or both.
+
+Ordering. Flat listings are in path order (code point order). ``/``-delimited listings are in
+tree order: by name within the level, a name's object entry right before its common prefix
+(``a``, ``a/``, ``a-b``). This is what a file browser shows, and it differs from S3's strict
+key order only for names that extend another name with a character below ``/`` (such as
+``-`` or ``.``). Other delimiters use S3's order, computed in one query that reads the whole
+remaining range.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Sequence
+
+from django.db.models import (
+    Case, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When,
+)
+from django.db.models.functions import Concat, Length, StrIndex, Substr
+
+from . import paths
+from .exceptions import InvalidArgument
+from .filters import filter_q
+from .models import Cluster, Node, Version
+from .validation import (
+    clean_cluster, clean_delimiter, clean_limit, clean_size_range, clean_time,
+)
+
+@dataclass
+class Entry:
+    """One object of a listing: its path, the serial of its latest version, and the version
+    itself when ``properties=True`` was asked for."""
+
+    path: str
+    serial: int
+    version: Version | None = None
+
+
+@dataclass
+class ListResult:
+    """A page of a listing. ``next_marker`` is None on the last page."""
+
+    objects: list[Entry] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    next_marker: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.next_marker is not None
+
+
+def latest_versions(*, before: datetime | None = None, except_cluster: int | None = Cluster.DELETED) -> QuerySet:
+    """Each node's latest version as of ``before`` (now when None), leaving out those in
+    ``except_cluster``. Without ``before`` this reads the cached current pointer."""
+    if before is None:
+        qs = Version.objects.filter(node__current=F("serial"))
+    else:
+        newest = Version.objects.filter(node=OuterRef("node"), mtime__lt=before).order_by("-serial")
+        qs = Version.objects.filter(mtime__lt=before, serial=Subquery(newest.values("serial")[:1]))
+    if except_cluster is not None:
+        qs = qs.exclude(cluster=except_cluster)
+    return qs
+
+
+def _paths_q(path_filters: Sequence[str]) -> Q:
+    """``"docs/a*"`` matches paths starting with ``docs/a``; other entries match exactly."""
+    if isinstance(path_filters, str):
+        raise InvalidArgument(f"paths must be a list of paths, not the string {path_filters!r}")
+    q = Q()
+    for item in path_filters:
+        if isinstance(item, str) and item.endswith("*"):
+            q |= Q(node__path__startswith=paths.clean_prefix(item[:-1]))
+        else:
+            q |= Q(node__path=paths.clean_path(item))
+    return q
+
+
+def list_latest(
+    parent: str = "",
+    *,
+    prefix: str = "",
+    delimiter: str | None = None,
+    marker: str | None = None,
+    limit: int = 1000,
+    before: datetime | None = None,
+    except_cluster: int | None = Cluster.DELETED,
+    paths_filter: Sequence[str] = (),
+    size_range: tuple[int | None, int | None] | None = None,
+    filter: str | None = None,
+    domain: str = "",
+    properties: bool = False,
+) -> ListResult:
+    """List the latest versions below ``parent``, S3 style.
+
+    ``prefix`` is relative to ``parent``; paths, prefixes and ``marker`` are full paths.
+    Common prefixes (with ``delimiter``) are reported once, ending with the delimiter.
+    ``marker`` is exclusive: pass the previous page's ``next_marker``. ``limit`` counts
+    objects and prefixes together and is never exceeded. ``before`` lists the state as of
+    that time; versions whose latest is in ``except_cluster`` (None: none) are left out.
+    ``paths_filter`` keeps paths equal to an entry, or starting with it when it ends in
+    ``*``. ``size_range`` is an inclusive (min, max), either may be None. ``filter`` is an
+    attribute filter expression (:mod:`versioned_items.filters`) on keys of ``domain``.
+
+    Raises :class:`NodeNotFound`, :class:`InvalidPath`, :class:`InvalidArgument`,
+    :class:`InvalidFilter`.
+    """
+    from .api import get_node
+
+    parent_node = get_node(paths.clean_path(parent, allow_root=True))
+    full_prefix = paths.subtree_prefix(parent_node.path) + paths.clean_prefix(prefix)
+    delimiter = clean_delimiter(delimiter)
+    limit = clean_limit(limit)
+    if marker is not None and (not isinstance(marker, str) or any(ord(c) < 32 for c in marker)):
+        raise InvalidArgument(f"marker {marker!r} must be a printable string")
+    marker = marker or None
+    low, high = clean_size_range(size_range)
+    if except_cluster is not None:
+        except_cluster = clean_cluster(except_cluster, "except_cluster")
+    visible = latest_versions(before=clean_time(before), except_cluster=except_cluster)
+    visible = visible.filter(filter_q(filter, domain)).filter(_paths_q(paths_filter))
+    if low is not None:
+        visible = visible.filter(size__gte=low)
+    if high is not None:
+        visible = visible.filter(size__lte=high)
+    if limit == 0:
+        return ListResult()
+    if delimiter is None:
+        result = _list_flat(visible, full_prefix, marker, limit)
+    elif delimiter == paths.SEPARATOR:
+        result = _list_level(visible, full_prefix, marker, limit)
+    else:
+        result = _list_grouped(visible, full_prefix, delimiter, marker, limit)
+    if properties and result.objects:
+        loaded = Version.objects.select_related("node").in_bulk([e.serial for e in result.objects])
+        for entry in result.objects:
+            entry.version = loaded.get(entry.serial)
+    return result
+
+
+def _range_q(field: str, prefix: str) -> Q:
+    q = Q(**{f"{field}__gte": prefix}) if prefix else Q()
+    upper = paths.next_prefix(prefix)
+    return q & Q(**{f"{field}__lt": upper}) if upper else q
+
+
+def _list_flat(visible: QuerySet, prefix: str, marker: str | None, limit: int) -> ListResult:
+    qs = visible.filter(_range_q("node__path", prefix))
+    if marker is not None:
+        qs = qs.filter(node__path__gt=marker)
+    rows = list(qs.order_by("node__path").values_list("node__path", "serial")[: limit + 1])
+    result = ListResult(objects=[Entry(p, s) for p, s in rows[:limit]])
+    if len(rows) > limit:
+        result.next_marker = rows[limit - 1][0]
+    return result
+
+
+def _level_marker(prefix: str, marker: str | None) -> tuple[str, int] | None:
+    """The marker as a tree-order position (node path, 0 for its object / 1 for its prefix)."""
+    if marker is None or marker < prefix:
+        return None
+    rest = marker[len(prefix):] if marker.startswith(prefix) else None
+    if rest is None:
+        return (marker, 1)
+    name, sep, _ = rest.partition(paths.SEPARATOR)
+    return (prefix + name, 1 if sep else 0)
+
+
+def _list_level(visible: QuerySet, prefix: str, marker: str | None, limit: int) -> ListResult:
+    """One query: the nodes of one depth, each flagged object and/or common prefix."""
+    depth = prefix.count(paths.SEPARATOR) + 1
+    below = visible.filter(
+        node__path__gt=Concat(OuterRef("path"), Value(paths.SEPARATOR)),
+        node__path__lt=Concat(OuterRef("path"), Value(chr(ord(paths.SEPARATOR) + 1))),
+    )
+    nodes = Node.objects.filter(_range_q("path", prefix), depth=depth)
+    position = _level_marker(prefix, marker)
+    if position is not None:
+        nodes = nodes.filter(path__gt=position[0]) if position[1] else nodes.filter(path__gte=position[0])
+    nodes = (
+        nodes.annotate(
+            serial=Subquery(visible.filter(node=OuterRef("pk")).values("serial")[:1]),
+            has_below=Exists(below),
+        )
+        .filter(Q(serial__isnull=False) | Q(has_below=True))
+        .order_by("path")
+        .values_list("path", "serial", "has_below")
+    )
+    result = ListResult()
+    entries = 0
+    last = None
+    for path, serial, has_below in nodes[: limit + 2]:
+        for kind, wanted in ((0, serial is not None), (1, has_below)):
+            if not wanted or (position is not None and (path, kind) <= position):
+                continue
+            if entries == limit:
+                result.next_marker = last
+                return result
+            if kind == 0:
+                result.objects.append(Entry(path, serial))
+                last = path
+            else:
+                result.prefixes.append(path + paths.SEPARATOR)
+                last = path + paths.SEPARATOR
+            entries += 1
+    return result
+
+
+def _list_grouped(visible: QuerySet, prefix: str, delimiter: str, marker: str | None, limit: int) -> ListResult:
+    """One query grouping the remaining range by the text up to the first delimiter."""
+    start = len(prefix) + 1
+    rest = Substr("node__path", start)
+    position = StrIndex(rest, Value(delimiter))
+    ends_at_delimiter = Q(position=Length(rest) - len(delimiter) + 1)
+    rows = (
+        visible.filter(_range_q("node__path", prefix))
+        .annotate(position=position)
+        .annotate(
+            is_prefix=Case(When(Q(position=0) | ends_at_delimiter, then=Value(0)), default=Value(1),
+                           output_field=IntegerField()),
+            key=Case(
+                When(Q(position=0) | ends_at_delimiter, then=F("node__path")),
+                default=Substr("node__path", 1, F("position") + len(prefix) + len(delimiter) - 1),
+            ),
+        )
+    )
+    if marker is not None:
+        rows = rows.filter(key__gt=marker)
+    rows = list(rows.values("key", "is_prefix").annotate(serial=Max("serial")).order_by("key", "is_prefix")[: limit + 1])
+    result = ListResult()
+    for row in rows[:limit]:
+        if row["is_prefix"]:
+            result.prefixes.append(row["key"])
+        else:
+            result.objects.append(Entry(row["key"], row["serial"]))
+    if len(rows) > limit:
+        result.next_marker = rows[limit - 1]["key"]
+    return result

@@ -1,0 +1,269 @@
+"""The storage models: a path tree of nodes, their versions, attributes and statistics.
+
+Writes go through :mod:`versioned_items.api`, never through ``save()`` or ``QuerySet.update()``
+on these models: the API keeps statistics, content references and the search indexes in step.
+The QuerySets here are for reading.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from . import paths
+
+
+class CodePointMixin:
+    """Compare values in Unicode code point order on every database.
+
+    SQLite compares text bytewise (code point order for UTF-8). PostgreSQL uses the database
+    collation, which for most locales ignores punctuation: ``docs/b`` would sort between
+    ``docsa`` and ``docsc``, and a prefix would no longer be one index range. The ``C``
+    collation restores code point order, so prefix scans, markers and string comparisons in
+    filters behave the same everywhere.
+    """
+
+    def db_parameters(self, connection):
+        params = super().db_parameters(connection)
+        if connection.vendor == "postgresql":
+            params["collation"] = "C"
+        return params
+
+
+class CodePointCharField(CodePointMixin, models.CharField):
+    pass
+
+
+class CodePointTextField(CodePointMixin, models.TextField):
+    pass
+
+
+class Cluster(models.IntegerChoices):
+    NORMAL = 0, _("normal")
+    HISTORY = 1, _("history")
+    DELETED = 2, _("deleted")
+
+
+class Versioning(models.TextChoices):
+    INHERIT = "", _("inherit from parent")
+    AUTO = "auto", _("keep every version")
+    NONE = "none", _("keep only the current version")
+
+
+class NodeQuerySet(models.QuerySet):
+    def subtree(self, path: str, include_self: bool = True) -> "NodeQuerySet":
+        """The node at ``path`` (if ``include_self``) and its descendants, as one path range."""
+        prefix = paths.subtree_prefix(path)
+        if not prefix:
+            return self.all() if include_self else self.exclude(path="")
+        q = Q(path__gte=prefix, path__lt=paths.next_prefix(prefix))
+        if include_self:
+            q |= Q(path=path)
+        return self.filter(q)
+
+    def ancestors_of(self, path: str) -> "NodeQuerySet":
+        """The ancestors of ``path``, served by the path index (``path IN (...)``)."""
+        return self.filter(path__in=paths.ancestor_paths(path))
+
+    def live(self) -> "NodeQuerySet":
+        """Nodes whose current version is in the NORMAL cluster."""
+        return self.filter(current__cluster=Cluster.NORMAL)
+
+
+class Node(models.Model):
+    """A path in the tree. The root has the path ``""`` and no parent."""
+
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name=_("parent"),
+        help_text=_("The node one level up; empty for the root."),
+    )
+    path = CodePointCharField(
+        _("path"),
+        max_length=paths.MAX_PATH_BYTES,
+        unique=True,
+        help_text=_("Segments separated by '/', without leading or trailing '/'."),
+    )
+    depth = models.PositiveIntegerField(
+        _("depth"), help_text=_("Number of path segments; 0 for the root.")
+    )
+    versioning = models.CharField(
+        _("versioning"),
+        max_length=8,
+        choices=Versioning.choices,
+        blank=True,
+        default=Versioning.INHERIT,
+        help_text=_("Whether old versions are kept in this subtree; inherited when empty."),
+    )
+    current = models.ForeignKey(
+        "Version",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("current version"),
+        help_text=_("The newest version in any cluster (cached; kept by the API)."),
+    )
+
+    objects = NodeQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("node")
+        verbose_name_plural = _("nodes")
+        ordering = ["path"]
+        indexes = [models.Index(fields=["depth", "path"], name="vi_node_depth_path")]
+
+    def __str__(self) -> str:
+        return self.path or "/"
+
+    @property
+    def name(self) -> str:
+        """The last path segment (``""`` for the root)."""
+        return paths.name(self.path)
+
+
+class VersionQuerySet(models.QuerySet):
+    def newest_first(self) -> "VersionQuerySet":
+        return self.order_by("-serial")
+
+    def in_subtree(self, path: str, include_self: bool = True) -> "VersionQuerySet":
+        return self.filter(node__in=Node.objects.subtree(path, include_self).values("pk"))
+
+    def current(self) -> "VersionQuerySet":
+        """Versions that are their node's current version."""
+        return self.filter(node__current=models.F("serial"))
+
+
+class Version(models.Model):
+    """One version of a node. Serials grow with every write, across all nodes."""
+
+    serial = models.BigAutoField(_("serial"), primary_key=True)
+    node = models.ForeignKey(
+        Node, on_delete=models.PROTECT, related_name="versions", verbose_name=_("node")
+    )
+    size = models.BigIntegerField(_("size"), default=0, help_text=_("Content length in bytes."))
+    source = models.BigIntegerField(
+        _("source"),
+        null=True,
+        blank=True,
+        help_text=_("Serial of the version this one was copied or restored from."),
+    )
+    mtime = models.DateTimeField(_("modified"), help_text=_("When this version was written."))
+    muser = models.CharField(
+        _("modified by"), max_length=150, blank=True, help_text=_("User name or id of the writer.")
+    )
+    cluster = models.PositiveSmallIntegerField(
+        _("cluster"), choices=Cluster.choices, default=Cluster.NORMAL
+    )
+    content_type = models.CharField(_("content type"), max_length=255, blank=True)
+    checksum = models.CharField(
+        _("checksum"),
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text=_("SHA-256 of the content, hex; empty for a delete marker."),
+    )
+
+    objects = VersionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("version")
+        verbose_name_plural = _("versions")
+        ordering = ["-serial"]
+        indexes = [
+            models.Index(fields=["node", "serial"], name="vi_version_node_serial"),
+            models.Index(fields=["node", "mtime"], name="vi_version_node_mtime"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}@{self.serial}"
+
+    @property
+    def is_delete_marker(self) -> bool:
+        return self.cluster == Cluster.DELETED and not self.checksum
+
+    def open(self):
+        """The content as a binary file-like object (empty for a delete marker)."""
+        from .content import open_content
+
+        return open_content(self.checksum)
+
+
+class Attribute(models.Model):
+    """A key/value pair on a version. Keys are unique per (version, domain)."""
+
+    version = models.ForeignKey(
+        Version, on_delete=models.CASCADE, related_name="attributes", verbose_name=_("version")
+    )
+    domain = models.CharField(
+        _("domain"), max_length=255, blank=True, default="", help_text=_("Namespace of the key.")
+    )
+    key = CodePointCharField(_("key"), max_length=255)
+    value = CodePointTextField(_("value"), blank=True)
+    value_number = models.FloatField(
+        _("numeric value"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("The value as a number when it is one; used by numeric filters."),
+    )
+
+    class Meta:
+        verbose_name = _("attribute")
+        verbose_name_plural = _("attributes")
+        ordering = ["domain", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "domain", "key"], name="vi_attribute_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        key = f"{self.domain}.{self.key}" if self.domain else self.key
+        return f"{key}={self.value}"
+
+
+class Statistics(models.Model):
+    """Totals of one cluster below a node.
+
+    ``population`` counts the versions of the node's children (first level only); ``size``
+    sums the versions of all descendants; ``mtime`` is the last time anything below changed.
+    """
+
+    node = models.ForeignKey(
+        Node, on_delete=models.CASCADE, related_name="statistics", verbose_name=_("node")
+    )
+    cluster = models.PositiveSmallIntegerField(_("cluster"), choices=Cluster.choices)
+    population = models.BigIntegerField(_("population"), default=0)
+    size = models.BigIntegerField(_("size"), default=0)
+    mtime = models.DateTimeField(_("last change"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("statistics")
+        verbose_name_plural = _("statistics")
+        constraints = [
+            models.UniqueConstraint(fields=["node", "cluster"], name="vi_statistics_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}/{self.get_cluster_display()}"
+
+
+class Blob(models.Model):
+    """One stored content file, shared by every version with the same checksum."""
+
+    checksum = models.CharField(_("checksum"), max_length=64, primary_key=True)
+    size = models.BigIntegerField(_("size"))
+    refcount = models.BigIntegerField(
+        _("reference count"), default=0, help_text=_("Number of versions using this content.")
+    )
+
+    class Meta:
+        verbose_name = _("content blob")
+        verbose_name_plural = _("content blobs")
+
+    def __str__(self) -> str:
+        return self.checksum
