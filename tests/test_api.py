@@ -433,3 +433,14 @@ def test_lookup_is_one_query(django_assert_num_queries):
     before = timezone.now()
     with django_assert_num_queries(1):
         api.lookup("look/up", before=before)
+
+
+def test_purge_summary_matches_what_purge_deletes():
+    api.put("ps/a", b"12345")
+    api.put("ps/a", b"1")
+    api.put("ps/b/c", b"123")
+    api.put("ps/b/c", b"1")
+    assert api.purge_summary("ps", subtree=True) == (2, 8)
+    assert api.purge_summary("ps/a") == (1, 5)
+    assert len(api.purge("ps", subtree=True)) == 2
+    assert api.purge_summary("ps", subtree=True) == (0, 0)

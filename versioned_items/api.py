@@ -45,7 +45,7 @@ __all__ = [
     "batch", "Cluster", "Versioning", "StatisticsResult", "ListResult",
     "create_node", "get_node", "lookup_node", "children", "count_children", "remove_node",
     "move", "set_versioning", "put", "delete", "restore", "undelete", "copy", "recluster",
-    "remove_version", "purge", "versions", "get_version", "lookup", "open_content",
+    "remove_version", "purge", "purge_summary", "versions", "get_version", "lookup", "open_content",
     "get_attributes", "set_attributes", "delete_attributes", "copy_attributes",
     "attribute_domains", "latest_attribute_keys", "get_statistics", "latest_statistics",
     "recompute_statistics", "list_latest",
@@ -401,6 +401,28 @@ def remove_version(serial: int) -> None:
         _remove_versions(Version.objects.filter(serial=version.serial), changes)
 
 
+def _purge_queryset(path: str, clusters: Iterable[int], before: datetime | None, subtree: bool):
+    clusters = sorted({clean_cluster(c, "clusters") for c in clusters})
+    before = clean_time(before)
+    node = get_node(paths.clean_path(path, allow_root=True))
+    qs = Version.objects.filter(cluster__in=clusters)
+    qs = qs.filter(node__in=Node.objects.subtree(node.path).values("pk")) if subtree else qs.filter(node=node)
+    return qs.filter(mtime__lt=before) if before is not None else qs
+
+
+def purge_summary(
+    path: str,
+    *,
+    clusters: Iterable[int] = (Cluster.HISTORY,),
+    before: datetime | None = None,
+    subtree: bool = False,
+) -> tuple[int, int]:
+    """What :func:`purge` with the same arguments would delete: (versions, bytes).
+    Raises like :func:`purge`."""
+    totals = _purge_queryset(path, clusters, before, subtree).aggregate(n=Count("serial"), size=Sum("size"))
+    return totals["n"], totals["size"] or 0
+
+
 def purge(
     path: str,
     *,
@@ -414,16 +436,8 @@ def purge(
 
     Raises :class:`NodeNotFound`, :class:`InvalidArgument`.
     """
-    clusters = sorted({clean_cluster(c, "clusters") for c in clusters})
-    before = clean_time(before)
-    path = paths.clean_path(path, allow_root=True)
     with operation() as changes:
-        node = get_node(path)
-        qs = Version.objects.filter(cluster__in=clusters)
-        qs = qs.filter(node__in=Node.objects.subtree(path).values("pk")) if subtree else qs.filter(node=node)
-        if before is not None:
-            qs = qs.filter(mtime__lt=before)
-        return _remove_versions(qs, changes)
+        return _remove_versions(_purge_queryset(path, clusters, before, subtree), changes)
 
 
 CHUNK = 500  # ids per IN (...) list, well below every database's parameter limit
