@@ -1,0 +1,25 @@
+"""Fixtures shared by the whole suite. Domain helpers live in the test modules that use them."""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def subprocess_env(django_db_setup) -> dict[str, str]:
+    """Environment for a child process that must use this test run's database and files.
+
+    Pass it as ``env=`` to ``subprocess.run``/``Popen``. The child uses this run's settings
+    module and opens the test database, not the ``NAME`` it would otherwise use. It sees only
+    what a test has committed, so such tests use ``transactional_db``.
+    """
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
+    env["VI_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
