@@ -1,0 +1,95 @@
+"""The hot paths are served by indexes: no statement of put, lookup or a listing page scans a
+table. On PostgreSQL sequential scans are switched off for the EXPLAIN, so a plan that still
+reads a whole table (a sequential scan, or an index walked end to end without a condition) has no
+index to use; on SQLite, EXPLAIN QUERY PLAN must show no full SCAN of a table."""
+
+import contextlib
+import json
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from versioned_items import api
+
+pytestmark = pytest.mark.django_db
+
+
+@contextlib.contextmanager
+def recorded():
+    """(sql, params) of every statement run inside the block, without transaction control."""
+    statements = []
+
+    def wrapper(execute, sql, params, many, context):
+        if not sql.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT")):
+            statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield statements
+
+
+def _full_scans(node):
+    """Plan nodes that read a whole table: sequential scans, and index scans with no
+    condition on the index (a full walk of the index in its order)."""
+    kind = node["Node Type"]
+    if kind == "Seq Scan" or (kind in ("Index Scan", "Index Only Scan") and "Index Cond" not in node):
+        yield f"{kind} on {node.get('Relation Name')}"
+    for child in node.get("Plans", []):
+        yield from _full_scans(child)
+
+
+def table_scans(sql, params):
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+            plan = plan if isinstance(plan, list) else json.loads(plan)
+            return list(_full_scans(plan[0]["Plan"]))
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        details = [row[-1] for row in cursor.fetchall()]
+        return [d for d in details if d.startswith("SCAN ") and "CONSTANT ROW" not in d
+                and not d.startswith("SCAN (")]
+
+
+@pytest.fixture
+def populated():
+    for i in range(30):
+        api.put(f"plan/d{i % 5}/f{i}", b"x%d" % i, attributes={"n": str(i)})
+    api.put("plan/d0/f0", b"again")
+
+
+def assert_no_scans(statements):
+    offenders = {sql: scans for sql, params in statements if (scans := table_scans(sql, params))}
+    assert offenders == {}
+
+
+def test_put_uses_indexes(populated):
+    with recorded() as statements:
+        api.put("plan/d1/f1", b"new content")
+        api.put("plan/new/deep/file", b"new node")
+    assert_no_scans(statements)
+
+
+def test_lookup_uses_indexes(populated):
+    with recorded() as statements:
+        api.lookup("plan/d0/f0")
+        api.lookup("plan/d0/f0", before=dt.datetime.now(dt.timezone.utc))
+    assert_no_scans(statements)
+
+
+def test_listing_page_uses_indexes(populated):
+    with recorded() as statements:
+        api.list_latest("plan", delimiter="/", limit=3)
+        api.list_latest("plan", limit=3, marker="plan/d1")
+    assert_no_scans(statements)
+
+
+def test_the_detector_sees_a_scan(populated):
+    """Guard against a detector that never fires: muser has no index."""
+    from versioned_items.models import Version
+
+    with recorded() as statements:
+        list(Version.objects.filter(muser="nobody"))
+    assert table_scans(*statements[0])
