@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "haystack",
     "versioned_items",
+    "versioned_items.search",
 ]
 
 MIDDLEWARE = [
@@ -128,8 +129,11 @@ STORAGES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Pages that need a login send visitors to the admin's login form.
-LOGIN_URL = "admin:login"
+# Every page of the site needs a login: visitors go to the site's login page, and back to
+# the folder browser after logging in or out.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "versioned_items:browse"
+LOGOUT_REDIRECT_URL = "login"
 
 # Haystack needs a "default" connection; the app's own indexes live beside it under whoosh/.
 HAYSTACK_CONNECTIONS = {
@@ -138,3 +142,19 @@ HAYSTACK_CONNECTIONS = {
         "PATH": str(DATA_DIR / "whoosh" / "default"),
     },
 }
+
+# Search (versioned_items.search): the latest and history indexes on connections of their own,
+# with the app's Whoosh engine; the router sends nodes and versions there and leaves every
+# other model to Haystack's default router.
+HAYSTACK_CONNECTIONS["vi_latest"] = {
+    "ENGINE": "versioned_items.search.backends.WhooshEngine",
+    "PATH": str(DATA_DIR / "whoosh" / "vi_latest"),
+}
+HAYSTACK_CONNECTIONS["vi_history"] = {
+    "ENGINE": "versioned_items.search.backends.WhooshEngine",
+    "PATH": str(DATA_DIR / "whoosh" / "vi_history"),
+}
+HAYSTACK_ROUTERS = [
+    "versioned_items.search.routers.VersionedItemsRouter",
+    "haystack.routers.DefaultRouter",
+]

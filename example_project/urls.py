@@ -1,9 +1,11 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # Placeholder until the site's own pages exist.
-    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    # Every page of the site needs a login (settings.LOGIN_URL points here).
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="versioned_items/login.html"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("versioned_items.urls")),
 ]

@@ -23,3 +23,6 @@ def subprocess_env(django_db_setup) -> dict[str, str]:
     env["VI_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
+
+# Fixtures of the search tests (versioned_items.search).
+from .search_fixtures import search_index  # noqa: E402,F401

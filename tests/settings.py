@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "haystack",
     "versioned_items",
+    "versioned_items.search",
 ]
 
 MIDDLEWARE = [
@@ -132,3 +133,19 @@ HAYSTACK_CONNECTIONS = {
         "PATH": str(TMP_DIR / "whoosh" / "default"),
     },
 }
+
+# Search (versioned_items.search): the latest and history indexes on connections of their own,
+# with the app's Whoosh engine; the router sends nodes and versions there and leaves every
+# other model to Haystack's default router.
+HAYSTACK_CONNECTIONS["vi_latest"] = {
+    "ENGINE": "versioned_items.search.backends.WhooshEngine",
+    "PATH": str(TMP_DIR / "whoosh" / "vi_latest"),
+}
+HAYSTACK_CONNECTIONS["vi_history"] = {
+    "ENGINE": "versioned_items.search.backends.WhooshEngine",
+    "PATH": str(TMP_DIR / "whoosh" / "vi_history"),
+}
+HAYSTACK_ROUTERS = [
+    "versioned_items.search.routers.VersionedItemsRouter",
+    "haystack.routers.DefaultRouter",
+]

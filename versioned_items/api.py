@@ -105,15 +105,16 @@ def _ensure_nodes(path: str, changes: ChangeSet) -> dict[str, Node]:
 
 
 def _lock_node(path: str) -> Node:
-    """The node row, locked against concurrent writers, with its current version."""
-    node = (
-        Node.objects.select_for_update(of=("self",))
-        .select_related("current")
-        .filter(path=path)
-        .first()
-    )
+    """The node row, locked against concurrent writers, and then its current version.
+
+    The current version is read by a second query on purpose: a join in the locking query
+    would, on PostgreSQL, return the version row as it was *before* a concurrent writer we
+    waited for replaced it (only the locked row is re-read after the wait).
+    """
+    node = Node.objects.select_for_update().filter(path=path).first()
     if node is None:
         raise NodeNotFound(f"no node at {path!r}")
+    node.current = Version.objects.filter(serial=node.current_id).first() if node.current_id else None
     return node
 
 
@@ -311,19 +312,21 @@ def put(
     return version
 
 
-def delete(path: str, *, user: Any = "") -> Version:
+def delete(path: str, *, user: Any = "", mtime: datetime | None = None) -> Version:
     """Write a delete marker (an empty version in DELETED) as the current version of ``path``.
 
-    The item disappears from listings and the latest index; its history stays.
+    The item disappears from listings and the latest index; its history stays. ``mtime``
+    (for imports) follows the rules of :func:`put`.
     Raises :class:`NodeNotFound`, :class:`VersionNotFound` when there is nothing to delete.
     """
     path = paths.clean_path(path)
     user = clean_user(user)
+    mtime = clean_time(mtime, "mtime")
     with operation() as changes:
         node = _lock_node(path)
         if node.current is None or node.current.cluster != Cluster.NORMAL:
             raise VersionNotFound(f"{path!r} has no current version to delete")
-        return _write(path, changes, data=None, cluster=Cluster.DELETED, user=user)
+        return _write(path, changes, data=None, cluster=Cluster.DELETED, user=user, mtime=mtime)
 
 
 def restore(serial: int, *, user: Any = "") -> Version:
@@ -448,6 +451,26 @@ def _chunks(items: Sequence, size: int = CHUNK):
         yield items[i : i + size]
 
 
+def _promote_newest(node_ids: list[int], changes: ChangeSet, now: datetime) -> None:
+    """Nodes that lost their current version fall back to their newest remaining one; if that
+    one is in HISTORY it becomes NORMAL again (removing the current version reverts to the
+    previous one). A delete marker stays DELETED."""
+    newest = Version.objects.filter(node=OuterRef("pk")).order_by("-serial").values("serial")[:1]
+    for chunk in _chunks(node_ids):
+        Node.objects.filter(pk__in=chunk).update(current=Subquery(newest))
+        revived = list(
+            Version.objects.filter(serial__in=Node.objects.filter(pk__in=chunk).values("current"),
+                                   cluster=Cluster.HISTORY)
+            .values_list("serial", "node__path", "size")
+        )
+        if revived:
+            Version.objects.filter(serial__in=[serial for serial, _, _ in revived]).update(cluster=Cluster.NORMAL)
+        for serial, path, size in revived:
+            changes.count(path, Cluster.HISTORY, -1, -size, now)
+            changes.count(path, Cluster.NORMAL, 1, size, now)
+            changes.versions.add(serial)
+
+
 def _remove_versions(qs, changes: ChangeSet) -> list[int]:
     """Delete the versions of ``qs`` with their attributes; fix statistics, content
     references, current pointers, and report the versions whose validity interval grew."""
@@ -467,11 +490,7 @@ def _remove_versions(qs, changes: ChangeSet) -> list[int]:
         Attribute.objects.filter(version__in=chunk).delete()
         Version.objects.filter(serial__in=chunk).delete()
     content_store.release(Counter(row[6] for row in rows))
-    # Nodes that lost their current version fall back to their newest remaining one.
-    newest = Version.objects.filter(node=OuterRef("pk")).order_by("-serial").values("serial")[:1]
-    orphaned = sorted({row[1] for row in rows if row[3] == row[0]})
-    for chunk in _chunks(orphaned):
-        Node.objects.filter(pk__in=chunk).update(current=Subquery(newest))
+    _promote_newest(sorted({row[1] for row in rows if row[3] == row[0]}), changes, now)
     removed = set(serials)
     changes.removed_versions |= removed
     changes.versions |= {row[7] for row in rows if row[7] is not None} - removed
@@ -488,12 +507,16 @@ def versions(path: str):
 
 
 def get_version(serial: int, *, lock: bool = False) -> Version:
-    """The version with this serial (with its node). Raises :class:`VersionNotFound`."""
+    """The version with this serial (with its node). With ``lock``, the version row is locked
+    for the rest of the transaction. Raises :class:`VersionNotFound`."""
     serial = clean_serial(serial)
-    qs = Version.objects.select_related("node")
     if lock:
-        qs = qs.select_for_update(of=("self",))
-    version = qs.filter(serial=serial).first()
+        # No join in the locking query: see _lock_node.
+        version = Version.objects.select_for_update().filter(serial=serial).first()
+        if version is not None:
+            version.node = Node.objects.get(pk=version.node_id)
+    else:
+        version = Version.objects.select_related("node").filter(serial=serial).first()
     if version is None:
         raise VersionNotFound(f"no version with serial {serial}")
     return version

@@ -95,10 +95,12 @@ def parse_filter(expression: str | None) -> list[Term]:
 
     Raises :class:`InvalidFilter` naming the term that could not be read.
     """
-    if expression is None or not expression.strip():
+    if expression is None:
         return []
     if not isinstance(expression, str):
         raise InvalidFilter(f"filter must be a string, not {type(expression).__name__}")
+    if not expression.strip():
+        return []
     if any(ord(c) < 32 and c not in "\t" for c in expression):
         raise InvalidFilter(f"filter {expression!r} contains a control character")
     terms = []

@@ -25,20 +25,26 @@ from .validation import clean_user
 SKIPPED_DIRECTORIES = {".git", ".hg", ".svn", "__pycache__"}
 
 
-@dataclass
-class ImportReport:
-    """Counts of what an import did, and the warnings it gave."""
+@dataclass(kw_only=True)
+class Report:
+    """What an import skipped, with a warning for each; subclasses add their counts."""
 
-    new: int = 0
-    changed: int = 0
-    deleted: int = 0
-    unchanged: int = 0
     skipped: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def skip(self, message: str) -> None:
         self.skipped += 1
         self.warnings.append(message)
+
+
+@dataclass(kw_only=True)
+class ImportReport(Report):
+    """Counts of what a directory import did, and the warnings it gave."""
+
+    new: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
 
     def __str__(self) -> str:
         return (f"new {self.new}, changed {self.changed}, deleted {self.deleted}, "

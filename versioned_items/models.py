@@ -173,6 +173,10 @@ class Version(models.Model):
         verbose_name = _("version")
         verbose_name_plural = _("versions")
         ordering = ["-serial"]
+        permissions = [
+            ("restore_version", _("Can restore and undelete versions")),
+            ("purge_version", _("Can purge old versions")),
+        ]
         indexes = [
             models.Index(fields=["node", "serial"], name="vi_version_node_serial"),
             models.Index(fields=["node", "mtime"], name="vi_version_node_mtime"),

@@ -1,7 +1,7 @@
 """Argument checks shared by the API: each returns the cleaned value or raises an
 :class:`~versioned_items.exceptions.InvalidInput` subclass whose message names the bad value."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -34,6 +34,10 @@ def clean_time(value: datetime | None, name: str = "before") -> datetime | None:
         raise InvalidArgument(f"{name} must be a datetime, not {type(value).__name__}: {value!r}")
     if timezone.is_naive(value):
         raise InvalidArgument(f"{name} {value.isoformat()} has no time zone; give an aware datetime")
+    try:
+        value.astimezone(UTC)  # e.g. 0001-01-01T00:00+14:00 is before the year 1 in UTC
+    except OverflowError:
+        raise InvalidArgument(f"{name} {value.isoformat()} is out of range once converted to UTC") from None
     if value > timezone.now():
         raise InvalidArgument(f"{name} {value.isoformat()} is in the future")
     return value
@@ -50,8 +54,8 @@ def clean_cluster(cluster: Any, name: str = "cluster") -> Cluster:
 def clean_serial(serial: Any) -> int:
     if isinstance(serial, Version):
         return serial.serial
-    if isinstance(serial, bool) or not isinstance(serial, int) or serial <= 0:
-        raise InvalidArgument(f"serial {serial!r} must be a positive integer")
+    if isinstance(serial, bool) or not isinstance(serial, int) or not 0 < serial < 2**63:
+        raise InvalidArgument(f"serial {serial!r} must be a positive integer below 2**63")
     return serial
 
 

@@ -1,0 +1,96 @@
+"""Bulk import of N new versions into both indexes.
+
+The corpus is written through the API (``api.batch`` of 200 puts) while the search apply lock
+is held, as when another process is applying: the versions and their outbox entries are in the
+database, the indexes are untouched. Then the lock is released and the time until both indexes
+hold every document (``wait_for_index``) is the project's figure: group commit drains the outbox
+in rounds of ``SEARCH_BATCH_SIZE`` entries, one writer and one commit per index per round.
+
+Baselines, on the same documents:
+
+- raw Whoosh: the app's own prepared documents (texts extracted, untimed), written with one
+  writer and one commit into a fresh index of the same schema, once for latest, once for
+  history;
+- Haystack's stock ``update_index`` on the stock connections (default batch size).
+
+Targets: project >= 0.67x raw Whoosh's rate, and >= 8x Haystack's.
+"""
+
+import shutil
+
+from django.core.management import call_command
+from whoosh import index as windex
+
+from .. import search_corpus as sc
+from ..corpus import load, store_size
+from ..env import Timer, reset_indexes, reset_store, stock_connections
+from ..report import Result, ratio
+
+NEEDS_SEARCH = True
+
+
+def run(options, result: Result) -> None:
+    from versioned_items.search import indexing, locks
+
+    reset_store()
+    corpus = sc.make(options)
+    writes = list(corpus.writes())
+    with locks.apply_lock():
+        with Timer() as db:
+            load(writes)
+        pending = indexing.pending_count()
+    with Timer() as project:
+        indexing.wait_for_index()
+        indexing.flush_background()
+    diff = indexing.compare()
+    size = store_size()
+    n = size["versions"]  # a replayed history may skip deletes of what it never saw
+    result.corpus = corpus.describe() | size
+    if diff.count:
+        result.notes.append(f"after the import the indexes differ from the database in {diff.count} documents")
+    sc.loaded(options, size | {"load_s": db.seconds + project.seconds})
+
+    raw = _raw_whoosh(options)
+    reset_indexes("stock_latest", "stock_history")
+    with stock_connections(), Timer() as stock:
+        call_command("update_index", using=["stock_latest", "stock_history"], verbosity=0)
+    stock_docs = (sc.stock_doc_count(sc.LATEST), sc.stock_doc_count(sc.HISTORY))
+    sc.stock_filled(options)
+
+    docs = (diff.latest.documents, diff.history.documents)
+    table = result.table(
+        f"bulk import: {n:,} new versions, documents written latest + history",
+        "who", "documents", "seconds", "versions/s", "project/this",
+    )
+    rate = n / project.seconds
+    table.add("project: outbox drained by group commit", f"{docs[0]:,} + {docs[1]:,}", project.seconds, rate, 1.0)
+    table.add("raw Whoosh: one writer, one commit", f"{raw['docs'][0]:,} + {raw['docs'][1]:,}", raw["seconds"],
+              n / raw["seconds"], ratio(rate, n / raw["seconds"]))
+    table.add("Haystack update_index (stock)", f"{stock_docs[0]:,} + {stock_docs[1]:,}", stock.seconds,
+              n / stock.seconds, ratio(rate, n / stock.seconds))
+    table.add("(project: database writes, API)", f"{pending:,} outbox entries", db.seconds, n / db.seconds, "")
+    result.target("project vs raw Whoosh (speed)", ratio(rate, n / raw["seconds"]), ">=", 0.67)
+    result.target("project vs Haystack update_index (speed)", ratio(rate, n / stock.seconds), ">=", 8)
+
+
+def _raw_whoosh(options) -> dict:
+    """Write the app's documents with plain Whoosh: one writer, one commit, per index."""
+    seconds, counts = 0.0, []
+    for side in (sc.LATEST, sc.HISTORY):
+        backend = sc.app_backend(side)
+        docs = sc.whoosh_documents(side)
+        folder = f"{backend.path}.raw"
+        shutil.rmtree(folder, ignore_errors=True)
+        import os
+
+        os.makedirs(folder)
+        with Timer() as t:
+            ix = windex.create_in(folder, backend.schema)
+            writer = ix.writer()
+            for doc in docs:
+                writer.add_document(**doc)
+            writer.commit()
+        seconds += t.seconds
+        counts.append(ix.doc_count())
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"seconds": seconds, "docs": tuple(counts)}

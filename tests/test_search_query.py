@@ -1,0 +1,80 @@
+"""Parsing query text: Whoosh syntax, attribute fields, and readable errors."""
+
+import pytest
+from haystack import connections
+from whoosh import query as wq
+
+from versioned_items.exceptions import InvalidQuery
+from versioned_items.search.query import SearchRequest, check_syntax, parse, whoosh_query
+
+
+@pytest.fixture(scope="module")
+def schema():
+    backend = connections["vi_latest"].get_backend()
+    backend.setup()
+    return backend.schema
+
+
+@pytest.mark.parametrize("text", ["", "   ", "*"])
+def test_empty_query_matches_everything(schema, text):
+    assert parse(text, schema) == wq.Every()
+
+
+def test_words_search_the_default_field(schema):
+    q = parse("budget", schema)
+    assert {t[0] for t in q.iter_all_terms()} == {"text"}
+
+
+@pytest.mark.parametrize("text, term", [
+    ("color:red", ("attrs", "color=red")),
+    ("Color:RED", ("attrs", "color=red")),
+    ("dc.creator:Eve", ("attrs", "dc.creator=eve")),
+    ('color:"dark red"', ("attrs", "color=dark red")),
+    ("muser:alice", ("muser", "alice")),
+    ("content_type:text", ("content_type", "text")),
+])
+def test_field_and_attribute_terms(schema, text, term):
+    assert list(parse(text, schema).iter_all_terms()) == [term]
+
+
+def test_attribute_wildcards(schema):
+    assert parse("color:re*", schema) == wq.Prefix("attrs", "color=re")
+    assert parse("color:*", schema) == wq.Prefix("attrs", "color=")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a (b", "unclosed '('"),
+    ("a b)", "')' without a matching '('"),
+    ('"a b', "unclosed '\"'"),
+    ("a AND", "ends with the operator AND"),
+    ("OR a", "starts with the operator OR"),
+    ("size:[1 TO", "never closes it"),
+    ("a ] b", "never opened"),
+    ("muser: x", "gives no value"),
+    ("size:[x TO 5]", "not a valid number"),
+    ("mtime:[bad TO 2020]", "not a parseable date"),
+    ("color:[a TO b]", "cannot take a range"),
+])
+def test_malformed_queries_say_what_is_wrong(schema, text, message):
+    with pytest.raises(InvalidQuery) as error:
+        parse(text, schema)
+    assert message in str(error.value)
+    assert repr(text) in str(error.value)
+
+
+def test_an_error_does_not_leak_into_the_next_parse(schema):
+    with pytest.raises(InvalidQuery):
+        parse("size:[x TO 5]", schema)
+    assert parse("plain", schema) is not None
+    check_syntax("plain words")
+
+
+def test_filters_are_zero_score_conjuncts(schema):
+    q = whoosh_query(SearchRequest(query="budget", under="docs", musers=("ann",)), schema)
+    assert isinstance(q, wq.And)
+    assert all(isinstance(part, wq.ConstantScoreQuery) and part.score == 0.0 for part in q.subqueries[1:])
+
+
+def test_history_excludes_deleted_unless_asked(schema):
+    assert isinstance(whoosh_query(SearchRequest(history=True), schema), wq.AndNot)
+    assert whoosh_query(SearchRequest(history=True, include_deleted=True), schema) == wq.Every()
