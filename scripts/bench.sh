@@ -21,16 +21,25 @@ next_minor="${DJANGO%%.*}.$(( ${DJANGO#*.} + 1 ))"
 venv=.venv-test/py$PY-dj$DJANGO-bench
 scripts/venv.sh "$PY" "$venv" test,bench "Django>=$DJANGO,<$next_minor"
 
+# --db in the arguments: that database only (python -m benchmarks reads the flag itself).
+given=""
+previous=""
 for arg in "$@"; do
-    case $arg in --db|--db=*) BENCH_DBS=given ;; esac
+    case $arg in --db=*) given=${arg#--db=} ;; esac
+    [ "$previous" = "--db" ] && given=$arg
+    previous=$arg
 done
+[ -n "$given" ] && BENCH_DBS=$given
 status=0
 for db in $BENCH_DBS; do
+    flag=(--db "$db")
+    [ -n "$given" ] && flag=()
     case $db in
-        given)    "$venv/bin/python" -m benchmarks "$@" || status=$? ;;
-        sqlite)   "$venv/bin/python" -m benchmarks --db sqlite "$@" || status=$? ;;
-        postgres) scripts/pg.sh "$venv/bin/python" -m benchmarks --db postgres "$@" || status=$? ;;
-        *) echo "scripts/bench.sh: unknown database '$db' in BENCH_DBS (sqlite, postgres)" >&2; exit 2 ;;
+        sqlite)   "$venv/bin/python" -m benchmarks "${flag[@]}" "$@" || status=$? ;;
+        # A server given through PGHOST is used as it is; otherwise a throw-away cluster.
+        postgres) if [ -n "${PGHOST:-}" ]; then runner=(); else runner=(scripts/pg.sh); fi
+                  "${runner[@]}" "$venv/bin/python" -m benchmarks "${flag[@]}" "$@" || status=$? ;;
+        *) echo "scripts/bench.sh: unknown database '$db' (sqlite, postgres)" >&2; exit 2 ;;
     esac
 done
 exit $status

@@ -36,10 +36,8 @@ def tree():
 
 
 def permission(codename, model=Version):
-    """A permission row; the dedicated ones are created if the models do not declare them (yet)."""
-    found, _ = Permission.objects.get_or_create(
-        codename=codename, content_type=ContentType.objects.get_for_model(model), defaults={"name": codename})
-    return found
+    """A permission row, as the migrations created it (the dedicated ones included)."""
+    return Permission.objects.get(codename=codename, content_type=ContentType.objects.get_for_model(model))
 
 
 @pytest.fixture
@@ -59,6 +57,10 @@ def changelist(model="node"):
 
 def node_page(node):
     return reverse("admin:versioned_items_node_change", args=[node.pk])
+
+
+def version_page(version):
+    return reverse("admin:versioned_items_version_change", args=[version.serial])
 
 
 def full_counts(captured):
@@ -317,21 +319,49 @@ def test_staff_without_the_permission_cannot_restore_undelete_or_purge(staff, tr
                 reverse("admin:versioned_items_node_undelete", args=[tree["b_node"].pk]),
                 reverse("admin:versioned_items_node_purge", args=[tree["docs"].pk])):
         assert staff.get(url).status_code == 403, url
-        assert staff.post(url, {"post": "yes", "before": "2030-01-01"}).status_code == 403, url
+        assert staff.post(url, {"post": "yes", "before": "2024-03-01"}).status_code == 403, url
+    for action, model in (("undelete_selected", "node"), ("purge_selected", "node"), ("restore_selected", "version")):
+        selected = tree["b_node"].pk if model == "node" else a1.serial
+        staff.post(changelist(model), {"action": action, "_selected_action": [selected], "post": "yes",
+                                       "before": "2024-03-01", "clusters": "1"})
     page = staff.get(node_page(tree["a_node"])).content.decode()
     assert "Restore" not in page and "Purge" not in page
+    assert "Undelete" not in staff.get(node_page(tree["b_node"])).content.decode()
+    restore_url = reverse("admin:versioned_items_version_restore", args=[a1.serial])
+    assert restore_url not in staff.get(version_page(a1)).content.decode()
     assert staff.get(changelist()).context["action_form"] is None  # no action it may run
+    assert staff.get(changelist("version")).context["action_form"] is None
     assert api.lookup("docs/a.txt") == tree["a"][2] and api.lookup("docs/b.txt") is None
+    assert api.versions("docs/a.txt").count() == 3
 
 
-def test_staff_with_the_dedicated_permissions_can_restore_and_purge(staff, tree):
-    staff.user.user_permissions.add(permission("restore_version"), permission("purge_version"))
-    url = reverse("admin:versioned_items_version_restore", args=[tree["a"][0].serial])
-    assert staff.post(url, {"post": "yes"}).status_code == 302
-    assert api.lookup("docs/a.txt").source == tree["a"][0].serial
+def test_staff_with_the_restore_permission_can_restore_and_undelete_but_not_purge(staff, tree):
+    staff.user.user_permissions.add(permission("restore_version"))
+    a1 = tree["a"][0]
+    restore_url = reverse("admin:versioned_items_version_restore", args=[a1.serial])
+    assert restore_url in staff.get(node_page(tree["a_node"])).content.decode()
+    assert restore_url in staff.get(version_page(a1)).content.decode()
+    assert "Undelete" in staff.get(node_page(tree["b_node"])).content.decode()
+    assert "Purge" not in staff.get(node_page(tree["docs"])).content.decode()
+    assert staff.post(reverse("admin:versioned_items_version_restore", args=[a1.serial]),
+                      {"post": "yes"}).status_code == 302
+    assert api.lookup("docs/a.txt").source == a1.serial
+    assert staff.post(reverse("admin:versioned_items_node_undelete", args=[tree["b_node"].pk]),
+                      {"post": "yes"}).status_code == 302
+    assert api.lookup("docs/b.txt") is not None
+    purge = reverse("admin:versioned_items_node_purge", args=[tree["docs"].pk])
+    assert staff.post(purge, {"before": "2024-03-01", "clusters": "1", "post": "yes"}).status_code == 403
+
+
+def test_staff_with_the_purge_permission_can_purge_but_not_restore(staff, tree):
+    staff.user.user_permissions.add(permission("purge_version"))
+    assert "Purge" in staff.get(node_page(tree["docs"])).content.decode()
+    assert "Restore" not in staff.get(node_page(tree["a_node"])).content.decode()
     purge = reverse("admin:versioned_items_node_purge", args=[tree["docs"].pk])
     assert staff.post(purge, {"before": "2024-03-01", "clusters": "1", "post": "yes"}).status_code == 302
     assert api.versions("docs/b.txt").count() == 1  # only the delete marker is left
+    restore = reverse("admin:versioned_items_version_restore", args=[tree["a"][2].serial])
+    assert staff.post(restore, {"post": "yes"}).status_code == 403
 
 
 # --- purge -----------------------------------------------------------------------------------
@@ -404,6 +434,13 @@ def test_admin_search_history_and_as_of(admin_client, indexed_tree):
     assert bad.status_code == 400 and "ends with the operator" in bad.content.decode()
 
 
+def test_admin_search_offers_a_spelling_suggestion(admin_client, indexed_tree):
+    response = admin_search(admin_client, q="lnie", history="on")
+    assert response.context["results"].suggestion == "line"
+    assert '<a href="?history=on&amp;q=line">line</a>' in response.content.decode()  # still in history
+    assert "Did you mean" not in admin_search(admin_client, q="line").content.decode()
+
+
 def test_admin_search_shows_only_what_permissions_allow(client, django_user_model, indexed_tree):
     user = django_user_model.objects.create_user("nodes-only", password="pw", is_staff=True)
     user.user_permissions.add(permission("view_node", Node))
@@ -425,8 +462,11 @@ def index_url(**params):
 def test_index_panel_shows_status_and_asks_before_each_task(admin_client, indexed_tree):
     panel = admin_client.get(index_url())
     assert panel.status_code == 200
-    assert [(s["name"], s["documents"]) for s in panel.context["status"]["sides"]] == [("latest", 3), ("history", 7)]
-    assert panel.context["status"]["pending"] == 0
+    status = panel.context["status"]
+    assert [(index.name, index.documents, index.pending) for index in status.indexes] == [
+        ("latest", 3, 0), ("history", 7, 0)]
+    html = panel.content.decode()
+    assert html.count("never") == 4  # neither index was rebuilt or checked yet
     for task in ("check", "update", "rebuild"):
         confirm = admin_client.get(index_url(task=task))
         assert confirm.status_code == 200 and 'name="post" value="yes"' in confirm.content.decode()
@@ -444,6 +484,36 @@ def test_index_tasks_run_from_the_admin(admin_client, indexed_tree, task, text):
     assert text in response.content.decode()
 
 
+def test_index_panel_shows_the_library_status(admin_client, indexed_tree, monkeypatch):
+    from versioned_items.search import indexing
+    from versioned_items.search.models import IndexChange
+
+    # Two changes wait in the outbox, one for each index.
+    IndexChange.objects.bulk_create([IndexChange(kind=kind, object_id=1) for kind in IndexChange.Kind])
+    admin_client.post(index_url(), {"task": "check", "post": "yes"})
+    IndexChange.objects.bulk_create([IndexChange(kind=IndexChange.Kind.HISTORY, object_id=1)] * 2)
+    calls = []
+    real = indexing.index_status
+    monkeypatch.setattr(indexing, "index_status", lambda: calls.append(1) or real())
+    panel = admin_client.get(index_url())
+    assert calls == [1]  # the panel shows what the library reports, nothing of its own
+    latest, history = panel.context["status"].indexes
+    assert (latest.pending, history.pending) == (0, 2)
+    assert latest.last_check is not None and latest.last_check_differences == 0
+    html = panel.content.decode()
+    assert "(oldest 0 s)" in html and "0 differences" in html
+
+
+def test_index_panel_shows_failed_and_unfinished_runs(admin_client, indexed_tree):
+    from versioned_items.search.models import MaintenanceRun
+
+    MaintenanceRun.objects.create(kind="check", error="IndexUnavailable: the index is down")
+    MaintenanceRun.objects.create(kind="rebuild")  # killed: never finished
+    html = admin_client.get(index_url()).content.decode()
+    assert "The last check, started" in html and "failed: IndexUnavailable: the index is down" in html
+    assert "The last rebuild, started" in html and "has not finished" in html
+
+
 def test_index_check_reports_differences(admin_client, indexed_tree):
     from versioned_items.search import indexing
 
@@ -456,18 +526,19 @@ def test_index_check_reports_differences(admin_client, indexed_tree):
 
 
 def test_index_maintenance_needs_the_permission(staff, indexed_tree):
-    assert staff.get(index_url()).status_code == 403
-    assert staff.post(index_url(), {"task": "rebuild", "post": "yes"}).status_code == 403
+    from versioned_items.search.models import IndexChange, MaintenanceRun
+
+    for task in ("check", "update", "rebuild"):
+        assert staff.get(index_url(task=task)).status_code == 403
+        assert staff.post(index_url(), {"task": task, "post": "yes"}).status_code == 403
     assert "Search indexes" not in staff.get(changelist()).content.decode()
-    staff.user.user_permissions.add(permission("manage_index", _index_change_model()))
+    assert not MaintenanceRun.objects.exists()
+    staff.user.user_permissions.add(permission("manage_index", IndexChange))
     assert staff.get(index_url()).status_code == 200
     assert "Search indexes" in staff.get(changelist()).content.decode()
-
-
-def _index_change_model():
-    from versioned_items.search.models import IndexChange
-
-    return IndexChange
+    for task in ("check", "update", "rebuild"):
+        assert staff.post(index_url(), {"task": task, "post": "yes"}).status_code == 200
+    assert sorted(MaintenanceRun.objects.values_list("kind", flat=True)) == ["check", "rebuild", "update"]
 
 
 def test_malformed_ids_and_filter_values_are_never_a_500(admin_client, tree):
@@ -489,8 +560,8 @@ def test_index_panel_explains_a_missing_index(admin_client, indexed_tree, tmp_pa
     connections.reload("vi_history")
     response = admin_client.get(index_url())
     assert response.status_code == 200
-    sides = {s["name"]: s for s in response.context["status"]["sides"]}
-    assert sides["latest"]["documents"] == 3 and "nowhere" in sides["history"]["problem"]
+    latest, history = response.context["status"].indexes
+    assert latest.documents == 3 and history.documents is None and "nowhere" in history.problem
     assert "unavailable" in response.content.decode()
 
 

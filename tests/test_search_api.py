@@ -11,6 +11,7 @@ from django.utils import timezone
 from versioned_items import api
 from versioned_items.exceptions import InvalidArgument, InvalidPath, InvalidQuery
 from versioned_items.models import Cluster
+from versioned_items.search import query
 from versioned_items.search.api import search
 
 from .search_fixtures import found, indexed
@@ -159,6 +160,44 @@ def test_results_come_from_the_index_without_queries(library, django_assert_num_
     with django_assert_num_queries(1):
         page.load_versions()
         assert all(h.version.serial == h.serial for h in page)
+
+
+# --- spelling suggestions --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, suggestion", [
+    ("budgte", "budget"),  # a stem of the content
+    ("Meetnig notes", "Meeting notes"),  # the word as the documents write it, in the typed case
+    ("pip AND instll AND gide", "pip AND install AND guide"),
+    ("numbrs", "numbers"),  # a word of the paths
+    ("path:nmbers", "path:numbers"),
+    ("budget", None),  # nothing to correct
+    ("zzyzx", None),  # nothing close enough
+    ("NOT budgte", None),  # not a word the user looks for
+])
+def test_spelling_suggestions_come_from_the_index(library, text, suggestion):
+    assert search(text).suggestion == suggestion
+
+
+def test_suggestions_only_when_few_documents_match_unless_asked(library, monkeypatch):
+    monkeypatch.setattr(query, "FEW_HITS", 4)
+    assert search("budget OR budgte").total == 4
+    assert search("budget OR budgte").suggestion is None  # enough hits: not even computed
+    assert search("budget OR budgte", suggest=True).suggestion == "budget OR budget"
+    assert search("budgte", suggest=False).suggestion is None
+
+
+def test_suggestions_skip_words_only_deleted_documents_had(library):
+    api.put("docs/notes.txt", b"quarterly forecast", user="bob")  # "meeting" leaves the latest index
+    indexed()
+    assert search("meetnig").suggestion is None
+    assert search("meetnig", history=True).suggestion == "meeting"
+    assert search("forcast").suggestion == "forecast"
+
+
+def test_suggestions_cost_no_query(library, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert search("budgte").suggestion == "budget"
 
 
 def test_history_holds_every_version(library):

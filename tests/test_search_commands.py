@@ -1,6 +1,7 @@
 """The management commands: thin wrappers over the library, checked by their output."""
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -80,6 +81,12 @@ def test_search_prints_results():
     assert data["total"] == 2 and len(data["hits"]) == 1
 
 
+def test_search_offers_a_spelling_suggestion():
+    out = run("vi_search", "alhpa")
+    assert "0 matches" in out and "did you mean: alpha" in out
+    assert json.loads(run("vi_search", "alhpa", "--json"))["suggestion"] == "alpha"
+
+
 @pytest.mark.parametrize("args, message", [
     (("vi_search", "alpha ("), "unclosed"),
     (("vi_search", "alpha", "--as-of", "yesterday"), "ISO date"),
@@ -94,6 +101,9 @@ def test_check_passes_and_fails(store):
     out = run("vi_check")
     assert "no differences" in out
     assert "latest index: 2 documents, 2 expected; missing=0 stale=0 changed=0" in out
+    assert "last rebuild: never" in out
+    run("vi_rebuild_index")
+    assert re.search(r"^last rebuild: \d{4}-\d\d-\d\dT", run("vi_check"), re.MULTILINE)
     api.set_attributes(store.serial, {"k": "v"})
     IndexChange.objects.all().delete()  # the change never reaches the index
     with pytest.raises(CommandError, match="1 differences found"):

@@ -1,10 +1,12 @@
 """Keeping the indexes in step: every write path, promotion, rollback, the outbox and its
 applier, rebuild, the intelligent update and the check."""
 
+import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -15,7 +17,7 @@ from versioned_items import api
 from versioned_items.exceptions import IndexUnavailable
 from versioned_items.models import Cluster
 from versioned_items.search import documents, extractors, indexing
-from versioned_items.search.models import IndexChange
+from versioned_items.search.models import IndexChange, MaintenanceRun
 from versioned_items.search.search_indexes import OPEN_END
 
 from .search_fixtures import assert_in_step, child_env, found, history_docs, indexed
@@ -366,6 +368,115 @@ def test_entries_left_by_a_dead_process_are_applied_by_the_next_writer():
     assert v1.serial in history_docs()
 
 
+def test_commit_hooks_run_inside_a_test_transaction_apply_in_place(settings, django_capture_on_commit_callbacks):
+    # The applier thread could not see this transaction's entries, and on SQLite would wait
+    # for its write lock until the timeout.
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_SYNC": False}
+    with django_capture_on_commit_callbacks(execute=True):
+        api.put("docs/a.txt", b"alpha")
+    assert found("alpha") == ["docs/a.txt"]
+    assert IndexChange.objects.count() == 0
+    assert indexing._applier._thread is None
+
+
+# --- the applier and a busy SQLite database --------------------------------------------------
+
+
+def _entries(count: int) -> list[int]:
+    IndexChange.objects.bulk_create([IndexChange(kind=IndexChange.Kind.LATEST, object_id=n) for n in range(count)])
+    return list(IndexChange.objects.values_list("id", flat=True))
+
+
+def test_a_write_settles_the_entries_the_applier_could_not_delete(django_assert_num_queries):
+    ids = _entries(2)
+    indexing._unsettled.add(ids, keep=False)
+    api.put("docs/a.txt", b"alpha")  # its transaction holds the write lock anyway
+    assert not IndexChange.objects.filter(id__in=ids).exists()
+    assert not indexing._unsettled
+    with django_assert_num_queries(0):
+        assert indexing.settle_applied()  # nothing left: not even a query
+
+
+def test_a_write_that_rolls_back_leaves_them_to_be_applied_again():
+    ids = _entries(2)
+    indexing._unsettled.add(ids, keep=False)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        api.put("docs/a.txt", b"alpha")
+        raise RuntimeError("abort")
+    assert IndexChange.objects.filter(id__in=ids).count() == 2  # idempotent: the next round applies them
+    assert indexing.apply_pending() == 2
+
+
+def test_entries_applied_while_a_rebuild_ran_are_marked_not_deleted():
+    ids = _entries(2)
+    indexing._unsettled.add(ids[:1], keep=True)
+    indexing._unsettled.add(ids[1:], keep=False)
+    assert indexing.settle_applied()
+    assert list(IndexChange.objects.values_list("id", "applied")) == [(ids[0], True)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_applier_leaves_the_deletion_to_a_busy_sqlite_writer_quietly(settings, caplog):
+    import sqlite3
+
+    from django.db import connection
+
+    from versioned_items.search import locks
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's single write lock")
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_SYNC": False}
+    # Another connection (a writer's transaction) takes the write lock before the applier runs.
+    writer = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    with locks.apply_lock():
+        api.put("docs/a.txt", b"alpha")
+        writer.execute("BEGIN IMMEDIATE")
+    try:
+        # The applier does not wait out the 30 s timeout: it applies, and leaves the deletion.
+        assert _within(10, lambda: bool(indexing._unsettled))
+        assert found("alpha") == ["docs/a.txt"]
+        assert IndexChange.objects.count() == 2
+        assert not indexing.flush_background(0.3)  # it keeps trying, quietly
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert indexing.flush_background(10)
+    assert IndexChange.objects.count() == 0 and not indexing._unsettled
+    assert [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("versioned_items")] == []
+    assert "database is locked" not in caplog.text
+
+
+def _within(seconds: float, condition) -> bool:
+    """Whether ``condition()`` becomes true within ``seconds`` (polled)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_failing_applier_logs_once_until_it_works_again(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="versioned_items.search")
+    applier = indexing._Applier()
+    monkeypatch.setattr(indexing, "_apply_in_background", lambda: (_ for _ in ()).throw(IndexUnavailable("down")))
+    for _ in range(3):
+        assert applier._round(0.0) == 0.0
+    assert caplog.text.count("Applying index changes failed") == 1
+    monkeypatch.setattr(indexing, "_apply_in_background", lambda: True)
+    applier._round(0.0)
+    assert "works again" in caplog.text
+
+
+def test_the_applier_backs_off_while_the_database_is_busy(monkeypatch):
+    applier = indexing._Applier()
+    monkeypatch.setattr(indexing, "_apply_in_background", lambda: False)
+    pauses = [applier._round(0.0)]
+    for _ in range(6):
+        pauses.append(applier._round(pauses[-1]))
+    assert pauses == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+
 # --- rebuild, update, check ------------------------------------------------------------------
 
 
@@ -483,6 +594,67 @@ def test_check_reports_statistics_and_backlog(settings):
     assert report.diff.latest.missing and report.diff.history.missing
 
 
+# --- maintenance runs and the index status ---------------------------------------------------
+
+
+def test_rebuild_update_and_check_record_their_runs():
+    _sample_store()
+    indexed()
+    indexing.rebuild()
+    indexing.update_index(dry_run=True)
+    indexing.check()
+    runs = {run.kind: run for run in MaintenanceRun.objects.all()}
+    rebuild, update, check = runs["rebuild"], runs["update"], runs["check"]
+    assert (rebuild.latest_documents, rebuild.history_documents, rebuild.differences) == (2, 5, None)
+    assert update.dry_run and update.differences == 0 and update.latest_documents == 2
+    assert (check.differences, check.statistics_differences) == (0, 0)
+    assert all(run.finished >= run.started and run.error == "" for run in runs.values())
+
+
+def test_index_status_reports_each_index(django_assert_num_queries):
+    status = indexing.index_status()
+    assert [(i.name, i.documents, i.pending, i.last_rebuild, i.last_check) for i in status.indexes] == [
+        ("latest", 0, 0, None, None), ("history", 0, 0, None, None)]
+    _sample_store()
+    indexed()
+    indexing.rebuild()
+    api.put("docs/late.txt", b"late")  # two changes wait in the outbox
+    api.put("docs/a.txt", b"alpha three")
+    IndexChange.objects.filter(kind=IndexChange.Kind.HISTORY).update(created=timezone.now() - timedelta(minutes=5))
+    with django_assert_num_queries(3):
+        latest, history = indexing.index_status().indexes
+    assert (latest.documents, history.documents) == (2, 5)
+    assert (latest.pending, history.pending) == (2, 3)
+    assert history.pending_age >= timedelta(minutes=5) > latest.pending_age
+    assert latest.last_rebuild == history.last_rebuild == MaintenanceRun.objects.get(kind="rebuild").finished
+    assert latest.last_check is None
+
+
+def test_index_status_keeps_the_last_successful_check_and_shows_a_failed_one(monkeypatch):
+    _sample_store()
+    indexed()
+    api.set_attributes(api.lookup("docs/a.txt").serial, {"k": "lost"})
+    IndexChange.objects.all().delete()  # both documents of the current version now differ
+    indexing.check()
+    monkeypatch.setattr(indexing, "compare", lambda **kwargs: (_ for _ in ()).throw(IndexUnavailable("index down")))
+    with pytest.raises(IndexUnavailable):
+        indexing.check()
+    status = indexing.index_status()
+    assert [i.last_check_differences for i in status.indexes] == [1, 1]
+    failed = status.last_runs["check"]
+    assert failed.finished is None and failed.error == "IndexUnavailable: index down"
+
+
+def test_an_unreadable_index_is_a_problem_not_an_error(search_index):
+    from haystack import connections
+
+    connections.connections_info["vi_history"]["PATH"] = str(search_index / "nowhere")
+    connections.reload("vi_history")
+    latest, history = indexing.index_status().indexes
+    assert latest.documents == 0 and latest.problem == ""
+    assert history.documents is None and "nowhere" in history.problem
+
+
 def test_optimize_merges_segments(search_index):
     for i in range(5):
         api.put(f"docs/{i}", b"x")
@@ -520,11 +692,14 @@ def test_rebuild_killed_with_sigkill_leaves_the_live_index_answering(search_inde
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
     assert found("common", page_size=100) == before
+    killed = indexing.index_status().last_runs["rebuild"]
+    assert killed.finished is None and killed.error == ""  # recorded as started, never finished
     api.put("docs/after.txt", b"common after")  # the live index takes writes again
     assert "docs/after.txt" in found("common", page_size=100)
     report = indexing.rebuild()  # the next run starts clean
     assert report.history == 41
     assert not temp.exists()
+    assert indexing.index_status().indexes[0].last_rebuild is not None
     assert_in_step()
 
 

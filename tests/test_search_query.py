@@ -5,13 +5,14 @@ from haystack import connections
 from whoosh import query as wq
 
 from versioned_items.exceptions import InvalidQuery
-from versioned_items.search.query import SearchRequest, check_syntax, parse, whoosh_query
+from versioned_items.search.query import SearchRequest, _correctable_terms, _one_edit, check_syntax, parse, whoosh_query
 
 
 @pytest.fixture(scope="module")
 def schema():
+    # The schema alone: the index itself need not exist.
     backend = connections["vi_latest"].get_backend()
-    backend.setup()
+    backend._build_schema()
     return backend.schema
 
 
@@ -78,3 +79,18 @@ def test_filters_are_zero_score_conjuncts(schema):
 def test_history_excludes_deleted_unless_asked(schema):
     assert isinstance(whoosh_query(SearchRequest(history=True), schema), wq.AndNot)
     assert whoosh_query(SearchRequest(history=True, include_deleted=True), schema) == wq.Every()
+
+
+# --- spelling suggestions --------------------------------------------------------------------
+
+
+def test_only_typed_words_of_the_spelled_fields_are_corrected(schema):
+    q = parse('budgets path:reprot NOT gone muser:ann "dark lamb" wild* color:red Q1-notes', schema)
+    assert [(t.fieldname, t.text, t.startchar) for t in _correctable_terms(q)] == [
+        ("text", "budget", 0), ("path", "reprot", 13)]
+
+
+def test_one_edit_away():
+    edits = _one_edit("ab")
+    assert {"b", "a", "ba", "xb", "abx", "xab"} <= edits and "ab" not in edits
+    assert all(len(edit) in (1, 2, 3) for edit in edits)

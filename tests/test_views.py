@@ -8,7 +8,6 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from versioned_items import api, urls
-from versioned_items.models import Version
 
 pytestmark = pytest.mark.django_db
 
@@ -49,12 +48,8 @@ def restorer(client, django_user_model):
 
 
 def restore_permission():
-    from django.contrib.contenttypes.models import ContentType
-
-    permission, _ = Permission.objects.get_or_create(
-        codename="restore_version", content_type=ContentType.objects.get_for_model(Version),
-        defaults={"name": "Can restore versions"})
-    return permission
+    """The dedicated permission, as the migrations created it."""
+    return Permission.objects.get(codename="restore_version", content_type__app_label="versioned_items")
 
 
 def page_urls(tree):
@@ -266,6 +261,21 @@ def test_restore_needs_the_permission(reader, tree):
     assert url.encode() not in item.content
 
 
+def test_staff_without_the_permission_cannot_restore_either(client, django_user_model, tree):
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="purge_version"))  # another dedicated one
+    client.force_login(staff)
+    url = reverse("versioned_items:restore", args=[tree["a1"].serial])
+    assert client.post(url).status_code == 403
+    assert url.encode() not in client.get(reverse("versioned_items:item", args=["docs/a.txt"])).content
+    assert api.lookup("docs/a.txt") == tree["a2"]
+
+
+def test_the_restore_permission_shows_the_link(restorer, tree):
+    url = reverse("versioned_items:restore", args=[tree["a1"].serial])
+    assert url.encode() in restorer.get(reverse("versioned_items:item", args=["docs/a.txt"])).content
+
+
 def test_restore_refuses_a_delete_marker_and_a_missing_version(restorer, tree):
     marker = api.lookup("docs/gone.txt", cluster=2)
     assert restorer.post(reverse("versioned_items:restore", args=[marker.serial])).status_code == 400
@@ -327,6 +337,13 @@ def test_search_bad_input_is_a_400_with_a_message(reader, indexed_tree, params, 
     response = search_page(reader, **params)
     assert response.status_code == 400
     assert message in response.content.decode()
+
+
+def test_search_suggests_a_spelling_and_keeps_the_other_options(reader, indexed_tree):
+    response = search_page(reader, q="secnod", under="docs", page="2")
+    assert response.context["results"].suggestion == "second"
+    assert 'Did you mean <a href="?under=docs&amp;q=second">second</a>?' in response.content.decode()
+    assert "Did you mean" not in search_page(reader, q="second").content.decode()
 
 
 def test_search_page_without_a_query_shows_the_form(reader, indexed_tree):

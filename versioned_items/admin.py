@@ -30,10 +30,10 @@ from django.utils.translation import ngettext
 
 from . import api, forms, paths, permissions
 from .diffs import diff_versions, read_text
-from .exceptions import IndexUnavailable, InvalidInput, VersionedItemsError
+from .exceptions import InvalidInput, VersionedItemsError
 from .models import Attribute, Cluster, Node, Statistics, Version
 from .urls import IdConverter  # noqa: F401  (registers the vi_id converter)
-from .views import content_response, page_links, run_search
+from .views import content_response, page_links, run_search, suggestion_url
 
 #: Rows counted at most for a list's total ("1,000+ nodes").
 COUNT_LIMIT = 1000
@@ -445,7 +445,7 @@ class NodeAdmin(ReadOnlyTreeAdmin):
                 self.message_user(request, _("%(task)s: done.") % {"task": self.INDEX_TASKS[task][0]},
                                   messages.SUCCESS)
             context["task_done"], context["task"] = task, None
-        context["status"] = index_status()
+        context["status"] = indexing.index_status()
         return TemplateResponse(request, "admin/versioned_items/node/index.html", context)
 
     # Search: the latest index, or the history index (every version, or as of a time).
@@ -466,7 +466,8 @@ class NodeAdmin(ReadOnlyTreeAdmin):
         elif form.is_bound:
             results, status = run_search(form, page_size=SEARCH_PAGE_SIZE)
             if results is not None:
-                context.update(results=results, **page_links(request, results.page, results.has_next))
+                context.update(results=results, **page_links(request, results.page, results.has_next),
+                               suggestion_url=suggestion_url(request, results.suggestion))
         return TemplateResponse(request, "admin/versioned_items/node/search.html", context, status=status or 200)
 
     # The node's page: breadcrumbs, children, statistics, current version and history.
@@ -581,22 +582,6 @@ class NodeAdmin(ReadOnlyTreeAdmin):
 
     def purge_view(self, request, node_id):
         return self.object_action(request, node_id, self.purge_selected, self.has_purge_permission)
-
-
-def index_status() -> dict:
-    """What the index panel shows before anything runs: the outbox backlog, and each index's
-    document count when the index can be read."""
-    from .search import indexing
-
-    sides = []
-    for side in indexing.sides():
-        entry = {"name": side.name, "alias": side.alias, "documents": None, "problem": ""}
-        try:
-            entry["documents"] = side.backend.searcher().doc_count() if side.fast else None
-        except IndexUnavailable as error:
-            entry["problem"] = str(error)
-        sides.append(entry)
-    return {"pending": indexing.pending_count(), "sides": sides}
 
 
 def outermost(nodes: list[Node]) -> list[Node]:

@@ -244,8 +244,15 @@ def search(request):
     if results is None:
         return render(request, "versioned_items/search.html", context, status=status)
     context.update(results=results, facets=facet_links(request, results.facets),
-                   **page_links(request, results.page, results.has_next))
+                   **page_links(request, results.page, results.has_next),
+                   suggestion_url=suggestion_url(request, results.suggestion))
     return render(request, "versioned_items/search.html", context)
+
+
+def suggestion_url(request, suggestion: str | None) -> str | None:
+    """The same search with the spelling suggestion as its query text, from the first page.
+    Shared with the admin's search."""
+    return f"?{query_string(request, q=suggestion, page=None)}" if suggestion else None
 
 
 def facet_links(request, facets: dict) -> list[tuple[str, list[dict]]]:

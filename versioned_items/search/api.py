@@ -75,11 +75,15 @@ class Hit:
 
 @dataclass
 class SearchPage:
-    """One page of results, the total number of matches, and facet counts if asked for.
+    """One page of results, the total number of matches, facet counts if asked for, and a
+    spelling suggestion.
 
     ``facets`` (with ``facets=True``): ``{"muser": [(value, count), ...], "content_type": [...],
     "cluster": [...], "attributes": {name: [(value, count), ...]}}``, most frequent first,
     counted over all matches.
+
+    ``suggestion``: the query text with its unknown words replaced by the index's closest
+    ones (``"budgte"`` -> ``"budget"``), or None when there is nothing better to offer.
     """
 
     hits: list[Hit]
@@ -87,6 +91,7 @@ class SearchPage:
     page: int
     page_size: int
     facets: dict[str, Any] = field(default_factory=dict)
+    suggestion: str | None = None
 
     def __iter__(self) -> Iterator[Hit]:
         return iter(self.hits)
@@ -128,6 +133,7 @@ def search(
     page_size: int = 20,
     highlight: bool = True,
     facets: bool = False,
+    suggest: bool | None = None,
 ) -> SearchPage:
     """Search the latest index (one document per live item) or the history index.
 
@@ -147,6 +153,9 @@ def search(
     - ``sort``: ``relevance`` or ``mtime``, ``path``, ``size`` (``-`` for descending).
     - ``page`` (from 1) and ``page_size`` (1 to 1000); ``highlight`` for snippets; ``facets``
       for counts by muser, content type, cluster and the ``FACET_ATTRIBUTES`` keys.
+    - ``suggest``: compute a spelling suggestion (``SearchPage.suggestion``) always (True),
+      never (False), or only when fewer than ``query.FEW_HITS`` (5) documents match (None, the
+      default), which is when it helps; it costs a term lookup per word, more for unknown words.
 
     Returns a :class:`SearchPage`. Raises InvalidQuery for malformed query text,
     InvalidArgument or InvalidPath for a bad argument, IndexUnavailable when the index
@@ -156,7 +165,7 @@ def search(
         text, history=history, as_of=as_of, include_deleted=include_deleted, cluster=cluster,
         under=under, content_type=content_type, muser=muser, mtime_range=mtime_range,
         size_range=size_range, attributes=attributes, sort=sort, page=page, page_size=page_size,
-        highlight=highlight, facets=facets,
+        highlight=highlight, facets=facets, suggest=suggest,
     )
     alias = app_settings.HISTORY_CONNECTION if request.history else app_settings.LATEST_CONNECTION
     backend = connections[alias].get_backend()
@@ -168,12 +177,13 @@ def search(
         raw = q.run_haystack(alias, Version if request.history else Node, request)
     return SearchPage(
         hits=[_hit(r) for r in raw.hits], total=raw.total, page=request.page,
-        page_size=request.page_size, facets=raw.facets,
+        page_size=request.page_size, facets=raw.facets, suggestion=raw.suggestion,
     )
 
 
 def _request(text, *, history, as_of, include_deleted, cluster, under, content_type, muser,
-             mtime_range, size_range, attributes, sort, page, page_size, highlight, facets) -> q.SearchRequest:
+             mtime_range, size_range, attributes, sort, page, page_size, highlight, facets,
+             suggest) -> q.SearchRequest:
     if not isinstance(text, str):
         raise InvalidArgument(f"query text must be a string, not {type(text).__name__}: {text!r}")
     as_of = _utc(clean_time(as_of, "as_of"), "as_of")
@@ -207,6 +217,7 @@ def _request(text, *, history, as_of, include_deleted, cluster, under, content_t
         highlight=bool(highlight),
         facets=tuple(app_settings.FACET_ATTRIBUTES),
         want_facets=bool(facets),
+        suggest=None if suggest is None else bool(suggest),
     )
 
 

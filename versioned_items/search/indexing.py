@@ -16,6 +16,12 @@ Entries are idempotent, so nothing is lost when a process dies after its commit:
 stay in the outbox, and the next round of any process, ``wait_for_index()`` or
 ``vi_update_index`` applies them.
 
+On SQLite, deleting the applied entries needs the database's single write lock, which a
+process that writes transaction after transaction (an import) holds nearly all the time. The
+applier thread does not wait for it: it leaves the deletion to that writer's next transaction
+(see :class:`_Unsettled`) and retries quietly, after a short pause, what a busy database
+refused, logging it at DEBUG level only; entries that wait to be deleted are not applied again.
+
 The visibility lag
 ------------------
 A committed change is visible to search once the round that reads it commits. The applier
@@ -25,17 +31,26 @@ up by the next one. The lag is therefore at most two rounds (each of at most
 process holds for at most one round. ``SEARCH_MAX_LAG`` is the bound this is expected to stay
 under: ``vi_check`` reports outbox entries older than it. Callers that need to read their own
 writes call :func:`wait_for_index`, or set ``SEARCH_SYNC``.
+
+Maintenance
+-----------
+:func:`rebuild`, :func:`update_index` and :func:`check` record each run
+(:class:`.models.MaintenanceRun`); :func:`index_status` reports, per index, the documents, the
+outbox backlog, the last rebuild and the last check, for the admin's panel and ``vi_check``.
 """
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
+from django.db import OperationalError, router, transaction
 from django.db import connections as db_connections
 from django.db.models import F
 from django.utils import timezone
@@ -44,11 +59,12 @@ from haystack.utils import get_model_ct
 
 from versioned_items import api
 from versioned_items.conf import app_settings
+from versioned_items.exceptions import IndexUnavailable
 from versioned_items.models import Cluster, Node, Version
 
 from . import documents, locks
 from .documents import SOURCE_ATTR
-from .models import IndexChange
+from .models import IndexChange, MaintenanceRun
 
 logger = logging.getLogger("versioned_items.search")
 
@@ -73,6 +89,11 @@ class Side:
     @property
     def index(self):
         return connections[self.alias].get_unified_index().get_index(self.model)
+
+    @property
+    def outbox_kind(self) -> int:
+        """The kind of the outbox entries for this index."""
+        return IndexChange.Kind.LATEST if self.name == "latest" else IndexChange.Kind.HISTORY
 
     def identifier(self, pk) -> str:
         """Haystack's document id of the object with primary key ``pk``."""
@@ -155,19 +176,21 @@ def reconcile(node_ids: Iterable[int] = (), serials: Iterable[int] = ()) -> None
 def apply_pending(*, timeout: float | None = None) -> int:
     """Apply every outbox entry to the indexes; return how many entries were applied.
 
-    Waits for the apply lock at most ``timeout`` seconds (default ``SEARCH_LOCK_TIMEOUT``).
-    Raises IndexUnavailable when the lock or an index lock cannot be had in time; the entries
-    then stay in the outbox.
+    Waits for the apply lock at most ``timeout`` seconds (default ``SEARCH_LOCK_TIMEOUT``), and
+    for the database's locks as long as its connection says. Raises IndexUnavailable when the
+    apply lock or an index lock cannot be had in time; the entries then stay in the outbox.
     """
     with locks.apply_lock(timeout):
+        settle_applied()
         return _drain(keep=locks.rebuild_running())
 
 
-def _drain(*, keep: bool) -> int:
+def _drain(*, keep: bool, background: bool = False) -> int:
     """Apply outbox entries in rounds of SEARCH_BATCH_SIZE; the caller holds the apply lock.
 
     With ``keep`` (a rebuild is running) applied entries are marked, not deleted, and only
-    entries not yet applied are read.
+    entries not yet applied are read. In the ``background``, a round whose entries stay
+    unsettled (see :class:`_Unsettled`) is the last.
     """
     batch_size = app_settings.SEARCH_BATCH_SIZE
     done = 0
@@ -182,10 +205,9 @@ def _drain(*, keep: bool) -> int:
             node_ids={oid for _, kind, oid in rows if kind == IndexChange.Kind.LATEST},
             serials={oid for _, kind, oid in rows if kind == IndexChange.Kind.HISTORY},
         )
-        ids = [row[0] for row in rows]
-        entries = IndexChange.objects.filter(id__in=ids)
-        entries.update(applied=True) if keep else entries.delete()
         done += len(rows)
+        if not _settle([row[0] for row in rows], keep=keep, background=background):
+            return done
         if len(rows) < batch_size:
             # Entries committed after this read have scheduled a round of their own.
             return done
@@ -212,7 +234,7 @@ def apply_after_commit() -> None:
     Never raises: the transaction has committed, and its entries wait in the outbox for the
     next round if this one fails.
     """
-    if app_settings.SEARCH_SYNC:
+    if app_settings.SEARCH_SYNC or _inside_transaction():
         try:
             apply_pending()
         except Exception:
@@ -221,14 +243,144 @@ def apply_after_commit() -> None:
         _applier.wake()
 
 
+def _inside_transaction() -> bool:
+    # Commit hooks run inside a transaction only when a test runs them inside its own
+    # (TestCase.captureOnCommitCallbacks(execute=True), pytest-django's
+    # django_capture_on_commit_callbacks). The applier thread's connection could not see the
+    # entries, and on SQLite it would wait for the test's write lock until the timeout: apply
+    # them here, in the connection that sees them.
+    return transaction.get_connection(router.db_for_write(IndexChange)).in_atomic_block
+
+
+# --- settling applied entries ----------------------------------------------------------------
+
+
+class _Unsettled:
+    """Outbox entries this process applied to the indexes but could not delete yet (or mark
+    ``applied``, while a rebuild runs), because a writer held SQLite's write lock.
+
+    The applier thread does not wait for that lock. A process that writes transaction after
+    transaction (an import) holds it nearly all the time: the thread would wait out SQLite's
+    whole timeout, fail with "database is locked" and apply the same entries again, round after
+    round, while the backlog grew. Instead the thread leaves the deletion to the writer's next
+    transaction, which holds the lock anyway (:func:`settle_applied`, called by the receiver),
+    or to its own next round, and reads no further entries until then. Entries of a process
+    that dies before they are settled are merely applied once more by someone else.
+    """
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._keep: dict[int, bool] = {}  # entry id -> mark it applied (True) or delete it
+
+    def add(self, ids: Iterable[int], *, keep: bool) -> None:
+        with self._guard:
+            self._keep.update(dict.fromkeys(ids, keep))
+
+    def take(self) -> dict[bool, list[int]]:
+        """Remove and return every entry: ``{keep: [ids]}``."""
+        with self._guard:
+            entries, self._keep = self._keep, {}
+        taken: dict[bool, list[int]] = {}
+        for entry, keep in entries.items():
+            taken.setdefault(keep, []).append(entry)
+        return taken
+
+    def __bool__(self) -> bool:
+        return bool(self._keep)
+
+
+_unsettled = _Unsettled()
+
+
+def settle_applied(*, background: bool = False) -> bool:
+    """Delete the outbox entries this process applied but left unsettled (see
+    :class:`_Unsettled`), or mark them ``applied`` if a rebuild was running then.
+
+    The receiver calls it inside each write's transaction (no query when nothing is
+    unsettled, and never on PostgreSQL). Returns False when, in the ``background``, the
+    database was too busy: the entries then stay unsettled.
+    """
+    return all([_settle(ids, keep=keep, background=background) for keep, ids in _unsettled.take().items()])
+
+
+def _settle(ids: list[int], *, keep: bool, background: bool = False) -> bool:
+    """Delete the applied entries ``ids``, or with ``keep`` mark them applied (a rebuild will
+    replay them). In the ``background``, a database busy with a writer leaves them unsettled
+    and gives False."""
+    entries = IndexChange.objects.filter(id__in=ids)
+    try:
+        if keep:
+            entries.update(applied=True)
+        else:
+            entries.delete()
+    except OperationalError as error:
+        if not (background and _database_busy(error)):
+            raise
+        _unsettled.add(ids, keep=keep)
+        return False
+    return True
+
+
+def _database_busy(error: BaseException) -> bool:
+    """Whether ``error`` is SQLite's "database is locked": another connection holds the lock."""
+    code = getattr(error.__cause__, "sqlite_errorcode", None)
+    return isinstance(error, OperationalError) and code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
+
+
+#: Seconds the applier thread waits for SQLite's write lock before leaving the work for later.
+BACKGROUND_LOCK_WAIT = 0.1
+
+
+@contextlib.contextmanager
+def _brief_lock_waits() -> Iterator[None]:
+    """On SQLite, have this thread's connection give up after BACKGROUND_LOCK_WAIT seconds,
+    instead of its ``timeout``, when another connection holds the lock it needs."""
+    connection = db_connections[router.db_for_write(IndexChange)]
+    if connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    (before,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute(f"PRAGMA busy_timeout = {int(BACKGROUND_LOCK_WAIT * 1000)}")
+    try:
+        yield
+    finally:
+        if connection.connection is raw:
+            raw.execute(f"PRAGMA busy_timeout = {int(before)}")
+
+
+def _apply_in_background() -> bool:
+    """One round of the applier thread: :func:`apply_pending`, except that on SQLite it waits
+    only briefly for the database's locks. Returns False when work is left for a later round
+    (entries unsettled, or a database too busy to read)."""
+    try:
+        with locks.apply_lock(), _brief_lock_waits():
+            if settle_applied(background=True):
+                _drain(keep=locks.rebuild_running(), background=True)
+    except OperationalError as error:
+        if not _database_busy(error):
+            raise
+        return False
+    return not _unsettled
+
+
+# --- the applier thread ----------------------------------------------------------------------
+
+
 class _Applier:
     """This process's background applier: a thread that drains the outbox when woken.
 
     Under load one thread serves every commit; after ``LINGER`` seconds without a wake-up it
-    ends (with its database connection), and the next commit starts another.
+    ends (with its database connection), and the next commit starts another. Work that a busy
+    SQLite database refused is retried after a pause that doubles from ``RETRY_FIRST`` up to
+    ``RETRY_MAX`` seconds, or as soon as the next commit wakes the thread, and logged at DEBUG
+    level only. A round that fails otherwise is logged once, not again until a round succeeds.
     """
 
     LINGER = 2.0
+    RETRY_FIRST = 0.05
+    RETRY_MAX = 1.0
 
     def __init__(self):
         self._guard = threading.Lock()
@@ -236,6 +388,7 @@ class _Applier:
         self._idle = threading.Event()
         self._idle.set()
         self._stop = False
+        self._failing = False
         self._thread: threading.Thread | None = None
 
     def wake(self) -> None:
@@ -247,25 +400,41 @@ class _Applier:
                 self._thread.start()
 
     def _run(self) -> None:
+        retry = 0.0  # the pause before retrying work left by a busy database; 0: none is left
         try:
             while True:
-                self._wanted.wait(timeout=self.LINGER)
+                self._wanted.wait(timeout=retry or self.LINGER)
                 with self._guard:
-                    if self._stop or not self._wanted.is_set():
+                    if self._stop or not (self._wanted.is_set() or retry):
                         self._thread = None
                         self._idle.set()
                         return
                     self._wanted.clear()
-                try:
-                    apply_pending()
-                except Exception:
-                    logger.exception("Applying index changes failed; they stay in the outbox for the next round")
+                retry = self._round(retry)
                 with self._guard:
-                    if not self._wanted.is_set():
+                    if not (self._wanted.is_set() or retry):
                         self._idle.set()
         finally:
             # The thread's own database connection goes with it.
             db_connections.close_all()
+
+    def _round(self, retry: float) -> float:
+        """Apply what is pending; return the pause before a retry, 0 when nothing is left."""
+        try:
+            finished = _apply_in_background()
+        except Exception:
+            if not self._failing:
+                logger.exception("Applying index changes failed; they stay in the outbox for the next round")
+            self._failing = True
+            return 0.0
+        if self._failing:
+            logger.info("Applying index changes works again")
+            self._failing = False
+        if finished:
+            return 0.0
+        retry = min(self.RETRY_MAX, max(self.RETRY_FIRST, 2 * retry))
+        logger.debug("The database is busy with a writer; index changes wait %.2f s", retry)
+        return retry
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the thread has nothing left to do; False if ``timeout`` ran out first."""
@@ -293,14 +462,18 @@ def flush_background(timeout: float | None = None) -> bool:
 
 
 def stop_background(timeout: float | None = None) -> None:
-    """End this process's applier thread (tests do, so that the next starts with fresh connections)."""
+    """End this process's applier thread (tests do, so that the next starts with fresh
+    connections). What is left stays in the outbox, applied entries not yet deleted included:
+    they are forgotten here, and applied once more by the next round."""
     _applier.stop(timeout)
+    _unsettled.take()
 
 
 def _reset_after_fork() -> None:
-    # A forked child has no applier thread, whatever its parent had.
-    global _applier
+    # A forked child has no applier thread and nothing to settle, whatever its parent had.
+    global _applier, _unsettled
     _applier = _Applier()
+    _unsettled = _Unsettled()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -333,10 +506,11 @@ def rebuild(*, procs: int = 1, batch_size: int | None = None, progress: Progress
 
     ``procs`` > 1 lets Whoosh index in that many processes. ``progress(done, total)`` is
     called after each batch of versions. Raises IndexUnavailable when another rebuild runs.
+    The run is recorded (see :func:`index_status`).
     """
     batch_size = batch_size or app_settings.SEARCH_BATCH_SIZE
     latest, history = sides()
-    with locks.rebuild_lock():
+    with locks.rebuild_lock(), _recorded(MaintenanceRun.Kind.REBUILD) as run:
         # Appliers that started before us finish first: what they deleted from the outbox is
         # in the database we are about to read. Later ones keep their entries for the replay.
         with locks.apply_lock():
@@ -347,6 +521,8 @@ def rebuild(*, procs: int = 1, batch_size: int | None = None, progress: Progress
             report = _rebuild_in_place(latest, history, batch_size, progress)
         with locks.apply_lock():
             report.replayed = _drain(keep=False)
+        run.latest_documents, run.history_documents = report.latest, report.history
+        run.applied = report.replayed
     return report
 
 
@@ -557,17 +733,21 @@ def update_index(*, dry_run: bool = False, batch_size: int | None = None) -> Upd
 
     Pending outbox entries are applied first (unless ``dry_run``). Then missing documents are
     added, stale ones removed and changed ones rewritten (reusing texts already indexed),
-    which also fixes the latest set. Returns the differences found.
+    which also fixes the latest set. Returns the differences found; the run is recorded (see
+    :func:`index_status`).
     """
     batch_size = batch_size or app_settings.SEARCH_BATCH_SIZE
-    applied = 0 if dry_run else apply_pending()
-    with locks.apply_lock():
-        diff = compare(batch_size=batch_size)
-        if not dry_run:
-            nodes = sorted(diff.latest.missing | diff.latest.stale | diff.latest.changed)
-            serials = sorted(diff.history.missing | diff.history.stale | diff.history.changed)
-            for start in range(0, max(len(nodes), len(serials)), batch_size):
-                reconcile(nodes[start:start + batch_size], serials[start:start + batch_size])
+    with _recorded(MaintenanceRun.Kind.UPDATE, dry_run=dry_run) as run:
+        applied = 0 if dry_run else apply_pending()
+        with locks.apply_lock():
+            diff = compare(batch_size=batch_size)
+            if not dry_run:
+                nodes = sorted(diff.latest.missing | diff.latest.stale | diff.latest.changed)
+                serials = sorted(diff.history.missing | diff.history.stale | diff.history.changed)
+                for start in range(0, max(len(nodes), len(serials)), batch_size):
+                    reconcile(nodes[start:start + batch_size], serials[start:start + batch_size])
+        _record_diff(run, diff)
+        run.applied = applied
     return UpdateReport(diff=diff, applied=applied, dry_run=dry_run)
 
 
@@ -592,17 +772,123 @@ def check(*, apply: bool = True) -> CheckReport:
     """Report differences between the indexes and the database, and in the statistics.
 
     With ``apply`` (the default) pending outbox entries are applied first, so that changes
-    merely in flight are not reported as differences.
+    merely in flight are not reported as differences. The run is recorded (see
+    :func:`index_status`).
     """
-    if apply:
-        apply_pending()
-    with locks.apply_lock():
-        diff = compare()
-    pending = IndexChange.objects.filter(applied=False)
-    overdue = pending.filter(created__lt=timezone.now() - timedelta(seconds=app_settings.SEARCH_MAX_LAG))
-    return CheckReport(
-        diff=diff, statistics=api.recompute_statistics(), pending=pending.count(), overdue=overdue.count()
-    )
+    with _recorded(MaintenanceRun.Kind.CHECK) as run:
+        run.applied = apply_pending() if apply else 0
+        with locks.apply_lock():
+            diff = compare()
+        pending = IndexChange.objects.filter(applied=False)
+        overdue = pending.filter(created__lt=timezone.now() - timedelta(seconds=app_settings.SEARCH_MAX_LAG))
+        report = CheckReport(
+            diff=diff, statistics=api.recompute_statistics(), pending=pending.count(), overdue=overdue.count()
+        )
+        _record_diff(run, diff)
+        run.statistics_differences = len(report.statistics)
+    return report
+
+
+# --- the record of maintenance runs, and the index status ------------------------------------
+
+
+@contextlib.contextmanager
+def _recorded(kind: str, **fields) -> Iterator[MaintenanceRun]:
+    """Record a maintenance run: a row when it starts, given its finish time (and the counts
+    the caller set on it) when it ends, or the error that stopped it. A killed run keeps no
+    finish time. Only the newest runs of each kind are kept."""
+    run = MaintenanceRun.objects.create(kind=kind, **fields)
+    try:
+        yield run
+    except Exception as error:
+        # Inside a transaction that an error broke, nothing more can be written.
+        if not transaction.get_connection(router.db_for_write(MaintenanceRun)).needs_rollback:
+            run.error = f"{type(error).__name__}: {error}"
+            run.save(update_fields=["error"])
+        raise
+    run.finished = timezone.now()
+    run.save()
+    MaintenanceRun.objects.prune(kind)
+
+
+def _record_diff(run: MaintenanceRun, diff: IndexDiff) -> None:
+    run.latest_documents, run.history_documents = diff.latest.documents, diff.history.documents
+    run.latest_differences, run.history_differences = diff.latest.count, diff.history.count
+
+
+@dataclass
+class IndexState:
+    """The state of one index, as :func:`index_status` reports it."""
+
+    name: str  # "latest" or "history"
+    alias: str  # its Haystack connection
+    documents: int | None  # None when the index cannot be read; ``problem`` says why
+    problem: str
+    pending: int  # outbox entries not applied yet
+    oldest_pending: datetime | None  # when the oldest of them was recorded
+    last_rebuild: datetime | None  # when the last rebuild that succeeded finished
+    last_check: datetime | None  # when the last check that succeeded finished
+    last_check_differences: int | None  # documents it found missing, stale or changed
+
+    @property
+    def pending_age(self) -> timedelta | None:
+        """How long the oldest pending entry has waited."""
+        return timezone.now() - self.oldest_pending if self.oldest_pending else None
+
+
+@dataclass
+class IndexStatus:
+    """Both indexes' states, and the newest maintenance run of each kind, whatever its outcome."""
+
+    indexes: list[IndexState]
+    last_runs: dict[str, MaintenanceRun]  # by kind: "rebuild", "update", "check"
+    rebuild_running: bool
+
+    @property
+    def pending(self) -> int:
+        """Outbox entries not applied yet, for both indexes."""
+        return sum(index.pending for index in self.indexes)
+
+
+def index_status() -> IndexStatus:
+    """Each index's document count, pending outbox entries and the age of the oldest, when it
+    was last rebuilt, and when it was last checked with how many differences; and the newest
+    run of each kind of maintenance.
+
+    The maintenance times come from the runs that :func:`rebuild`, :func:`update_index` and
+    :func:`check` record, whoever called them. Three queries, and a document count from each
+    index. Never raises IndexUnavailable: an index that cannot be read has ``documents=None``
+    and its ``problem``.
+    """
+    backlog = IndexChange.objects.backlog()
+    succeeded = MaintenanceRun.objects.succeeded().newest_of_each_kind()
+    rebuilt, checked = succeeded.get(MaintenanceRun.Kind.REBUILD), succeeded.get(MaintenanceRun.Kind.CHECK)
+    indexes = []
+    for side in sides():
+        pending, oldest = backlog.get(side.outbox_kind, (0, None))
+        documents, problem = None, ""
+        try:
+            documents = document_count(side)
+        except IndexUnavailable as error:
+            problem = str(error)
+        indexes.append(IndexState(
+            name=side.name, alias=side.alias, documents=documents, problem=problem,
+            pending=pending, oldest_pending=oldest,
+            last_rebuild=rebuilt.finished if rebuilt else None,
+            last_check=checked.finished if checked else None,
+            last_check_differences=getattr(checked, f"{side.name}_differences") if checked else None,
+        ))
+    return IndexStatus(indexes=indexes, last_runs=MaintenanceRun.objects.newest_of_each_kind(),
+                       rebuild_running=locks.rebuild_running())
+
+
+def document_count(side: Side) -> int:
+    """The number of documents in one index. Raises IndexUnavailable when it cannot be read."""
+    if side.fast:
+        return side.backend.searcher().doc_count()
+    from haystack.query import SearchQuerySet
+
+    return SearchQuerySet(using=side.alias).models(side.model).count()
 
 
 # --- maintenance -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ name that is not a document field is an attribute: ``color:red``, ``dc.creator:a
 """
 
 import re
+import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,11 +17,12 @@ from whoosh import query as wq
 from whoosh import sorting
 from whoosh.highlight import HtmlFormatter
 from whoosh.qparser import FieldsPlugin, PrefixPlugin, QueryParser, WildcardPlugin, syntax
+from whoosh.support.levenshtein import distance
 
 from versioned_items.exceptions import InvalidQuery
 from versioned_items.models import Cluster
 
-from .search_indexes import OPEN_END
+from .search_indexes import OPEN_END, PATH_WORDS
 
 # Searched by query words that name no field: content, path words and attributes in one field,
 # so that a query costs what it costs on raw Whoosh.
@@ -29,6 +31,8 @@ DEFAULT_FIELD = "text"
 SORT_FIELDS = {"mtime": "mtime", "path": "path_exact", "size": "size"}
 FACET_FIELDS = {"muser": "muser", "content_type": "content_type_exact", "cluster": "cluster"}
 OPERATORS = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
+# A search with fewer matches than this gets a spelling suggestion unless told otherwise.
+FEW_HITS = 5
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class SearchRequest:
     highlight: bool = True
     facets: tuple[str, ...] = ()  # attribute names offered as facets, when facets are wanted
     want_facets: bool = False
+    suggest: bool | None = None  # spelling suggestion: always, never, or (None) on few hits
 
 
 @dataclass
@@ -66,6 +71,7 @@ class RawResults:
     hits: list[RawHit]
     total: int
     facets: dict[str, Any]
+    suggestion: str | None = None
 
 
 # --- parsing query text ----------------------------------------------------------------------
@@ -269,7 +275,12 @@ def run_whoosh(backend, request: SearchRequest) -> RawResults:
         hits.append(RawHit(fields=fields, score=hit.score if request.sort == "relevance" else None,
                            highlights=highlights))
     facets = _facet_counts(results, request) if request.want_facets else {}
-    return RawResults(hits=hits, total=len(results), facets=facets)
+    suggestion = suggest(searcher, backend.schema, request.query) if wants_suggestion(request, len(results)) else None
+    return RawResults(hits=hits, total=len(results), facets=facets, suggestion=suggestion)
+
+
+def wants_suggestion(request: SearchRequest, total: int) -> bool:
+    return request.suggest or (request.suggest is None and total < FEW_HITS)
 
 
 def _facets(searcher, request: SearchRequest) -> sorting.Facets:
@@ -295,13 +306,137 @@ def _facet_counts(results, request: SearchRequest) -> dict:
     return counts
 
 
+# --- spelling suggestions --------------------------------------------------------------------
+
+# Fields whose words are corrected: the default field (stemmed) and the path's words.
+SPELLED_FIELDS = (DEFAULT_FIELD, "path", "name")
+# Edits between a word and its correction at most (more is slow in Whoosh, and rarely right).
+MAX_EDITS = 2
+# Characters of a document's text read to find how a stem is written there.
+SPELLING_SCAN_CHARS = 20_000
+
+
+def suggest(searcher, schema, text: str) -> str | None:
+    """``text`` with each word that is not in the index replaced by the closest word that is,
+    or None when no word needs (or finds) a correction.
+
+    Corrections come from the index's own vocabulary: nothing is added when indexing, unlike
+    Haystack's spelling field, which more than halves indexing speed. Words in phrases,
+    wildcards and ``NOT`` clauses, and attribute values, are left as they are.
+    """
+    if not text.strip() or text.strip() == "*":
+        return None
+    reader = searcher.reader()
+    changes = []
+    for term in _correctable_terms(parse(text, schema)):
+        if (term.fieldname, term.text) in reader:
+            continue
+        typed = text[term.startchar:term.endchar]
+        word = _closest_word(searcher, term.fieldname, term.text, typed.lower())
+        if word is not None:
+            changes.append((term.startchar, term.endchar, _same_case(word, typed)))
+    for start, end, word in sorted(changes, reverse=True):
+        text = text[:start] + word + text[end:]
+    return text if changes else None
+
+
+def _correctable_terms(q: wq.Query):
+    """The single-word terms of the spelled fields that the user typed (their place in the
+    query text is known), outside ``NOT``."""
+    if isinstance(q, wq.Not):
+        return
+    if type(q) is wq.Term:
+        if q.fieldname in SPELLED_FIELDS and getattr(q, "startchar", None) is not None:
+            yield q
+        return
+    for child in q.children():
+        yield from _correctable_terms(child)
+
+
+def _closest_word(searcher, fieldname: str, term: str, typed: str) -> str | None:
+    """The word of a live document closest to what was ``typed`` (``term`` once analysed).
+
+    The candidates are the terms of the words one edit away from ``typed`` (in the stemmed
+    default field, this finds "meet", hence "meeting", for "meetnig", whose own stem is three
+    edits away), then Whoosh's edit-distance search over the field's terms (``terms_within``,
+    up to MAX_EDITS): fewest edits first, then the most frequent.
+    """
+    reader = searcher.reader()
+    neighbours = _known_neighbours(searcher, fieldname, typed) if fieldname == DEFAULT_FIELD else {}
+    near = set(neighbours.values())
+    # The first letter is rarely the wrong one, and requiring it makes the search fast.
+    candidates = near | set(reader.terms_within(fieldname, term, MAX_EDITS, prefix=1))
+    ranked = sorted(candidates, key=lambda c: (c not in near, distance(c, term), -reader.doc_frequency(fieldname, c), c))
+    for candidate in ranked:
+        if not _live(searcher, fieldname, candidate):
+            continue
+        if fieldname != DEFAULT_FIELD:
+            return candidate  # the path's words are indexed as written, lower-cased
+        written = sorted(w for w, t in neighbours.items() if t == candidate)
+        return _spelled(searcher, fieldname, candidate, typed) or (written[0] if written else candidate)
+    return None
+
+
+def _known_neighbours(searcher, fieldname: str, typed: str) -> dict[str, str]:
+    """``{word: its term}`` for the words one edit away from ``typed`` whose term is in the
+    index (a few hundred candidates, each analysed and looked up)."""
+    analyzer = searcher.schema[fieldname].analyzer
+    reader = searcher.reader()
+    known = {}
+    for word in _one_edit(typed):
+        terms = [token.text for token in analyzer(word)]
+        if len(terms) == 1 and (fieldname, terms[0]) in reader:
+            known[word] = terms[0]
+    return known
+
+
+def _one_edit(word: str) -> set[str]:
+    """Every string one deletion, transposition, replacement or insertion away from ``word``."""
+    letters = set(string.ascii_lowercase) | set(word)
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits = {a + b[1:] for a, b in splits if b}
+    edits |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    edits |= {a + c + b[1:] for a, b in splits if b for c in letters}
+    edits |= {a + c + b for a, b in splits for c in letters}
+    return edits - {word}
+
+
+def _live(searcher, fieldname: str, term: str) -> bool:
+    """Whether a document that is not deleted has ``term`` (a deleted one's terms stay in the
+    index until its segment is merged)."""
+    return next(iter(searcher.docs_for_query(wq.Term(fieldname, term))), None) is not None
+
+
+def _spelled(searcher, fieldname: str, term: str, typed: str) -> str | None:
+    """How the stem ``term`` is written in a live document that has it: of the words that
+    give it ("configure", "configuration"), the one closest to ``typed``; None if none is
+    found early in the document."""
+    docnum = next(iter(searcher.docs_for_query(wq.Term(fieldname, term))))
+    stored = searcher.stored_fields(docnum)
+    # The default field's text as search_indexes.prepare_text built it, content last.
+    value = "\n".join([" ".join(PATH_WORDS.findall(stored.get("path", ""))), stored.get("attributes", ""),
+                       stored.get("content", "")])[:SPELLING_SCAN_CHARS]
+    analyzer = searcher.schema[fieldname].analyzer
+    words = {value[t.startchar:t.endchar].lower() for t in analyzer(value, chars=True, mode="index") if t.text == term}
+    return min(words, key=lambda word: (distance(word, typed), word), default=None)
+
+
+def _same_case(word: str, typed: str) -> str:
+    """``word`` capitalised like the word the user typed."""
+    if typed.isupper() and len(typed) > 1:
+        return word.upper()
+    if typed[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
 # --- any other Haystack backend --------------------------------------------------------------
 
 
 def run_haystack(alias: str, model, request: SearchRequest) -> RawResults:
     """Run ``request`` through Haystack's SearchQuerySet, for backends other than the app's
-    Whoosh engine. The query text is taken as plain words (``auto_query``), and attribute
-    facets are not offered."""
+    Whoosh engine. The query text is taken as plain words (``auto_query``), attribute facets
+    are not offered, and spelling suggestions are the backend's (with ``INCLUDE_SPELLING``)."""
     from haystack.inputs import Exact
     from haystack.query import SearchQuerySet
 
@@ -349,7 +484,17 @@ def run_haystack(alias: str, model, request: SearchRequest) -> RawResults:
         fields = counts.get("fields", {})
         facets = {name: fields.get(f, []) for name, f in FACET_FIELDS.items()}
         facets["attributes"] = {}
-    return RawResults(hits=hits, total=sqs.count(), facets=facets)
+    total = sqs.count()
+    return RawResults(hits=hits, total=total, facets=facets, suggestion=_haystack_suggestion(sqs, request, total))
+
+
+def _haystack_suggestion(sqs, request: SearchRequest, total: int) -> str | None:
+    # Haystack's own suggestion: only from a backend with INCLUDE_SPELLING (its spelling
+    # field, or the search engine's suggester), at the cost of running the query again.
+    if not (wants_suggestion(request, total) and request.query.strip() and sqs.query.backend.include_spelling):
+        return None
+    suggestion = sqs.spelling_suggestion()
+    return suggestion if suggestion and suggestion != request.query else None
 
 
 def open_end_to_none(value):

@@ -20,6 +20,7 @@ def record_index_changes(sender, changes, **kwargs) -> None:
 
     Runs inside the operation's transaction: the entries commit with the change or roll back
     with it. The apply is scheduled with ``transaction.on_commit``, once per transaction.
+    Entries the applier thread has applied but could not delete go in the same transaction.
     """
     entries = [IndexChange(kind=IndexChange.Kind.LATEST, object_id=n) for n in sorted(changes.nodes)]
     entries += [
@@ -30,6 +31,7 @@ def record_index_changes(sender, changes, **kwargs) -> None:
         return
     using = router.db_for_write(IndexChange)
     IndexChange.objects.using(using).bulk_create(entries, batch_size=500)
+    _settle_applied()
     _schedule_once(using)
 
 
@@ -43,6 +45,14 @@ def create_indexes_after_migrate(sender, **kwargs) -> None:
     except VersionedItemsError as error:
         # migrate must not fail because of the indexes; searching will say what is wrong.
         logger.warning("Search indexes not created after migrate: %s", error)
+
+
+def _settle_applied() -> None:
+    from . import indexing
+
+    # Entries this process's applier thread applied but could not delete, because writes like
+    # this one kept SQLite's write lock: this transaction holds the lock anyway.
+    indexing.settle_applied()
 
 
 def _schedule_once(using: str) -> None:

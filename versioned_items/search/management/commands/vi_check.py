@@ -33,6 +33,8 @@ class Command(BaseCommand):
         for difference in report.statistics[:50]:
             self.stdout.write(f"  {difference}")
         self.stdout.write(f"outbox: {report.pending} pending, {report.overdue} older than the lag bound")
+        rebuilt = indexing.index_status().indexes[0].last_rebuild
+        self.stdout.write(f"last rebuild: {rebuilt.isoformat(timespec='seconds') if rebuilt else 'never'}")
         if not report.ok:
             raise CommandError(f"{report.diff.count + len(report.statistics) + report.overdue} differences found")
         self.stdout.write("no differences")

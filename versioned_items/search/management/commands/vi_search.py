@@ -33,6 +33,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{hit.path}  serial={hit.serial}  {hit.fields['mtime']:%Y-%m-%d %H:%M}  {snippet}")
         if verbosity > 0:
             self.stdout.write(f"{page.total} matches")
+            if page.suggestion:
+                self.stdout.write(f"did you mean: {page.suggestion}")
 
 
 def _time(value: str | None) -> datetime | None:
@@ -49,6 +51,7 @@ def _as_json(page) -> str:
     return json.dumps(
         {
             "total": page.total,
+            "suggestion": page.suggestion,
             "hits": [{**hit.fields, "score": hit.score, "highlights": hit.highlights} for hit in page],
         },
         default=str,
