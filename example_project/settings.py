@@ -88,6 +88,9 @@ def database_from_url(url: str) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
+        # JIT compilation would cost ~250 ms on every listing page: the planner's estimate for
+        # the page query crosses jit_above_cost, though the query itself takes milliseconds.
+        "OPTIONS": {"options": "-c jit=off"},
     }
 
 

@@ -26,6 +26,7 @@ What differs from ``haystack.backends.whoosh_backend``, and why:
   ``migrate``) and a rebuild create one.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -293,7 +294,7 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         except BaseException:
             writer.cancel()
             raise
-        writer.commit()
+        _commit(writer)
 
     def update(self, index, iterable, commit=True):
         self.apply(index, iterable)
@@ -314,11 +315,10 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         except BaseException:
             writer.cancel()
             raise
-        writer.commit()
+        _commit(writer)
 
     def optimize(self):
-        writer = self.writer()
-        writer.commit(optimize=True)
+        _commit(self.writer(), optimize=True)
 
     # --- reading ---
 
@@ -426,6 +426,17 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         shutil.rmtree(folder, ignore_errors=True)
         self._searcher = None
         self.setup_complete = False  # reopened on next use
+
+
+def _commit(writer, **options) -> None:
+    """Commit ``writer``; if the commit fails, cancel it so its write lock is released (a
+    failed commit would otherwise keep the lock, and every later writer would time out)."""
+    try:
+        writer.commit(**options)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.cancel()
+        raise
 
 
 def _clean_token(value) -> str:
