@@ -52,48 +52,49 @@ from versioned_items.exceptions import IndexUnavailable
 SEPARATOR = "\x1f"
 
 
-class SeparatorTokenizer(Tokenizer):
-    """One token per ``SEPARATOR``-separated item, exactly as given."""
+class _ItemTokenizer(Tokenizer):
+    """A tokenizer that yields whole items, as given; subclasses say what the items are."""
+
+    def items(self, value: str, mode: str, start_char: int) -> Iterator[tuple[int, str, int, int]]:
+        """(position offset, item, start char, end char) for each item of ``value``."""
+        raise NotImplementedError
 
     def __call__(self, value, positions=False, chars=False, keeporiginal=False,
                  removestops=True, start_pos=0, start_char=0, mode="", **kwargs):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for offset, item, first, last in self.items(value, mode, start_char):
+            token.text = item
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = item
+            if positions:
+                token.pos = start_pos + offset
+            if chars:
+                token.startchar, token.endchar = first, last
+            yield token
+
+
+class SeparatorTokenizer(_ItemTokenizer):
+    """One token per ``SEPARATOR``-separated item, exactly as given."""
+
+    def items(self, value, mode, start_char):
         char = start_char
-        for pos, item in enumerate(value.split(SEPARATOR), start_pos):
+        for offset, item in enumerate(value.split(SEPARATOR)):
             if item:
-                token.text = item
-                token.boost = 1.0
-                token.stopped = False
-                if keeporiginal:
-                    token.original = item
-                if positions:
-                    token.pos = pos
-                if chars:
-                    token.startchar, token.endchar = char, char + len(item)
-                yield token
+                yield offset, item, char, char + len(item)
             char += len(item) + 1
 
 
-class ContentTypeTokenizer(Tokenizer):
+class ContentTypeTokenizer(_ItemTokenizer):
     """``text/plain; charset=x`` gives ``text/plain`` and ``text``; a query gives what it says."""
 
-    def __call__(self, value, positions=False, chars=False, keeporiginal=False,
-                 removestops=True, start_pos=0, start_char=0, mode="", **kwargs):
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+    def items(self, value, mode, start_char):
         full = value.split(";", 1)[0].strip().lower()
-        items = [full] if mode == "query" else [full, full.partition("/")[0]]
-        for pos, item in enumerate(dict.fromkeys(items), start_pos):
+        candidates = [full] if mode == "query" else [full, full.partition("/")[0]]
+        for offset, item in enumerate(dict.fromkeys(candidates)):
             if item:
-                token.text = item
-                token.boost = 1.0
-                token.stopped = False
-                if keeporiginal:
-                    token.original = item
-                if positions:
-                    token.pos = pos
-                if chars:
-                    token.startchar, token.endchar = start_char, start_char + len(value)
-                yield token
+                yield offset, item, start_char, start_char + len(value)
 
 
 def path_analyzer():
