@@ -5,13 +5,14 @@
 #   make test PY=3.12 DJANGO=6.1   the same for another combination
 #   make test ARGS="-x -k listing" extra pytest arguments
 #   make bench                     python -m benchmarks
+#   make docs                      the documentation, warnings as errors
 
 PY ?= 3.11
 DJANGO ?= 5.2
 ARGS ?=
 export PY DJANGO
 
-.PHONY: demo test bench
+.PHONY: demo test bench docs
 
 demo:
 	scripts/demo.sh
@@ -21,3 +22,6 @@ test:
 
 bench:
 	scripts/bench.sh $(ARGS)
+
+docs:
+	scripts/docs.sh

@@ -48,7 +48,7 @@ __all__ = [
     "remove_version", "purge", "purge_summary", "versions", "get_version", "lookup", "open_content",
     "get_attributes", "set_attributes", "delete_attributes", "copy_attributes",
     "attribute_domains", "latest_attribute_keys", "get_statistics", "latest_statistics",
-    "recompute_statistics", "list_latest",
+    "recompute_statistics", "StatisticsDifference", "list_latest",
 ]
 
 #: Group writes into one transaction and one index update: ``with api.batch(): ...``.
@@ -711,6 +711,8 @@ def latest_statistics(
 
 @dataclass(frozen=True)
 class StatisticsDifference:
+    """Stored statistics of one node and cluster that differ from a recomputation."""
+
     path: str
     cluster: int
     stored: StatisticsResult
