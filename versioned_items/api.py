@@ -16,7 +16,7 @@ import mimetypes
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, Iterable, Mapping, Sequence
+from typing import Any, BinaryIO, Iterable, Mapping, Sequence, TextIO
 
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Concat, Substr
@@ -232,7 +232,7 @@ def _write(
     path: str,
     changes: ChangeSet,
     *,
-    data: bytes | None,
+    staged: content_store.Staged | None = None,
     checksum: str = "",
     size: int = 0,
     cluster: int = Cluster.NORMAL,
@@ -244,7 +244,9 @@ def _write(
     """Make a new current version of ``path`` (creating the node as needed).
 
     The previous current version goes to HISTORY if it was NORMAL, or is removed under the
-    "none" versioning policy; a previous delete marker stays in DELETED.
+    "none" versioning policy; a previous delete marker stays in DELETED. The content is
+    ``staged`` (see :func:`versioned_items.content.stage`), or a stored ``checksum`` of ``size``
+    bytes, or none (a delete marker).
     """
     ancestry = _ensure_nodes(path, changes)
     node = _lock_node(path)
@@ -256,10 +258,10 @@ def _write(
         raise InvalidArgument(
             f"mtime {mtime.isoformat()} is before the current version's ({previous.mtime.isoformat()})"
         )
-    if data is not None:
-        checksum, size = content_store.acquire(data), len(data)
+    if staged is not None:
+        checksum, size = content_store.acquire(staged), staged.size
     elif checksum:
-        content_store.acquire_existing({checksum: 1})
+        content_store.acquire_existing({checksum: 1}, sizes={checksum: size})
     version = Version.objects.create(
         node=node, size=size, source=source, mtime=mtime, muser=user, cluster=cluster,
         content_type=content_type, checksum=checksum,
@@ -284,7 +286,7 @@ def _write(
 
 def put(
     path: str,
-    content: bytes | str | BinaryIO = b"",
+    content: bytes | str | BinaryIO | TextIO | content_store.Staged = b"",
     *,
     user: Any = "",
     content_type: str | None = None,
@@ -294,20 +296,25 @@ def put(
 ) -> Version:
     """Write ``content`` as the new current (NORMAL) version of ``path``; return it.
 
+    ``content`` is bytes, text (stored as UTF-8), a binary or text file object (read from its
+    position to the end, in chunks: never held in memory whole), or content staged earlier with
+    :func:`versioned_items.content.stage`. It is copied into the storage before the transaction
+    starts, so a large file holds no lock while it is copied.
+
     The node and missing parents are created. ``content_type`` defaults to a guess from the
     name. ``attributes`` are set on the new version in ``domain``. ``mtime`` (for imports)
     may not be in the future nor before the current version's.
 
-    Raises :class:`InvalidPath`, :class:`InvalidArgument`.
+    Raises :class:`InvalidPath`, :class:`InvalidArgument`, :class:`ContentError` when the
+    storage fails (e.g. a full disk); then nothing is written.
     """
     path = paths.clean_path(path)
     user = clean_user(user)
     mtime = clean_time(mtime, "mtime")
     content_type = _guess_type(path) if content_type is None else str(content_type)[:255]
     items = _clean_attributes(attributes or {}, domain)
-    data = content_store.read_all(content)
-    with operation() as changes:
-        version = _write(path, changes, data=data, user=user, content_type=content_type, mtime=mtime)
+    with content_store.stage(content) as staged, operation() as changes:
+        version = _write(path, changes, staged=staged, user=user, content_type=content_type, mtime=mtime)
         _upsert_attributes(version.serial, items, domain)
     return version
 
@@ -326,7 +333,7 @@ def delete(path: str, *, user: Any = "", mtime: datetime | None = None) -> Versi
         node = _lock_node(path)
         if node.current is None or node.current.cluster != Cluster.NORMAL:
             raise VersionNotFound(f"{path!r} has no current version to delete")
-        return _write(path, changes, data=None, cluster=Cluster.DELETED, user=user, mtime=mtime)
+        return _write(path, changes, cluster=Cluster.DELETED, user=user, mtime=mtime)
 
 
 def restore(serial: int, *, user: Any = "") -> Version:
@@ -366,7 +373,7 @@ def _copy_version(original: Version, path: str, user: str) -> Version:
         raise InvalidArgument(f"version {original.serial} is a delete marker; pick an earlier one")
     with operation() as changes:
         version = _write(
-            path, changes, data=None, checksum=original.checksum, size=original.size,
+            path, changes, checksum=original.checksum, size=original.size,
             user=user, content_type=original.content_type, source=original.serial,
         )
         copy_attributes(original.serial, version.serial)

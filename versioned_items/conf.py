@@ -17,6 +17,15 @@ DEFAULTS: dict[str, Any] = {
     "STORAGE": "default",
     # Folder inside that storage under which content files are kept.
     "CONTENT_PREFIX": "versioned_items",
+    # Bytes read and written per step when content is copied into the storage: the memory a
+    # put or an import needs, whatever the size of the file.
+    "CONTENT_CHUNK_BYTES": 1 << 20,
+    # A content file found under its final name is trusted when its size matches and, if it is
+    # at most this long, its SHA-256 (larger files are trusted by size; vi_check hashes them).
+    "CONTENT_VERIFY_HASH_BYTES": 1 << 20,
+    # fsync content files and their folder before a version refers to them (FileSystemStorage),
+    # so that a power cut cannot leave a committed version with a missing or empty file.
+    "CONTENT_FSYNC": True,
     # --- search (versioned_items.search) ---
     # Haystack connection names of the two indexes.
     "LATEST_CONNECTION": "vi_latest",

@@ -1,26 +1,71 @@
 """Content-addressed storage of version content through Django's storage API.
 
-A content file is named after the SHA-256 of its bytes, so identical content is stored once
-however many versions use it. :class:`~versioned_items.models.Blob` rows count the references;
-a row is locked by every write that touches it, which serialises a put of some content against
-a purge that frees the same content.
+A content file is named after the SHA-256 of its bytes (:func:`content_name`), so identical
+content is stored once however many versions use it. :class:`~versioned_items.models.Blob` rows
+count the references.
+
+Writing content takes two steps, so that nothing half-written ever has a final name and no row
+lock is held while a large file is copied:
+
+1. :func:`stage`, *before* the transaction: the bytes are streamed in chunks of
+   ``VERSIONED_ITEMS['CONTENT_CHUNK_BYTES']`` into a temporary file under
+   ``CONTENT_PREFIX/tmp/`` in the same storage, hashed while they are copied, flushed to disk,
+   and the stored size is checked (and, for small files, the stored hash).
+2. :func:`acquire`, inside the transaction that creates the version: the Blob row is upserted,
+   which locks it until commit; then the temporary file is moved to the final name unless a
+   file that matches is there already. A file under a final name is trusted only if its size
+   matches and, when it is at most ``CONTENT_VERIFY_HASH_BYTES`` long, its hash; otherwise it
+   is replaced (a process killed mid-write by older versions of this app, or a full disk, left
+   such files).
+
+With :class:`~django.core.files.storage.FileSystemStorage` the move is ``os.replace`` inside
+the storage's folder: atomic, since both names are on one filesystem. Other storages have no
+rename, so the temporary file is copied (streamed) to the final name and then deleted; that
+copy is not atomic, but it runs under the Blob row lock, and a file it left half-written is
+caught by the size check on the next write and by ``vi_check``.
+
+Locking rules that keep content and references in step under any interleaving:
+
+- A reference is added only to a Blob row that was locked by the statement adding it and that
+  either already had references, or whose file was then found present and matching
+  (:func:`acquire` stores the file itself; :func:`acquire_existing` refuses with
+  :class:`~versioned_items.exceptions.ContentMissing`).
+- :func:`release` drops references under the same row locks; content left without references
+  loses its row in that transaction and its file after commit (:func:`delete_unreferenced`),
+  which locks the row again and deletes the file only if still nobody references it. A put of
+  the same bytes racing that deletion waits for the row and then finds the file missing and
+  stores it again.
+
+Files that can be left without a row, all collected by the checker's sweep of files older than
+a grace period (``vi_check --fix``): a staged file of a process killed before it finished; a
+file moved into place by a transaction that then rolled back or whose process died before the
+commit (deleting it on rollback could delete a file that another, committed version uses); and
+a file whose deletion after commit did not happen because the process died.
 """
 
+import errno
 import hashlib
 import io
-from typing import BinaryIO, Iterable
+import logging
+import os
+import uuid
+from contextlib import AbstractContextManager, nullcontext
+from typing import BinaryIO, Iterable, Iterator, TextIO
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import storages
+from django.core.files.base import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection, transaction
 
 from .conf import app_settings
+from .exceptions import ContentError, ContentMissing, InvalidArgument
 from .models import Blob
 
-CHUNK = 1 << 20
+logger = logging.getLogger(__name__)
+
+Content = bytes | bytearray | memoryview | str | BinaryIO | TextIO
 
 
-def storage():
+def storage() -> Storage:
     """The storage that keeps content files (``VERSIONED_ITEMS['STORAGE']``)."""
     return storages[app_settings.STORAGE]
 
@@ -30,64 +75,321 @@ def content_name(checksum: str) -> str:
     return f"{app_settings.CONTENT_PREFIX}/{checksum[:2]}/{checksum[2:4]}/{checksum}"
 
 
-def read_all(content: bytes | str | BinaryIO) -> bytes:
-    """The bytes of ``content`` (text is encoded as UTF-8)."""
-    if isinstance(content, str):
-        return content.encode("utf-8")
-    if isinstance(content, (bytes, bytearray, memoryview)):
-        return bytes(content)
-    chunks = []
-    while chunk := content.read(CHUNK):
-        chunks.append(chunk if isinstance(chunk, bytes) else chunk.encode("utf-8"))
-    return b"".join(chunks)
+def temporary_prefix() -> str:
+    """The folder inside the storage that holds staged files (``CONTENT_PREFIX/tmp``)."""
+    return f"{app_settings.CONTENT_PREFIX}/tmp"
 
 
 def checksum_of(data: bytes) -> str:
+    """The SHA-256 of ``data``, hex: the checksum versions record."""
     return hashlib.sha256(data).hexdigest()
 
 
-def acquire(data: bytes) -> str:
-    """Take a reference to ``data``, storing it if nobody has; return its checksum.
+# --- staging ---------------------------------------------------------------------------------
 
-    Must run inside the transaction that creates the version using it.
+
+class Staged:
+    """Content copied to a temporary file in the storage, with its ``checksum`` and ``size``.
+
+    A context manager: leaving it deletes the temporary file unless :func:`acquire` moved it
+    into place. :func:`versioned_items.api.put` accepts one as its content.
     """
-    checksum = checksum_of(data)
-    acquire_existing({checksum: 1}, sizes={checksum: len(data)})
-    name = content_name(checksum)
+
+    def __init__(self, name: str, checksum: str, size: int):
+        self.name = name
+        self.checksum = checksum
+        self.size = size
+        self.moved = False  # by acquire(): the file has its final name now
+        self._discarded = False
+
+    def __enter__(self) -> "Staged":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.discard()
+
+    def discard(self) -> None:
+        """Delete the temporary file (nothing when it was moved into place). A failure is
+        logged, not raised: the checker's sweep collects what is left."""
+        if self.moved or self._discarded:
+            return
+        self._discarded = True
+        try:
+            storage().delete(self.name)
+        except OSError as error:
+            logger.warning("could not delete the staged content file %s: %s", self.name, error)
+
+    def __repr__(self) -> str:
+        return f"<Staged {self.checksum[:12]} {self.size} bytes at {self.name}>"
+
+
+class _Source(File):
+    """``content`` as a Django File that the storage reads in bounded chunks, hashing and
+    counting what passes, and telling reading errors apart from the storage's."""
+
+    def __init__(self, content: Content):
+        super().__init__(None, name="staged")
+        self.content = content
+        self.hash = hashlib.sha256()
+        self.copied = 0
+        self.read_failed = False
+
+    def _pieces(self, chunk: int) -> Iterator[bytes]:
+        content = self.content
+        if isinstance(content, str):
+            # Encode slice by slice: a 200 MB string is not copied whole once more.
+            for start in range(0, len(content), chunk):
+                yield content[start : start + chunk].encode("utf-8")
+            return
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            view = memoryview(content).cast("B")
+            for start in range(0, len(view), chunk):
+                yield bytes(view[start : start + chunk])
+            return
+        while True:
+            try:
+                piece = content.read(chunk)
+            except OSError:
+                self.read_failed = True
+                raise
+            if not piece:
+                return
+            yield piece.encode("utf-8") if isinstance(piece, str) else bytes(piece)
+
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        for piece in self._pieces(app_settings.CONTENT_CHUNK_BYTES):
+            self.hash.update(piece)
+            self.copied += len(piece)
+            yield piece
+
+    def read(self, size: int = -1) -> bytes:
+        # For storages that read() instead of iterating chunks(): at most one chunk per call.
+        if not hasattr(self, "_iterator"):
+            self._iterator, self._buffer = self.chunks(), b""
+        limit = app_settings.CONTENT_CHUNK_BYTES if size is None or size < 0 else size
+        while len(self._buffer) < limit and (piece := next(self._iterator, b"")):
+            self._buffer += piece
+        result, self._buffer = self._buffer[:limit], self._buffer[limit:]
+        return result
+
+    def __iter__(self):
+        return self.chunks()
+
+
+def stage(content: Content | Staged) -> Staged | AbstractContextManager[Staged]:
+    """Copy ``content`` (bytes, text as UTF-8, or a binary or text file object read from its
+    current position) into a temporary file in the storage; return it as a :class:`Staged`.
+
+    Use it as a context manager (``with stage(f) as staged: ...``) so that the temporary file
+    goes away if no version takes it. Given a :class:`Staged`, it returns a context manager
+    that yields it and leaves its file alone (whoever staged it discards it). Memory use is one
+    chunk (``CONTENT_CHUNK_BYTES``) whatever the size.
+
+    Raises :class:`InvalidArgument` for another type of content, :class:`ContentError` when
+    the storage fails (a full disk, permissions), and what the file object raises when reading
+    it fails. Nothing is left behind when it raises.
+    """
+    if isinstance(content, Staged):
+        return nullcontext(content)
+    if not isinstance(content, (bytes, bytearray, memoryview, str)) and not callable(getattr(content, "read", None)):
+        raise InvalidArgument(
+            f"content must be bytes, str or a file object with read(), not {type(content).__name__}"
+        )
     store = storage()
-    if not store.exists(name):
-        saved = store.save(name, ContentFile(data))
-        if saved != name:  # a concurrent writer stored it first; keep theirs
-            store.delete(saved)
-    return checksum
+    source = _Source(content)
+    staged = Staged(f"{temporary_prefix()}/{uuid.uuid4().hex}", "", 0)
+    try:
+        staged.name = store.save(staged.name, source)
+        staged.checksum, staged.size = source.hash.hexdigest(), source.copied
+        _flush(store, staged.name)
+        if not _matches(store, staged.name, staged.checksum, staged.size):
+            raise ContentError(
+                f"the storage kept {_stored_size(store, staged.name)} bytes of {staged.size} written "
+                f"to {staged.name!r}"
+            )
+    except BaseException as error:
+        staged.discard()
+        if isinstance(error, OSError) and not source.read_failed and not isinstance(error, ContentError):
+            raise _storage_error(error, staged.name) from error
+        raise
+    return staged
 
 
-def acquire_existing(counts: dict[str, int], sizes: dict[str, int] | None = None) -> None:
-    """Add ``counts[checksum]`` references to each blob, creating missing rows (one statement)."""
-    counts = {c: n for c, n in counts.items() if c}
+def _storage_error(error: OSError, name: str) -> ContentError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "the storage is full"
+    else:
+        reason = "the storage failed"
+    return ContentError(f"content could not be written ({reason}: {error.strerror or error}); "
+                        f"nothing was stored [{name}]")
+
+
+def _flush(store: Storage, name: str) -> None:
+    """Force a file of a FileSystemStorage to disk (``CONTENT_FSYNC``): a final name must never
+    point at data that a power cut can still take away."""
+    if app_settings.CONTENT_FSYNC and isinstance(store, FileSystemStorage):
+        fd = os.open(store.path(name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _stored_size(store: Storage, name: str) -> int | None:
+    try:
+        return store.size(name)
+    except (OSError, ValueError):  # missing (FileNotFoundError) or unreadable
+        return None
+
+
+def _matches(store: Storage, name: str, checksum: str, size: int) -> bool:
+    """Whether the file ``name`` holds this content: same size, and for files of at most
+    ``CONTENT_VERIFY_HASH_BYTES``, same SHA-256 (larger files are trusted by size)."""
+    if _stored_size(store, name) != size:
+        return False
+    if size > app_settings.CONTENT_VERIFY_HASH_BYTES:
+        return True
+    digest = hashlib.sha256()
+    try:
+        with store.open(name, "rb") as file:
+            while piece := file.read(app_settings.CONTENT_CHUNK_BYTES):
+                digest.update(piece)
+    except OSError:
+        return False
+    return digest.hexdigest() == checksum
+
+
+# --- references ------------------------------------------------------------------------------
+
+
+def _reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
+    """Add ``counts[checksum]`` references (0 allowed) in one upsert, creating missing rows;
+    return each row's refcount afterwards.
+
+    The upsert locks every row it touches until commit, also rows another transaction is
+    inserting or changing (it waits for them). Rows are touched in checksum order, the one
+    order every writer of Blob rows uses.
+    """
+    table = connection.ops.quote_name(Blob._meta.db_table)
+    ordered = sorted(counts)
+    rows = ", ".join(["(%s, %s, %s)"] * len(ordered))
+    params = []
+    for checksum in ordered:
+        params += [checksum, sizes.get(checksum, 0), counts[checksum]]
+    sql = (f"INSERT INTO {table} (checksum, size, refcount) VALUES {rows} "
+           f"ON CONFLICT (checksum) DO UPDATE SET refcount = {table}.refcount + excluded.refcount")
+    with connection.cursor() as cursor:
+        if connection.features.can_return_rows_from_bulk_insert:
+            cursor.execute(f"{sql} RETURNING checksum, refcount", params)
+            return dict(cursor.fetchall())
+        cursor.execute(sql, params)  # SQLite before 3.35: the database lock covers the read
+    return dict(Blob.objects.filter(checksum__in=ordered).values_list("checksum", "refcount"))
+
+
+def acquire(staged: Staged) -> str:
+    """Take one reference to staged content and put its file in place; return its checksum.
+
+    Must run inside the transaction that creates the version using it. If that transaction
+    rolls back, a file moved into place stays as an orphan for the checker's sweep (see the
+    module's docstring). Safe to call again with the same ``staged`` when a transaction is
+    retried. Raises :class:`ContentError` when the storage fails.
+    """
+    _reference({staged.checksum: 1}, {staged.checksum: staged.size})
+    store = storage()
+    name = content_name(staged.checksum)
+    if _matches(store, name, staged.checksum, staged.size):
+        return staged.checksum  # stored already; the staged copy goes when it is discarded
+    if staged.moved:
+        raise ContentError(f"content {staged.checksum} vanished from the storage while it was being written")
+    try:
+        _move_into_place(store, staged.name, name)
+    except OSError as error:
+        raise _storage_error(error, name) from error
+    staged.moved = True
+    return staged.checksum
+
+
+def _move_into_place(store: Storage, temporary: str, final: str) -> None:
+    """Give the staged file its final name, replacing a file there (the caller holds the
+    Blob row lock, so no other writer of this name runs)."""
+    if isinstance(store, FileSystemStorage):
+        target = store.path(final)
+        _make_folder(store, os.path.dirname(target))
+        os.replace(store.path(temporary), target)  # atomic: both names are in one folder tree
+        _flush_folder(os.path.dirname(target))
+        return
+    # No rename in the Storage API: stream a copy to the final name, then drop the original.
+    if store.exists(final):
+        store.delete(final)
+    with store.open(temporary, "rb") as file:
+        saved = store.save(final, File(file, name=final))
+    if saved != final:
+        store.delete(saved)
+        raise ContentError(f"the storage saved {final!r} as {saved!r}; it must allow the exact name")
+    store.delete(temporary)
+
+
+def _make_folder(store: FileSystemStorage, folder: str) -> None:
+    mode = store.directory_permissions_mode
+    if mode is None:
+        os.makedirs(folder, exist_ok=True)
+        return
+    # os.makedirs applies ``mode`` through the umask to every level it creates.
+    old_umask = os.umask(0o777 & ~mode)
+    try:
+        os.makedirs(folder, mode, exist_ok=True)
+    finally:
+        os.umask(old_umask)
+
+
+def _flush_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable (``CONTENT_FSYNC``): the version row that commits
+    next must not outlive the file's name after a power cut."""
+    if app_settings.CONTENT_FSYNC:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def acquire_existing(counts: dict[str, int], sizes: dict[str, int]) -> None:
+    """Add ``counts[checksum]`` references to content that is stored already (copies and
+    restores), in one statement that locks the Blob rows.
+
+    ``sizes[checksum]`` is the content's size. Content whose row had no references any more
+    (freed by a transaction that committed while this one read the version to copy) is taken
+    only if its file is still present and matches. Must run inside the transaction that creates
+    the versions. Raises :class:`ContentMissing` (and the transaction must roll back) when a
+    file is gone.
+    """
+    counts = {c: n for c, n in counts.items() if c and n}
     if not counts:
         return
-    sizes = sizes or {}
-    table = connection.ops.quote_name(Blob._meta.db_table)
-    rows = ", ".join(["(%s, %s, %s)"] * len(counts))
-    params = []
-    for checksum, count in counts.items():
-        params += [checksum, sizes.get(checksum, 0), count]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (checksum, size, refcount) VALUES {rows} "
-            f"ON CONFLICT (checksum) DO UPDATE SET refcount = {table}.refcount + excluded.refcount",
-            params,
+    after = _reference(counts, sizes)
+    store = storage()
+    fresh = [c for c, n in counts.items() if after[c] == n]
+    missing = [c for c in fresh if not _matches(store, content_name(c), c, sizes.get(c, 0))]
+    if missing:
+        raise ContentMissing(
+            f"content {', '.join(sorted(missing))} is no longer stored (freed meanwhile, or deleted "
+            f"from the storage); nothing was written"
         )
 
 
 def release(counts: dict[str, int]) -> None:
-    """Drop references; content nobody references any more is deleted after commit."""
+    """Drop ``counts[checksum]`` references; content nobody references any more loses its row
+    now and its file after commit (:func:`delete_unreferenced`).
+
+    The counts must be exactly what the caller's statements deleted, inside the same
+    transaction.
+    """
     from django.db.models import Case, F, When
 
-    counts = {c: n for c, n in counts.items() if c}
+    counts = {c: n for c, n in counts.items() if c and n}
     if not counts:
         return
+    # The update locks the rows until commit, so the two reads below see them as it left them.
     Blob.objects.filter(checksum__in=counts).update(
         refcount=F("refcount") - Case(*[When(checksum=c, then=n) for c, n in counts.items()])
     )
@@ -100,18 +402,18 @@ def release(counts: dict[str, int]) -> None:
 
 
 def delete_unreferenced(checksums: Iterable[str]) -> None:
-    """Delete the files of content that has no Blob row.
+    """Delete the files of content that nobody references (after the freeing commit).
 
-    Runs after the freeing transaction committed. A put of the same content racing with it
-    either created the row already (the file is kept) or blocks on the row this inserts
-    until the file is gone, and then stores the content again.
+    One short transaction per checksum: an upsert of a row with no references locks the row
+    (waiting for any transaction that is adding a reference), and the file is deleted only if
+    the row still has no references; the row goes with it. A put of the same bytes that comes
+    later waits for this row, finds the file missing, and stores it again.
     """
     store = storage()
-    for checksum in checksums:
+    for checksum in sorted(set(checksums)):
         with transaction.atomic():
-            Blob.objects.bulk_create([Blob(checksum=checksum, size=0, refcount=0)], ignore_conflicts=True)
-            if Blob.objects.filter(checksum=checksum, refcount__gt=0).exists():
-                continue
+            if _reference({checksum: 0}, {})[checksum] > 0:
+                continue  # referenced again meanwhile
             store.delete(content_name(checksum))
             Blob.objects.filter(checksum=checksum, refcount=0).delete()
 

@@ -54,5 +54,15 @@ class NodeExists(Conflict):
     """A move or create targets a path that is already taken."""
 
 
+class ContentError(VersionedItemsError, OSError):
+    """Content could not be written to the storage (a full disk, missing permissions); the
+    message says why. The call that raised it stored nothing."""
+
+
+class ContentMissing(ContentError):
+    """A content file that a version needs is missing from the storage or has the wrong size
+    (``vi_check`` reports it with the versions affected)."""
+
+
 class IndexUnavailable(VersionedItemsError):
     """The search index is missing or unreadable; rebuild it with ``vi_rebuild_index``."""
