@@ -17,7 +17,9 @@ follows (rebased or clock-skewed history), or one dated in the future, is stampe
 nearest time that keeps the order.
 
 Skipped with a warning: symbolic links and submodules (git stores no file content for them),
-and names that are not valid paths. The ``git`` program is run through :mod:`subprocess`.
+and names that are not valid paths. The ``git`` program is run through :mod:`subprocess`; file
+contents are streamed from one ``git cat-file --batch`` into staged files
+(:func:`versioned_items.content.stage`), never held in memory whole.
 """
 
 import os
@@ -31,6 +33,7 @@ from typing import BinaryIO, Callable, Iterator
 from django.utils import timezone
 
 from . import api, paths
+from .content import Staged, stage
 from .exceptions import InvalidArgument, InvalidInput
 from .importer import Report
 from .models import Attribute, Node, Version
@@ -163,6 +166,21 @@ def commits(repo: str, rev: str) -> Iterator[Commit]:
             raise InvalidArgument(f"git log failed in {repo!r}: {message or status}")
 
 
+class _Exactly:
+    """The next ``size`` bytes of ``stream`` as a file object that is read in chunks."""
+
+    def __init__(self, stream: BinaryIO, size: int, blob: str):
+        self.stream, self.left, self.blob = stream, size, blob
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.stream.read(size) if size else b""
+        if len(data) < size:
+            raise InvalidArgument(f"git stopped in the middle of file content {self.blob}")
+        self.left -= size
+        return data
+
+
 class BlobReader:
     """File contents by blob id, from one long-running ``git cat-file --batch``."""
 
@@ -171,14 +189,18 @@ class BlobReader:
             _git(repo, "cat-file", "--batch"), stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
 
-    def read(self, blob: str) -> bytes:
+    def stage(self, blob: str) -> Staged:
+        """The content of ``blob`` streamed into a staged file (see
+        :func:`versioned_items.content.stage`), never held in memory whole.
+        Raises :class:`InvalidArgument` when git has no such blob."""
         self.process.stdin.write(blob.encode("ascii") + b"\n")
         self.process.stdin.flush()
         header = self.process.stdout.readline().split()
         if len(header) != 3 or header[1] != b"blob":
             raise InvalidArgument(f"git has no file content {blob}")
-        data = self.process.stdout.read(int(header[2]) + 1)
-        return data[:-1]
+        staged = stage(_Exactly(self.process.stdout, int(header[2]), blob))
+        self.process.stdout.read(1)  # the newline after the content
+        return staged
 
     def close(self) -> None:
         self.process.stdin.close()
@@ -203,10 +225,12 @@ def _current_times(under: str) -> dict[str, datetime]:
 
 def _replay(commit: Commit, prefix: str, blobs: BlobReader, times: dict[str, datetime],
             report: GitImportReport) -> None:
-    """Write one commit's changes in one transaction."""
+    """Write one commit's changes in one transaction. The files' contents are staged first,
+    so that no lock is held while they are copied."""
     user = commit.author[:MAX_USER_LENGTH]
     attributes = {COMMIT_KEY: commit.id, MESSAGE_KEY: commit.message}
-    with api.batch():
+    writes: list[tuple[str, Staged | None]] = []
+    try:
         for change in commit.changes:
             if change.blob == "":
                 report.skip(f"{change.path} at {commit.id[:12]}: skipped, a symbolic link or submodule")
@@ -215,17 +239,24 @@ def _replay(commit: Commit, prefix: str, blobs: BlobReader, times: dict[str, dat
             except InvalidInput as error:
                 report.skip(f"{change.path!r} at {commit.id[:12]}: skipped, {error}")
                 continue
-            mtime = min(max(commit.time, times.get(path, commit.time)), timezone.now())
-            if change.blob:
-                api.put(path, blobs.read(change.blob), user=user, attributes=attributes, mtime=mtime)
-                report.versions += 1
-            elif api.lookup(path) is not None:
-                marker = api.delete(path, user=user, mtime=mtime)
-                api.set_attributes(marker.serial, attributes)
-                report.deleted += 1
-            else:
-                continue
-            times[path] = mtime
+            writes.append((path, blobs.stage(change.blob) if change.blob else None))
+        with api.batch():
+            for path, staged in writes:
+                mtime = min(max(commit.time, times.get(path, commit.time)), timezone.now())
+                if staged is not None:
+                    api.put(path, staged, user=user, attributes=attributes, mtime=mtime)
+                    report.versions += 1
+                elif api.lookup(path) is not None:
+                    marker = api.delete(path, user=user, mtime=mtime)
+                    api.set_attributes(marker.serial, attributes)
+                    report.deleted += 1
+                else:
+                    continue
+                times[path] = mtime
+    finally:
+        for _, staged in writes:
+            if staged is not None:
+                staged.discard()
 
 
 def import_git(

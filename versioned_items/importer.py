@@ -5,6 +5,10 @@ content differs from the current version gets a new version; a file whose conten
 costs nothing but reading it; a live item below ``under`` whose file is gone gets a delete
 marker. Writes are grouped into transactions of ``batch_size`` files.
 
+Each file is read once, in chunks, straight into a staged file in the storage
+(:func:`versioned_items.content.stage`), which gives its checksum; the staged files of a
+batch are taken by one transaction afterwards. Memory use does not grow with file sizes.
+
 Refused or skipped, with a warning each: symbolic links that lead outside ``DIR``, files that
 cannot be read, names that are not valid paths, and anything that is not a regular file.
 Version-control folders (``.git``, ``.hg``, ``.svn``) and ``__pycache__`` are not entered.
@@ -16,8 +20,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import api, paths
-from .content import checksum_of
-from .exceptions import InvalidArgument, InvalidInput
+from .content import Staged, stage
+from .exceptions import ContentError, InvalidArgument, InvalidInput
 from .listing import latest_versions
 from .models import Node
 from .validation import clean_user
@@ -100,41 +104,46 @@ def import_directory(
     )
     report = ImportReport()
     seen: set[str] = set()
-    pending: list[tuple[str, bytes]] = []
+    pending: list[tuple[str, Staged]] = []
 
     def flush() -> None:
         with api.batch():
-            for path, data in pending:
-                api.put(path, data, user=user)
+            for path, staged in pending:
+                api.put(path, staged, user=user)
+        for _, staged in pending:
+            staged.discard()  # those whose content was stored already
         pending.clear()
 
-    for relative, file in _walk(root, report):
-        try:
-            path = paths.clean_path(prefix + relative)
-        except InvalidInput as error:
-            report.skip(f"{relative}: skipped, {error}")
-            continue
-        try:
-            data = file.read_bytes()
-        except OSError as error:
-            report.skip(f"{relative}: skipped, cannot be read ({error.strerror or error})")
-            continue
-        seen.add(path)
-        known = current.get(path)
-        if known is not None and known == checksum_of(data):
-            report.unchanged += 1
-        else:
-            pending.append((path, data))
-            if known is None:
-                report.new += 1
+    try:
+        for relative, file in _walk(root, report):
+            try:
+                path = paths.clean_path(prefix + relative)
+            except InvalidInput as error:
+                report.skip(f"{relative}: skipped, {error}")
+                continue
+            staged = _stage_file(file, relative, report)
+            if staged is None:
+                continue
+            seen.add(path)
+            known = current.get(path)
+            if known is not None and known == staged.checksum:
+                staged.discard()
+                report.unchanged += 1
             else:
-                report.changed += 1
-            if len(pending) >= batch_size:
-                flush()
-        if progress:
-            progress(1)
-    if pending:
-        flush()
+                pending.append((path, staged))
+                if known is None:
+                    report.new += 1
+                else:
+                    report.changed += 1
+                if len(pending) >= batch_size:
+                    flush()
+            if progress:
+                progress(1)
+        if pending:
+            flush()
+    finally:
+        for _, staged in pending:  # an error stopped the import: leave no staged file behind
+            staged.discard()
     gone = sorted(set(current) - seen)
     for start in range(0, len(gone), batch_size):
         with api.batch():
@@ -142,6 +151,19 @@ def import_directory(
                 api.delete(path, user=user)
     report.deleted = len(gone)
     return report
+
+
+def _stage_file(file: Path, relative: str, report: ImportReport) -> Staged | None:
+    """The file's content staged in the storage, or None (with a warning) if it cannot be read.
+    Raises :class:`ContentError` when the storage fails: that stops the import."""
+    try:
+        with open(file, "rb") as source:
+            return stage(source)
+    except ContentError:
+        raise
+    except OSError as error:
+        report.skip(f"{relative}: skipped, cannot be read ({error.strerror or error})")
+        return None
 
 
 def count_files(root: str | os.PathLike) -> int:
