@@ -15,4 +15,5 @@ SCENARIOS = {
     "rebuild": "rebuild",
     "realtime": "realtime",
     "latency": "latency",
+    "memory": "memory",
 }

@@ -14,9 +14,9 @@ from .report import Result, machine, write_json
 # The 1M latency size indexes 1.25M documents: about an hour here, so it runs only on demand
 # (--latency-sizes 10000,100000,1000000).
 FULL = {"size": 5000, "listing_sizes": [10_000, 100_000, 1_000_000], "latency_sizes": [10_000, 100_000],
-        "create_count": 500, "realtime_count": 100, "repeat": 5, "queries": 20}
+        "create_count": 500, "realtime_count": 100, "repeat": 5, "queries": 20, "memory_mb": 200}
 SMOKE = {"size": 150, "listing_sizes": [3000, 6000], "latency_sizes": [300, 600],
-         "create_count": 20, "realtime_count": 10, "repeat": 2, "queries": 5}
+         "create_count": 20, "realtime_count": 10, "repeat": 2, "queries": 5, "memory_mb": 20}
 
 
 def sizes(text: str) -> list[int]:
@@ -44,6 +44,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--realtime-count", type=int, help="single-version transactions per process (realtime)")
     parser.add_argument("--repeat", type=int, help="repetitions of each timed call (the best counts)")
     parser.add_argument("--queries", type=int, help="distinct queries per search measurement")
+    parser.add_argument("--memory-mb", type=int, help="content size in MB of the memory scenario's put and import")
     parser.add_argument("--workdir", help="work folder (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and database afterwards")
     options = parser.parse_args(argv)
