@@ -328,14 +328,22 @@ class FullDiskStorage(FileSystemStorage):
         return super()._save(name, Limited())
 
 
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    try:
+        return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True).returncode == 0
+    except OSError:  # no mount program
+        return False
+
+
 @pytest.fixture
 def small_disk(tmp_path, settings):
     """The content storage on a 2 MiB filesystem: a real tmpfs when it can be mounted."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
-    ).returncode == 0
+    mounted = _mount_tmpfs(mount, "2m")
     backend = "django.core.files.storage.FileSystemStorage" if mounted else f"{__name__}.FullDiskStorage"
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": backend, "OPTIONS": {"location": str(mount)}}}
     try:
@@ -565,3 +573,14 @@ def test_git_import_streams_blobs(tmp_path, settings, clean_storage):
     assert peak < 2 * MiB, peak
     assert read_back(api.lookup("git/big.bin")) == big
     assert read_back(api.lookup("git/small.txt")) == small
+
+
+@pytest.mark.django_db
+def test_text_that_cannot_be_encoded_or_decoded_is_refused(tmp_path, clean_storage):
+    before = snapshot()
+    with pytest.raises(InvalidArgument, match="not valid text"):
+        api.put("text/surrogate", "lone \udc80 surrogate")
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9")
+    with open(tmp_path / "latin1.txt", encoding="utf-8") as source, pytest.raises(InvalidArgument, match="not valid text"):
+        api.put("text/latin1", source)
+    assert snapshot() == before

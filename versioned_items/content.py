@@ -49,8 +49,8 @@ import io
 import logging
 import os
 import uuid
-from contextlib import AbstractContextManager, nullcontext
-from typing import BinaryIO, Iterable, Iterator, TextIO
+from contextlib import nullcontext
+from typing import BinaryIO, ContextManager, Iterable, Iterator, TextIO
 
 from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -133,8 +133,16 @@ class _Source(File):
         self.hash = hashlib.sha256()
         self.copied = 0
         self.read_failed = False
+        self._iterator: Iterator[bytes] | None = None
+        self._buffer = b""
 
     def _pieces(self, chunk: int) -> Iterator[bytes]:
+        try:
+            yield from self._raw_pieces(chunk)
+        except UnicodeError as error:  # text that is not UTF-8-encodable, or a file not in its encoding
+            raise InvalidArgument(f"content is not valid text ({error}); pass bytes or a binary file") from error
+
+    def _raw_pieces(self, chunk: int) -> Iterator[bytes]:
         content = self.content
         if isinstance(content, str):
             # Encode slice by slice: a 200 MB string is not copied whole once more.
@@ -164,8 +172,8 @@ class _Source(File):
 
     def read(self, size: int = -1) -> bytes:
         # For storages that read() instead of iterating chunks(): at most one chunk per call.
-        if not hasattr(self, "_iterator"):
-            self._iterator, self._buffer = self.chunks(), b""
+        if self._iterator is None:
+            self._iterator = self.chunks()
         limit = app_settings.CONTENT_CHUNK_BYTES if size is None or size < 0 else size
         while len(self._buffer) < limit and (piece := next(self._iterator, b"")):
             self._buffer += piece
@@ -176,7 +184,7 @@ class _Source(File):
         return self.chunks()
 
 
-def stage(content: Content | Staged) -> Staged | AbstractContextManager[Staged]:
+def stage(content: Content | Staged) -> Staged | ContextManager[Staged]:
     """Copy ``content`` (bytes, text as UTF-8, or a binary or text file object read from its
     current position) into a temporary file in the storage; return it as a :class:`Staged`.
 
@@ -414,7 +422,11 @@ def delete_unreferenced(checksums: Iterable[str]) -> None:
         with transaction.atomic():
             if _reference({checksum: 0}, {})[checksum] > 0:
                 continue  # referenced again meanwhile
-            store.delete(content_name(checksum))
+            try:
+                store.delete(content_name(checksum))
+            except OSError as error:  # the caller's transaction committed: no error for it
+                logger.warning("could not delete unreferenced content %s (the checker's sweep will): %s",
+                               checksum, error)
             Blob.objects.filter(checksum=checksum, refcount=0).delete()
 
 
