@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "STORAGE": "default",
     # Folder inside that storage under which content files are kept.
     "CONTENT_PREFIX": "versioned_items",
+    # Seconds a content file must be unreferenced (or a staged temp file untouched) before
+    # vi_check reports it and repair deletes it, so that an in-flight write is never collected.
+    "ORPHAN_GRACE": 3600,
     # --- search (versioned_items.search) ---
     # Haystack connection names of the two indexes.
     "LATEST_CONNECTION": "vi_latest",
