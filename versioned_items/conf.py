@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     # fsync content files and their folder before a version refers to them (FileSystemStorage),
     # so that a power cut cannot leave a committed version with a missing or empty file.
     "CONTENT_FSYNC": True,
+    # Seconds a content file must be unreferenced (or a staged temp file untouched) before
+    # vi_check reports it and repair deletes it, so that an in-flight write is never collected.
+    "ORPHAN_GRACE": 3600,
     # --- search (versioned_items.search) ---
     # Haystack connection names of the two indexes.
     "LATEST_CONNECTION": "vi_latest",

@@ -257,14 +257,20 @@ def _matches(store: Storage, name: str, checksum: str, size: int) -> bool:
         return False
     if size > app_settings.CONTENT_VERIFY_HASH_BYTES:
         return True
-    digest = hashlib.sha256()
     try:
-        with store.open(name, "rb") as file:
-            while piece := file.read(app_settings.CONTENT_CHUNK_BYTES):
-                digest.update(piece)
+        return file_checksum(name, store) == checksum
     except OSError:
         return False
-    return digest.hexdigest() == checksum
+
+
+def file_checksum(name: str, store: Storage | None = None) -> str:
+    """The SHA-256 (hex) of the file ``name`` in the content storage (or ``store``), read in
+    chunks of ``CONTENT_CHUNK_BYTES``. Raises :class:`OSError` when it cannot be read."""
+    digest = hashlib.sha256()
+    with (store or storage()).open(name, "rb") as file:
+        while piece := file.read(app_settings.CONTENT_CHUNK_BYTES):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 # --- references ------------------------------------------------------------------------------

@@ -1,0 +1,464 @@
+"""The integrity checker: everything that must hold between the tables and the content files.
+
+:func:`check` reports each inconsistency as a :class:`Problem` with a stable ``kind``:
+
+- ``statistics``: stored statistics differ from a recomputation from the versions;
+- ``several-normal``: a node has more than one version in the NORMAL cluster;
+- ``normal-not-current``: a node's only NORMAL version is not its newest (current) one;
+- ``marker-not-deleted``: a delete marker (a version without content) outside DELETED;
+- ``current-missing``, ``current-foreign``, ``current-dangling``, ``current-not-newest``: the
+  node's current pointer is NULL although it has versions, points at a version of another
+  node, at no version at all, or not at the node's newest version;
+- ``root``, ``parent``, ``depth``: tree rules (the root has the path ``""``, no parent and
+  depth 0; every other node's parent is the node at :func:`paths.parent_path` of its path, and
+  its depth counts its segments);
+- ``refcount``: a Blob's reference count differs from the number of versions with its checksum;
+- ``blob-missing``: versions use a checksum that has no Blob row;
+- ``content-missing``, ``content-size``, ``content-hash``: a content file is gone, has the
+  wrong size, or (with ``verify_content``) the wrong SHA-256; the affected versions are named;
+- ``orphan``: a file under ``CONTENT_PREFIX`` that neither a version nor a Blob with
+  references uses; ``stale-temp``: a staged temporary file (under ``CONTENT_PREFIX/tmp/``).
+
+Files younger than the grace period (``VERSIONED_ITEMS['ORPHAN_GRACE']`` seconds, or the
+``grace`` argument) are never problems: they may belong to a write whose transaction has not
+committed yet. They are counted in ``Report.counts['young_files']`` and left alone.
+
+Work is bounded in memory whatever the size of the store: the tables are read with aggregate
+queries and streamed, and the content files are listed one folder at a time and merged with
+streams sorted by checksum. The number of queries does not depend on the number of nodes.
+
+Other apps add their own checks with :func:`register_checker` (the search app adds its index
+comparison from its ``AppConfig.ready()``); this module never imports them.
+
+:func:`repair` fixes what the database allows and reports the rest; see its docstring.
+"""
+
+import hashlib
+import heapq
+import itertools
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Callable, Iterable, Iterator
+
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, IntegerField, Max, Min, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from . import paths
+from .conf import app_settings
+from .models import Blob, Cluster, Node, Version
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1 << 20  # bytes read at a time when hashing a content file
+LISTED = 50  # affected versions named in one problem's message
+
+
+@dataclass
+class Problem:
+    """One inconsistency. ``str(problem)`` is the message, in the user's terms."""
+
+    kind: str
+    message: str
+    path: str | None = None
+    serials: list[int] = field(default_factory=list)
+    checksum: str = ""
+    name: str = ""  # the file in the content storage, for file problems
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class Report:
+    """What :func:`check` found (or :func:`repair` did). True when there are problems."""
+
+    problems: list[Problem] = field(default_factory=list)
+    repaired: list[Problem] = field(default_factory=list)  # repair(): what it fixed
+    notes: list[str] = field(default_factory=list)  # summary lines of registered checkers
+    counts: dict[str, int] = field(default_factory=dict)  # work done, by what was looked at
+
+    def __bool__(self) -> bool:
+        return bool(self.problems)
+
+    def add(self, kind: str, message: str, **where) -> Problem:
+        problem = Problem(kind, message, **where)
+        self.problems.append(problem)
+        return problem
+
+    def kinds(self) -> list[str]:
+        """The kinds of the problems, sorted, once each (handy in tests and summaries)."""
+        return sorted({p.kind for p in self.problems})
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a checker is asked to do; handed to every registered checker."""
+
+    verify_content: bool
+    grace: timedelta
+    progress: Callable[[str, int], None]  # progress(step, amount): a hook for progress bars
+
+
+Checker = Callable[[Report, Options], None]
+Repairer = Callable[[Report, Options], None]
+
+_checkers: dict[str, tuple[Checker, Repairer | None]] = {}
+
+
+def register_checker(name: str, check: Checker, repair: Repairer | None = None) -> None:
+    """Add a check that :func:`check` (and ``vi_check``) run after the core's own.
+
+    ``check(report, options)`` adds problems (``report.add(kind, message, ...)``) and summary
+    lines (``report.notes``). ``repair(report, options)``, if given, is run by :func:`repair`
+    and appends what it fixed to ``report.repaired``. Registering a name again replaces it.
+    """
+    _checkers[name] = (check, repair)
+
+
+def registered_checkers() -> list[str]:
+    """The names of the registered checkers, in the order they run."""
+    return list(_checkers)
+
+
+def default_grace() -> timedelta:
+    return timedelta(seconds=app_settings.ORPHAN_GRACE)
+
+
+def _no_progress(step: str, amount: int) -> None:
+    pass
+
+
+def check(
+    *,
+    verify_content: bool = False,
+    grace: timedelta | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    checkers: bool = True,
+) -> Report:
+    """Check the store; return a :class:`Report` whose ``problems`` are empty when it is
+    consistent. ``verify_content`` also hashes every content file. ``grace`` (default the
+    ``ORPHAN_GRACE`` setting) is the age below which unreferenced files are left out.
+    ``checkers=False`` skips the registered checkers (the search index check).
+    ``progress(step, amount)`` is called as work is done (see ``vi_check``)."""
+    options = Options(verify_content, default_grace() if grace is None else grace, progress or _no_progress)
+    report = Report()
+    _check_statistics(report)
+    _check_clusters(report)
+    _check_current(report)
+    _check_tree(report, options)
+    _check_blobs(report)
+    _check_files(report, options)
+    if checkers:
+        for check_more, _ in list(_checkers.values()):
+            check_more(report, options)
+    return report
+
+
+# --- the tables ------------------------------------------------------------------------------
+
+
+def _label(path: str) -> str:
+    return path or "/"
+
+
+def _check_statistics(report: Report) -> None:
+    from .api import recompute_statistics
+
+    for difference in recompute_statistics():
+        report.add("statistics", f"statistics of {difference}", path=difference.path)
+
+
+def _check_clusters(report: Report) -> None:
+    normal = Version.objects.filter(cluster=Cluster.NORMAL)
+    several = (
+        normal.values("node").annotate(n=Count("serial")).filter(n__gt=1)
+        .values_list("node", flat=True).order_by()
+    )
+    crowded = set()
+    for path, serial in (normal.filter(node__in=several).order_by("node__path", "serial")
+                         .values_list("node__path", "serial").iterator()):
+        crowded.add(path)
+        if report.problems and report.problems[-1].kind == "several-normal" and report.problems[-1].path == path:
+            report.problems[-1].serials.append(serial)
+        else:
+            report.add("several-normal", "", path=path, serials=[serial])
+    for problem in report.problems:
+        if problem.kind == "several-normal":
+            problem.message = (f"{_label(problem.path)} has {len(problem.serials)} live (NORMAL) versions: "
+                               f"{_serials(problem.serials)}; only the current one may be")
+    # Against the newest version rather than the current pointer, so that a wrong pointer is
+    # reported once, as a pointer problem.
+    newer = Version.objects.filter(node=OuterRef("node"), serial__gt=OuterRef("serial"))
+    stray = normal.filter(Exists(newer)).values_list("node__path", "serial")
+    for path, serial in stray.order_by("node__path").iterator():
+        if path not in crowded:
+            report.add("normal-not-current",
+                       f"{_label(path)}: version {serial} is live (NORMAL) but is not the current version",
+                       path=path, serials=[serial])
+    markers = Version.objects.filter(checksum="").exclude(cluster=Cluster.DELETED)
+    for path, serial, cluster in markers.order_by("serial").values_list("node__path", "serial", "cluster").iterator():
+        report.add("marker-not-deleted",
+                   f"{_label(path)}: delete marker {serial} is in {Cluster(cluster).label}, not deleted",
+                   path=path, serials=[serial])
+
+
+def _serials(serials: list[int]) -> str:
+    shown = ", ".join(map(str, serials[:LISTED]))
+    return shown + (f" and {len(serials) - LISTED} more" if len(serials) > LISTED else "")
+
+
+def _check_current(report: Report) -> None:
+    newest = Version.objects.filter(node=OuterRef("pk")).order_by("-serial").values("serial")[:1]
+    pointer_node = Version.objects.filter(serial=OuterRef("current_id")).values("node_id")[:1]
+    wrong = (
+        Node.objects.annotate(newest=Subquery(newest), pointer_node=Subquery(pointer_node))
+        .filter(Q(current__isnull=True, newest__isnull=False)
+                | Q(current__isnull=False, newest__isnull=True)
+                | (Q(current__isnull=False, newest__isnull=False) & ~Q(current=F("newest"))))
+        .order_by("path").values_list("pk", "path", "current_id", "newest", "pointer_node")
+    )
+    for pk, path, current, newest_serial, pointer in wrong.iterator():
+        where = dict(path=path, serials=[s for s in (current, newest_serial) if s is not None])
+        if current is None:
+            report.add("current-missing",
+                       f"{_label(path)} has versions but no current version (the newest is {newest_serial})", **where)
+        elif pointer is None:
+            report.add("current-dangling", f"{_label(path)}: the current version {current} does not exist", **where)
+        elif pointer != pk:
+            report.add("current-foreign",
+                       f"{_label(path)}: the current version {current} belongs to another item", **where)
+        else:
+            report.add("current-not-newest",
+                       f"{_label(path)}: the current version is {current}, not the newest one ({newest_serial})",
+                       **where)
+
+
+def _check_tree(report: Report, options: Options) -> None:
+    rows = Node.objects.order_by("path").values_list("path", "depth", "parent_id", "parent__path")
+    nodes = 0
+    for path, depth, parent_id, parent in rows.iterator(chunk_size=2000):
+        nodes += 1
+        if path == "":
+            if parent_id is not None or depth != 0:
+                report.add("root", f"the root node has a parent or a depth ({depth}) other than 0", path=path)
+            continue
+        expected = paths.parent_path(path)
+        if parent_id is None:
+            report.add("parent", f"{path} has no parent node (expected {_label(expected)})", path=path)
+        elif parent != expected:
+            report.add("parent", f"{path}: the parent node is {_label(parent)}, expected {_label(expected)}", path=path)
+        if depth != paths.depth(path):
+            report.add("depth", f"{path}: depth is {depth}, expected {paths.depth(path)}", path=path)
+        if nodes % 1000 == 0:
+            options.progress("nodes", 1000)
+    options.progress("nodes", nodes % 1000)
+    if nodes and not Node.objects.filter(path="").exists():
+        report.add("root", "there is no root node (path '') although other nodes exist", path="")
+    report.counts["nodes"] = nodes
+
+
+def _version_counts():
+    """Per checksum: how many versions use it (a subquery for Blob rows)."""
+    return (Version.objects.filter(checksum=OuterRef("pk")).order_by().values("checksum")
+            .annotate(n=Count("serial")).values("n"))
+
+
+def _check_blobs(report: Report) -> None:
+    wrong = (
+        Blob.objects.annotate(used=Coalesce(Subquery(_version_counts()), Value(0), output_field=IntegerField()))
+        .exclude(refcount=F("used")).exclude(refcount__lte=0, used=0)
+        .order_by("checksum").values_list("checksum", "refcount", "used")
+    )
+    for checksum, refcount, used in wrong.iterator():
+        report.add("refcount", f"content {checksum[:12]}: reference count {refcount}, but {used} versions use it",
+                   checksum=checksum)
+    unknown = (
+        Version.objects.exclude(checksum="").exclude(checksum__in=Blob.objects.values("checksum"))
+        .values("checksum").annotate(n=Count("serial")).order_by("checksum").values_list("checksum", "n")
+    )
+    for checksum, n in unknown.iterator():
+        report.add("blob-missing", f"content {checksum[:12]} is used by {n} versions but has no content record",
+                   checksum=checksum)
+
+
+# --- the content files -----------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    name: str
+    key: str  # the checksum its name says
+
+
+def _storage():
+    from .content import storage
+
+    return storage()
+
+
+def _walk(store, folder: str) -> Iterator[str]:
+    """Every file below ``folder``, sorted by name at each level (so checksums come sorted)."""
+    try:
+        folders, files = store.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in sorted(files):
+        yield f"{folder}/{name}"
+    for sub in sorted(folders):
+        yield from _walk(store, f"{folder}/{sub}")
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
+
+
+def _content_files(store, prefix: str, strays: list[str]) -> Iterator[_File]:
+    """The content files, sorted by checksum; anything else under ``prefix`` except the
+    temp folder is appended to ``strays``."""
+    try:
+        folders, files = store.listdir(prefix)
+    except FileNotFoundError:
+        return
+    strays.extend(f"{prefix}/{name}" for name in files)
+    for top in sorted(folders):
+        if top == "tmp":
+            continue
+        if not _is_hex(top, 2):
+            strays.extend(_walk(store, f"{prefix}/{top}"))
+            continue
+        subfolders, files = store.listdir(f"{prefix}/{top}")
+        strays.extend(f"{prefix}/{top}/{name}" for name in files)
+        for sub in sorted(subfolders):
+            folder = f"{prefix}/{top}/{sub}"
+            if not _is_hex(sub, 2):
+                strays.extend(_walk(store, folder))
+                continue
+            deeper, files = store.listdir(folder)
+            strays.extend(itertools.chain.from_iterable(_walk(store, f"{folder}/{d}") for d in deeper))
+            for name in sorted(files):
+                if _is_hex(name, 64) and name.startswith(top + sub):
+                    yield _File(f"{folder}/{name}", name)
+                else:
+                    strays.append(f"{folder}/{name}")
+
+
+def _merged(*streams: Iterator[tuple[str, object]]) -> Iterator[tuple[str, list]]:
+    """Full outer merge of streams sorted by key: (key, [row of stream i or None, ...])."""
+    def tag(i, stream):
+        return ((key, i, row) for key, row in stream)
+
+    tagged = [tag(i, stream) for i, stream in enumerate(streams)]
+    for key, group in itertools.groupby(heapq.merge(*tagged, key=lambda t: (t[0], t[1])), key=lambda t: t[0]):
+        rows = [None] * len(streams)
+        for _, i, row in group:
+            rows[i] = row
+        yield key, rows
+
+
+def _age(store, name: str):
+    try:
+        return timezone.now() - store.get_modified_time(name)
+    except (FileNotFoundError, NotImplementedError):
+        return None
+
+
+def _check_files(report: Report, options: Options) -> None:
+    store = _storage()
+    prefix = app_settings.CONTENT_PREFIX
+    strays: list[str] = []
+    counts = report.counts
+    counts.update(content=0, files=0, young_files=0, temp_files=0)
+    used = (Version.objects.exclude(checksum="").values("checksum")
+            .annotate(low=Min("size"), high=Max("size")).order_by("checksum")
+            .values_list("checksum", "low", "high"))
+    referenced = Blob.objects.filter(refcount__gt=0).order_by("checksum").values_list("checksum", flat=True)
+    files = ((f.key, f) for f in _content_files(store, prefix, strays))
+    missing, wrong_size, wrong_hash = [], [], []
+    for checksum, (file, sizes, blob) in _merged(
+        files,
+        ((checksum, (low, high)) for checksum, low, high in used.iterator(chunk_size=2000)),
+        ((checksum, True) for checksum in referenced.iterator(chunk_size=2000)),
+    ):
+        if file is not None:
+            counts["files"] += 1
+        if sizes is not None:
+            counts["content"] += 1
+            if counts["content"] % 100 == 0:
+                options.progress("content", 100)
+        if file is None:
+            if sizes is not None:
+                missing.append(checksum)
+            continue
+        if sizes is None and blob is None:
+            _unreferenced(report, store, file.name, options, "orphan", checksum)
+            continue
+        if sizes is None:
+            continue  # a Blob row without versions: a refcount problem, reported above
+        actual = store.size(file.name)
+        if sizes != (actual, actual):
+            wrong_size.append((checksum, actual))
+        elif options.verify_content and _sha256(store, file.name) != checksum:
+            wrong_hash.append(checksum)
+    options.progress("content", counts["content"] % 100)
+    for name in strays:
+        _unreferenced(report, store, name, options, "orphan", "")
+    for name in _walk(store, f"{prefix}/tmp"):
+        counts["temp_files"] += 1
+        _unreferenced(report, store, name, options, "stale-temp", "")
+    _report_content(report, missing, wrong_size, wrong_hash)
+
+
+def _unreferenced(report: Report, store, name: str, options: Options, kind: str, checksum: str) -> None:
+    age = _age(store, name)
+    if age is not None and age < options.grace:
+        report.counts["young_files"] += 1
+        return
+    what = "a staged temporary file left behind" if kind == "stale-temp" else "not used by any version"
+    report.add(kind, f"content file {name} is {what}", name=name, checksum=checksum)
+
+
+def _sha256(store, name: str) -> str:
+    digest = hashlib.sha256()
+    with store.open(name, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _affected(checksums: list[str]) -> dict[str, list[tuple[int, str, int]]]:
+    """The versions using each checksum: {checksum: [(serial, path, size), ...]}, queried
+    after the scan, so that a version purged meanwhile is not reported."""
+    found: dict[str, list] = {}
+    for start in range(0, len(checksums), 500):
+        rows = (Version.objects.filter(checksum__in=checksums[start:start + 500]).order_by("serial")
+                .values_list("checksum", "serial", "node__path", "size"))
+        for checksum, serial, path, size in rows:
+            found.setdefault(checksum, []).append((serial, path, size))
+    return found
+
+
+def _report_content(report: Report, missing: list[str], wrong_size: list[tuple[str, int]], wrong_hash: list[str]) -> None:
+    store = _storage()
+    from .content import content_name
+
+    affected = _affected(missing + [c for c, _ in wrong_size] + wrong_hash)
+
+    def add(kind: str, checksum: str, what: str, versions) -> None:
+        if not versions:
+            return
+        where = ", ".join(f"{_label(path)} (version {serial})" for serial, path, _ in versions[:LISTED])
+        more = f" and {len(versions) - LISTED} more" if len(versions) > LISTED else ""
+        report.add(kind, f"content {checksum[:12]} {what}; affected: {where}{more}", path=versions[0][1],
+                   serials=[serial for serial, _, _ in versions], checksum=checksum, name=content_name(checksum))
+
+    for checksum in missing:
+        if not store.exists(content_name(checksum)):  # re-checked: a put may have stored it meanwhile
+            add("content-missing", checksum, "is missing from the content storage", affected.get(checksum))
+    for checksum, actual in wrong_size:
+        versions = [v for v in affected.get(checksum, []) if v[2] != actual]
+        add("content-size", checksum, f"is {actual} bytes long, not the size recorded for the versions", versions)
+    for checksum in wrong_hash:
+        add("content-hash", checksum, "does not match its SHA-256 (the file is damaged)", affected.get(checksum))
