@@ -6,13 +6,14 @@
 #   make test ARGS="-x -k listing" extra pytest arguments
 #   make bench                     python -m benchmarks
 #   make docs                      the documentation, warnings as errors
+#   make lint                      ruff check and ruff format --check (changes nothing)
 
 PY ?= 3.11
 DJANGO ?= 5.2
 ARGS ?=
 export PY DJANGO
 
-.PHONY: demo test bench docs
+.PHONY: demo test bench docs lint
 
 demo:
 	scripts/demo.sh
@@ -25,3 +26,6 @@ bench:
 
 docs:
 	scripts/docs.sh
+
+lint:
+	scripts/lint.sh
