@@ -11,6 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The reference pages' directives ({vi-settings}, {vi-command}): docs/_ext/reference.py.
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
 # autodoc imports the modules, which need configured settings: a minimal site, in memory.
 import django  # noqa: E402
@@ -44,10 +46,10 @@ author = "The versioned_items developers"
 copyright = "2026, the versioned_items developers"  # noqa: A001  (Sphinx's name)
 release = __import__("versioned_items").__version__
 
-extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.viewcode"]
+extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.viewcode", "reference"]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_heading_anchors = 3
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_ext"]
 html_theme = "alabaster"
 
 autodoc_member_order = "bysource"
@@ -57,8 +59,9 @@ autodoc_default_options = {"members": True, "undoc-members": False}
 # The build has no network, so there is no intersphinx: references to classes of Python, Django
 # and Haystack cannot be resolved and are not ours to check. Everything of this app must resolve.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(django|haystack|whoosh|datetime|typing|collections|decimal|pathlib|io)\..*"),
+    (r"py:.*", r"(django|haystack|whoosh|datetime|typing|collections|decimal|pathlib|io|os)\..*"),
     (r"py:class", r"(BinaryIO|Any|Iterable|Iterator|Mapping|Sequence|Callable|Path|timedelta|datetime)"),
+    (r"py:mod", r"(subprocess|os|io|json|tempfile)"),
     # Private helpers named in module docstrings for contributors; deliberately not documented.
     (r"py:.*", r"_\w+"),
     (r"py:class", r"(dict|list|set|tuple|str|int|float|bytes|bool|None|NoneType|object|type)\b.*"),

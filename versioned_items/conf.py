@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     # Attribute keys ("domain.key", or "key" for the empty domain) offered as facets.
     "FACET_ATTRIBUTES": [],
     # True: index writes happen inside the caller's commit hook, before put() returns.
-    # False: they are handed to a background applier (group commit); see the README.
+    # False: they are handed to a background applier (group commit); see docs/search.md.
     "SEARCH_SYNC": False,
     # Upper bound in seconds on how long a committed change may stay invisible to search.
     "SEARCH_MAX_LAG": 2.0,

@@ -3,6 +3,6 @@ the database through an outbox (django-haystack, with the app's own Whoosh engin
 
 Add ``"versioned_items.search"`` to ``INSTALLED_APPS`` after ``"haystack"`` and
 ``"versioned_items"``. The search API is :func:`versioned_items.search.api.search`; the index
-maintenance functions are in :mod:`versioned_items.search.indexing`. See the README's "Search"
-section for the settings.
+maintenance functions are in :mod:`versioned_items.search.indexing`. Setup and settings:
+``docs/install.md`` and ``docs/search.md``.
 """
