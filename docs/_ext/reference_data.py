@@ -5,8 +5,6 @@ has a description and every command is on the commands page. The directives that
 in ``reference.py``.
 """
 
-from __future__ import annotations
-
 import argparse
 import ast
 import re
