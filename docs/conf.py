@@ -35,7 +35,10 @@ settings.configure(
         name: {"ENGINE": "versioned_items.search.backends.WhooshEngine", "PATH": os.path.join(_tmp, name)}
         for name in ("default", "vi_latest", "vi_history")
     },
-    HAYSTACK_ROUTERS=["versioned_items.search.routers.VersionedItemsRouter", "haystack.routers.DefaultRouter"],
+    HAYSTACK_ROUTERS=[
+        "versioned_items.search.routers.VersionedItemsRouter",
+        "haystack.routers.DefaultRouter",
+    ],
     USE_TZ=True,
     SECRET_KEY="docs",
 )

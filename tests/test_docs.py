@@ -154,9 +154,13 @@ def test_install_snippets_make_a_working_site(tmp_path):
         settings.write("\n" + settings_snippet)
     with open(tmp_path / "mysite" / "urls.py", "a") as urls:
         urls.write("\n" + urls_snippet)
-    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "mysite.settings",
-           "PYTHONPATH": f"{tmp_path}:{REPO_ROOT}"}
-    result = subprocess.run([python, "-c", INSTALL_CHECK], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "mysite.settings",
+        "PYTHONPATH": f"{tmp_path}:{REPO_ROOT}",
+    }
+    result = subprocess.run(
+        [python, "-c", INSTALL_CHECK], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("site works")

@@ -43,14 +43,20 @@ class CommandDirective(SphinxDirective):
         if name not in command_names():
             raise self.error(f"{name!r} is not a management command of versioned_items")
         usage, text, arguments = command_help(name)
-        result: list[nodes.Node] = [nodes.literal_block(usage, usage, language="text"), nodes.paragraph(text=text)]
+        result: list[nodes.Node] = [
+            nodes.literal_block(usage, usage, language="text"),
+            nodes.paragraph(text=text),
+        ]
         if arguments:
             result.append(_table(("argument", "meaning"), (30, 70), arguments, literal_columns=(0,)))
         return result
 
 
 def _table(
-    header: tuple[str, ...], widths: tuple[int, ...], rows: list[tuple[str, ...]], literal_columns: tuple[int, ...]
+    header: tuple[str, ...],
+    widths: tuple[int, ...],
+    rows: list[tuple[str, ...]],
+    literal_columns: tuple[int, ...],
 ) -> nodes.table:
     """A docutils table with relative column ``widths``; cells in ``literal_columns`` are code."""
     group = nodes.tgroup(cols=len(header))

@@ -16,8 +16,15 @@ CONF_PY = ROOT / "versioned_items" / "conf.py"
 BANNER = re.compile(r"^#\s*---\s*(?P<title>.*?)\s*---\s*$")
 # Options every Django command has; `manage.py help NAME` lists them, the page does not.
 COMMON_OPTIONS = {
-    "--help", "--version", "--verbosity", "--settings", "--pythonpath", "--traceback",
-    "--no-color", "--force-color", "--skip-checks",
+    "--help",
+    "--version",
+    "--verbosity",
+    "--settings",
+    "--pythonpath",
+    "--traceback",
+    "--no-color",
+    "--force-color",
+    "--skip-checks",
 }
 
 
