@@ -234,6 +234,7 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         self.parser = QueryParser(self.content_field_name, schema=self.schema)
         self.parser.add_plugins([FuzzyTermPlugin])
         self._schema_fields = fields
+        self.setup_complete = False  # the open index has the old schema: reopen it
 
     # --- schema ---
 
@@ -418,10 +419,10 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         """Empty the index, atomically and under the write lock; a missing or unreadable index is
         created anew (this is an explicit request for an empty index). The backend stays usable.
         """
+        self._build_schema()
         try:
-            self._ready()
-        except IndexUnavailable:
-            self._build_schema()
+            self._open(create=True)
+        except IndexUnavailable:  # unreadable
             self._create_index()
             return
         # CLEAR: the commit's table of contents lists only the (empty) new segment.
