@@ -1,9 +1,17 @@
 """The app's Whoosh engine: schema, batched writes, waiting writers, reused searchers, swap."""
 
+import os
+import shutil
 import threading
+from datetime import datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import User
+from haystack import connections, indexes
+from haystack.exceptions import SkipDocument
 from haystack.query import SearchQuerySet
+from haystack.utils.loading import UnifiedIndex
+from whoosh.filedb.filestore import FileStorage
 from whoosh.writing import SegmentWriter
 
 from versioned_items import api
@@ -38,8 +46,6 @@ def test_schema_fits_the_fields(backend):
 
 
 def test_spelling_only_on_request(search_index):
-    from haystack import connections
-
     connections.connections_info["vi_latest"]["INCLUDE_SPELLING"] = True
     try:
         connections.reload("vi_latest")
@@ -157,3 +163,202 @@ def test_stored_texts_find_by_serial_and_content(search_index):
     by_serial, by_key = history.stored_texts([v1.serial], [(v1.checksum, "text/plain"), ("nope", "text/plain")])
     assert by_serial == {v1.serial: ("reusable text", "ok")}
     assert by_key == {(v1.checksum, "text/plain"): ("reusable text", "ok")}
+
+
+# --- drop-in for Haystack's engine: another connection, an index of another model ---
+
+STOCK = "haystack.backends.whoosh_backend.WhooshEngine"
+OTHER = "other"
+
+
+class PersonIndex(indexes.SearchIndex, indexes.Indexable):
+    """An ordinary Haystack index, as a site's own: a document CharField, numbers, a date."""
+
+    text = indexes.CharField(document=True, model_attr="username")
+    rank = indexes.IntegerField(model_attr="id")
+    hidden = indexes.IntegerField(model_attr="id", indexed=False)
+    joined = indexes.DateTimeField(model_attr="date_joined")
+
+    def get_model(self):
+        return User
+
+    def prepare_text(self, obj):
+        if obj.username.startswith("skip"):
+            raise SkipDocument
+        return obj.username
+
+
+class NicknameIndex(PersonIndex):
+    nickname = indexes.CharField(model_attr="first_name")
+
+
+def people(*names):
+    joined = datetime(2024, 1, 1)  # naive: Haystack's engine cannot index aware datetimes
+    return [User(id=i, username=name, first_name=f"nick{i}", date_joined=joined + timedelta(days=i))
+            for i, name in enumerate(names, start=1)]
+
+
+@pytest.fixture
+def other_connection(tmp_path):
+    """``other_connection(engine=..., **options)``: the backend of connection ``other`` (a Whoosh
+    folder under tmp_path) holding PersonIndex only; call again to switch engine or options."""
+    def connect(engine=backends.__name__ + ".WhooshEngine", index=PersonIndex, **options):
+        connections.connections_info[OTHER] = {"ENGINE": engine, "PATH": str(tmp_path / OTHER), **options}
+        connections.reload(OTHER)
+        unified = UnifiedIndex()
+        unified.build(indexes=[index()])
+        connections[OTHER]._index = unified
+        return connections[OTHER].get_backend()
+
+    yield connect
+    connections.connections_info.pop(OTHER, None)
+    connections.thread_local.connections.pop(OTHER, None)
+
+
+def ids_of(results) -> list[str]:
+    return sorted(r.pk for r in results)
+
+
+def test_a_fresh_backend_serves_searchqueryset_first(backend):
+    # Haystack's own search path used to recurse into the searcher wrapper until the app's
+    # search() had opened a searcher in the process.
+    api.put("docs/a.txt", b"haystack words")
+    indexed()
+    connections.reload("vi_latest")
+    assert [r.path_exact for r in SearchQuerySet(using="vi_latest").auto_query("haystack")] == ["docs/a.txt"]
+    connections.reload("vi_latest")
+    assert SearchQuerySet(using="vi_latest").auto_query("haystack").count() == 1
+
+
+def test_spelling_with_an_ordinary_document_field(other_connection):
+    backend = other_connection(INCLUDE_SPELLING=True)
+    backend.update(PersonIndex(), people("alice", "bob"))
+    assert backend.schema["text"].spelling
+    assert backend.search("alice", spelling_query="alise")["spelling_suggestion"] == "alice"
+
+
+def test_other_connections_create_a_missing_index_the_apps_do_not(other_connection, search_index):
+    backend = other_connection()
+    backend.setup()  # as rebuild_index and clear_index do on a new connection
+    assert backend.searcher().doc_count() == 0
+    shutil.rmtree(search_index / "vi_latest")
+    connections.reload("vi_latest")
+    with pytest.raises(IndexUnavailable, match="does not exist"):
+        connections["vi_latest"].get_backend().setup()
+    assert not (search_index / "vi_latest").exists()
+
+
+@pytest.mark.parametrize("alias", ["vi_latest", OTHER])
+def test_a_damaged_index_is_never_replaced(other_connection, search_index, alias):
+    def fresh_backend():
+        return other_connection() if alias == OTHER else connections.reload(alias).get_backend()
+
+    folder = fresh_backend().path
+    fresh_backend().setup()
+    (toc,) = [f for f in os.listdir(folder) if f.endswith(".toc")]
+    with open(os.path.join(folder, toc), "wb") as damaged:
+        damaged.write(b"not a table of contents")
+    with pytest.raises(IndexUnavailable, match="cannot be read"):
+        fresh_backend().setup()
+    assert os.listdir(folder) == [toc]  # nothing created in its place
+
+
+def test_delete_index_leaves_the_backend_usable(backend):
+    backend.write_documents(docs(3))
+    backend.delete_index()
+    assert backend.searcher().doc_count() == 0
+    backend.write_documents(docs(2, "again"))
+    assert backend.searcher().doc_count() == 2
+    shutil.rmtree(backend.path)  # deleted behind its back: delete_index makes a new one
+    backend.delete_index()
+    backend.write_documents(docs(1))
+    assert backend.searcher().doc_count() == 1
+
+
+def test_skip_document_skips_that_object_only(other_connection):
+    backend = other_connection()
+    backend.update(PersonIndex(), people("alice", "skip-me", "carol"))
+    assert ids_of(SearchQuerySet(using=OTHER).all()) == ["1", "3"]
+
+
+def test_an_index_built_by_the_stock_engine_answers_the_same(other_connection):
+    queries = {
+        "rank": lambda sqs: sqs.filter(rank=2),
+        "range": lambda sqs: sqs.filter(rank__gte=2),
+        "date": lambda sqs: sqs.filter(joined__gt=datetime(2024, 1, 2, 12)),
+        "text": lambda sqs: sqs.auto_query("bob"),
+    }
+    other_connection(engine=STOCK).update(PersonIndex(), people("alice", "bob", "carol"))
+    stock = {name: ids_of(query(SearchQuerySet(using=OTHER))) for name, query in queries.items()}
+    stock_schema = connections[OTHER].get_backend().schema
+    ours = other_connection()
+    assert {name: ids_of(query(SearchQuerySet(using=OTHER))) for name, query in queries.items()} == stock
+    assert stock == {"rank": ["2"], "range": ["2", "3"], "date": ["2", "3"], "text": ["2"]}
+    for name in ("rank", "hidden", "joined"):
+        assert type(ours.schema[name]) is type(stock_schema[name])
+        assert vars(ours.schema[name]).get("bits") == vars(stock_schema[name]).get("bits")
+
+
+def test_the_schema_follows_the_haystack_indexes(other_connection):
+    backend = other_connection()
+    backend.update(PersonIndex(), people("alice"))
+    assert "nickname" not in backend.schema
+    unified = UnifiedIndex()
+    unified.build(indexes=[NicknameIndex()])
+    connections[OTHER]._index = unified  # a new index class: no setup() call in between
+    backend.update(NicknameIndex(), people("alice", "bob"))
+    assert "nickname" in backend.schema
+    assert ids_of(SearchQuerySet(using=OTHER).filter(nickname="nick2")) == ["2"]
+
+
+def test_an_index_recreated_at_the_same_generation_is_not_served_from_the_old_searcher(backend):
+    backend.write_documents(docs(3, "old"))
+    generation = backend.searcher().reader().generation()
+    # Another process re-creates the index in place and writes as many commits.
+    fresh = FileStorage(backend.path).create_index(backend.schema)
+    for _ in range(generation):
+        writer = fresh.writer()
+        writer.add_document(**docs(1, "new")[0])
+        writer.commit()
+    searcher = backend.searcher()
+    assert searcher.reader().generation() == generation
+    assert {f["content"] for f in searcher.all_stored_fields()} == {"new 0"}
+
+
+def _locked(backend):
+    """A writer holding the index's lock (cancel it to release the lock)."""
+    return backend.index.writer()
+
+
+def test_silently_fail_is_honoured_on_other_connections(other_connection, settings, caplog):
+    settings.VERSIONED_ITEMS = {**getattr(settings, "VERSIONED_ITEMS", {}), "SEARCH_LOCK_TIMEOUT": 0.05}
+    backend = other_connection()
+    backend.update(PersonIndex(), people("alice"))
+    holder = _locked(backend)
+    try:
+        backend.update(PersonIndex(), people("alice", "bob"))  # logged, as Haystack does
+        backend.clear()
+        assert "Failed to update" in caplog.text and "Failed to clear" in caplog.text
+        with pytest.raises(IndexUnavailable):
+            backend.remove("auth.user.1")  # removes always raise: a lost one is never retried
+        strict = other_connection(SILENTLY_FAIL=False)
+        with pytest.raises(IndexUnavailable):
+            strict.update(PersonIndex(), people("bob"))
+    finally:
+        holder.cancel()
+    assert ids_of(SearchQuerySet(using=OTHER).all()) == ["1"]
+
+
+def test_the_apps_connections_never_fail_writes_silently(backend, settings):
+    node = Node.objects.get(pk=api.put("docs/a.txt", b"words").node_id)
+    indexed()
+    settings.VERSIONED_ITEMS = {**getattr(settings, "VERSIONED_ITEMS", {}), "SEARCH_LOCK_TIMEOUT": 0.05}
+    assert backend.silently_fail  # Haystack's default, not set in the test settings
+    holder = _locked(backend)
+    try:
+        with pytest.raises(IndexUnavailable):
+            backend.update(LatestIndex(), [node])
+        with pytest.raises(IndexUnavailable):
+            backend.clear()
+    finally:
+        holder.cancel()

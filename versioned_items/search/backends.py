@@ -4,7 +4,9 @@ Use it as the ENGINE of the two connections::
 
     "ENGINE": "versioned_items.search.backends.WhooshEngine"
 
-What differs from ``haystack.backends.whoosh_backend``, and why:
+It is a drop-in replacement for ``haystack.backends.whoosh_backend.WhooshEngine`` on any other
+connection too: Haystack's own Whoosh test suite passes on it (``scripts/haystack_suite.sh``).
+Every deliberate difference is listed in ``docs/haystack.md``; in short:
 
 - **No searcher per document.** Whoosh's ``update_document`` opens a searcher for every
   document (84% of ``update_index``'s time here, growing with the segment count). A batch opens
@@ -12,37 +14,50 @@ What differs from ``haystack.backends.whoosh_backend``, and why:
   all in one writer and one commit.
 - **Spelling off** unless the connection sets ``INCLUDE_SPELLING``: Haystack turns it on for the
   document field, which more than halves bulk indexing speed.
-- **No registered-models query.** Haystack runs an extra query matching every document of the
-  registered models on each search; the indexes here hold one model each.
-- **One searcher, reused** until the index changes (checked by generation, a directory
-  listing), instead of one per query.
-- **Writers wait for the lock.** Concurrent writers wait (``SEARCH_LOCK_TIMEOUT``) instead of
-  failing with ``LockError``, and a failed ``remove`` raises instead of being logged and lost.
-- **Field types that fit**: exact terms, path words, content types, term lists and numbers are
-  sortable columns (see ``search_indexes.py``), not stemmed text.
+- **One searcher per thread, reused** until the index is no longer the one it reads (its table of
+  contents names other segments), instead of one per query.
+- **Writers wait for the lock** (``SEARCH_LOCK_TIMEOUT``) instead of failing with ``LockError``,
+  and a failed ``remove`` raises instead of being logged and lost.
 - **Atomic swap** of an index rebuilt elsewhere (:meth:`WhooshSearchBackend.swap_in`).
-- **A missing or unreadable index is an error** (``IndexUnavailable``), not an empty index
-  silently created in its place: only :meth:`WhooshSearchBackend.ensure_index` (called after
-  ``migrate``) and a rebuild create one.
+
+On the app's own two connections (``LATEST_CONNECTION``, ``HISTORY_CONNECTION``) only:
+
+- **Field types that fit**: exact terms, path words, content types, term lists and numbers are
+  sortable columns (see ``search_indexes.py``), not stemmed text. Other connections get
+  Haystack's field types, so an index the stock engine built answers the same.
+- **No registered-models query.** Haystack runs an extra query matching every document of the
+  registered models on each search; these indexes hold one model each.
+- **A missing index is an error** (``IndexUnavailable``), not an empty index silently created in
+  its place: only :meth:`WhooshSearchBackend.ensure_index` (called after ``migrate``), a rebuild
+  and an explicit ``clear_index``/:meth:`~WhooshSearchBackend.delete_index` create one.
+- **Writes never fail silently**, whatever ``SILENTLY_FAIL`` says: the outbox keeps a change
+  whose write failed and retries it.
+
+An unreadable index raises ``IndexUnavailable`` on every connection.
 """
 
 import contextlib
 import os
 import re
 import shutil
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from haystack.backends import whoosh_backend
 from haystack.constants import DJANGO_CT, DJANGO_ID, ID
-from haystack.utils import get_identifier
+from haystack.exceptions import SkipDocument
+from haystack.utils import get_identifier, get_model_ct
 from whoosh import fields as wf
 from whoosh import index as windex
 from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemmingAnalyzer, Token, Tokenizer
-from whoosh.filedb.filestore import FileStorage
+from whoosh.filedb.filestore import FileStorage, RamStorage
 from whoosh.qparser import FuzzyTermPlugin, QueryParser
-from whoosh.query import Every, Or, Term
+from whoosh.query import Or, Term
+from whoosh.searching import Searcher
 from whoosh.util.filelock import try_for
+from whoosh.writing import CLEAR
 
 from versioned_items.conf import app_settings
 from versioned_items.exceptions import IndexUnavailable
@@ -50,6 +65,9 @@ from versioned_items.exceptions import IndexUnavailable
 # Separates the items of a token list inside one Whoosh value. Control characters are refused
 # in paths, and are removed from attribute values before indexing.
 SEPARATOR = "\x1f"
+
+# Opening a searcher races with commits that delete segment files: tries before giving up.
+_OPEN_ATTEMPTS = 10
 
 
 class _ItemTokenizer(Tokenizer):
@@ -109,49 +127,90 @@ def _term_list_field(analyzer, stored):
 
 
 class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
-    """Haystack's Whoosh backend with batched writes, a reused searcher and waiting writers."""
+    """Haystack's Whoosh backend with batched writes, reused searchers and waiting writers."""
 
     def __init__(self, connection_alias, **connection_options):
         super().__init__(connection_alias, **connection_options)
-        # A remove that fails must raise, never be logged and dropped.
-        self.silently_fail = False
-        self._searcher = None
+        self.schema = None
+        self._index = None
+        self._schema_fields = None  # the Haystack fields the schema was built from
         self._kinds: dict[str, str] = {}
+        # Whoosh searchers are not safe to share between threads (their readers seek and read
+        # shared files): each thread gets its own, and its own view of the index during search().
+        self._local = threading.local()
+
+    @property
+    def index(self):
+        """The Whoosh index; inside this thread's ``search()``, a view that hands out the reused
+        searcher (Haystack's code reads ``self.index`` for every searcher it opens)."""
+        return getattr(self._local, "view", None) or self._index
+
+    @index.setter
+    def index(self, value):
+        if value is not getattr(self._local, "view", None):  # search()'s `self.index = self.index.refresh()`
+            self._index = value
+
+    def serves_app(self) -> bool:
+        """Whether this is one of the app's two connections (``LATEST_CONNECTION``,
+        ``HISTORY_CONNECTION``), whose indexes get the app's field types and protections."""
+        return self.connection_alias in (app_settings.LATEST_CONNECTION, app_settings.HISTORY_CONNECTION)
 
     # --- opening ---
 
     def setup(self):
-        """Open the index; raise IndexUnavailable when it is missing or unreadable."""
-        self._open(create=False)
+        """Build the schema and open the index.
+
+        A missing index is created, empty, as Haystack does, except on the app's connections:
+        there it raises IndexUnavailable (only :meth:`ensure_index`, a rebuild and
+        :meth:`delete_index` create one). An unreadable index raises IndexUnavailable.
+        """
+        self._schema_fields = None  # Haystack's setup() always rebuilds the schema
+        self._open(create=not self.serves_app())
 
     def ensure_index(self) -> None:
         """Create the index if it does not exist yet (an empty one), and open it."""
         if not self.setup_complete:
             self._open(create=True)
 
+    def _ready(self) -> None:
+        """Set up on first use, and again when the Haystack indexes (hence the schema) changed."""
+        if not self.setup_complete or self._searchfields() is not self._schema_fields:
+            self.setup()
+
     def _open(self, create: bool) -> None:
         self._build_schema()
-        if not self.use_file_storage:
-            super().setup()  # a RAM index: nothing to lose, Haystack's way
-            return
-        storage = FileStorage(self.path) if os.path.isdir(self.path) else None
-        exists = storage is not None and windex.TOC._latest_generation(storage, windex._DEF_INDEX_NAME) >= 0
-        if not exists:
+        storage = self._storage()
+        if storage is None or windex.TOC._latest_generation(storage, windex._DEF_INDEX_NAME) < 0:
             if not create:
                 raise IndexUnavailable(
                     f"the search index {self.path!r} (connection {self.connection_alias!r}) does "
                     "not exist; create it with vi_rebuild_index"
                 )
+            self._create_index()
+            return
+        try:
+            self.index = storage.open_index(schema=self.schema)
+        except Exception as error:
+            # Whoosh reports a damaged table of contents with many exception types.
+            raise self._unreadable(error) from error
+        self.storage = storage
+        self.setup_complete = True
+
+    def _storage(self):
+        """The index's storage, or None when its folder does not exist."""
+        if not self.use_file_storage:
+            # Haystack's RAM index: one per thread, shared by the connections of that thread.
+            if getattr(whoosh_backend.LOCALS, "RAM_STORE", None) is None:
+                whoosh_backend.LOCALS.RAM_STORE = RamStorage()
+            return whoosh_backend.LOCALS.RAM_STORE
+        return FileStorage(self.path) if os.path.isdir(self.path) else None
+
+    def _create_index(self) -> None:
+        """Make the index an empty one with this schema, whatever was there (Whoosh's create)."""
+        if self.use_file_storage:
             os.makedirs(self.path, exist_ok=True)
-            self.storage = FileStorage(self.path)
-            self.index = self.storage.create_index(self.schema)
-        else:
-            self.storage = storage
-            try:
-                self.index = storage.open_index(schema=self.schema)
-            except Exception as error:
-                # Whoosh reports a damaged table of contents with many exception types.
-                raise self._unreadable(error) from error
+        self.storage = self._storage()
+        self.index = self.storage.create_index(self.schema)
         self.setup_complete = True
 
     def _unreadable(self, error) -> IndexUnavailable:
@@ -160,53 +219,74 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
             f"read ({type(error).__name__}: {error}); rebuild it with vi_rebuild_index"
         )
 
-    def _build_schema(self) -> None:
-        if getattr(self, "schema", None) is not None:
-            return
+    def _searchfields(self) -> dict:
         from haystack import connections
 
-        fields = connections[self.connection_alias].get_unified_index().all_searchfields()
+        return connections[self.connection_alias].get_unified_index().all_searchfields()
+
+    def _build_schema(self) -> None:
+        """(Re)build the schema and parser when the connection's Haystack fields changed
+        (Haystack builds a new field dict whenever its unified index is rebuilt)."""
+        fields = self._searchfields()
+        if fields is self._schema_fields:
+            return
         self.content_field_name, self.schema = self.build_schema(fields)
         self.parser = QueryParser(self.content_field_name, schema=self.schema)
         self.parser.add_plugins([FuzzyTermPlugin])
+        self._schema_fields = fields
+        self.setup_complete = False  # the open index has the old schema: reopen it
 
     # --- schema ---
 
     def build_schema(self, fields):
-        ours = {name: f for name, f in fields.items() if getattr(f, "vi_kind", None)}
+        """``(content field name, Whoosh schema)`` for the Haystack ``fields``.
+
+        Haystack's field types, with spelling only on request; on the app's connections, the
+        app's field kinds (``vi_kind``) and numbers and dates as sortable columns.
+        """
+        own = self.serves_app()
+        ours = {name: f for name, f in fields.items() if own and getattr(f, "vi_kind", None)}
         others = {name: f for name, f in fields.items() if name not in ours}
-        content_field_name, schema = super().build_schema(others) if others else ("", None)
-        schema_fields = dict(schema.items()) if schema else {
+        content_field_name, schema_fields = "", {
             ID: wf.ID(stored=True, unique=True),
             DJANGO_CT: wf.ID(stored=True),
             DJANGO_ID: wf.ID(stored=True),
         }
-        for name, field in fields.items():
-            if field.field_type in ("integer", "datetime") and name in schema_fields:
-                # Numbers and dates of the app's documents are sorted and faceted on: columns.
-                if not field.indexed:
-                    schema_fields[name] = wf.STORED()
-                elif field.field_type == "integer":
-                    schema_fields[name] = wf.NUMERIC(int, bits=64, stored=field.stored, sortable=True)
-                else:
-                    schema_fields[name] = wf.DATETIME(stored=field.stored, sortable=True)
+        if others:
+            content_field_name, schema = super().build_schema(others)
+            # Without the spelling fields Whoosh added: Schema() adds them again when asked.
+            schema_fields = {name: f for name, f in schema.items() if not isinstance(f, wf.SpellField)}
         self._kinds = {}
-        for name, field in ours.items():
-            self._kinds[name] = field.vi_kind
-            schema_fields[name] = self._whoosh_field(field)
-            if field.document:
-                content_field_name = name
+        if own:
+            self._columns(fields, schema_fields)
+            for name, field in ours.items():
+                self._kinds[name] = field.vi_kind
+                schema_fields[name] = self._whoosh_field(field)
+                if field.document:
+                    content_field_name = name
         for name, field in schema_fields.items():
             # Spelling costs more than half of bulk indexing speed; only on request.
-            if getattr(field, "spelling", False) and not (self.include_spelling and name == content_field_name):
-                field.spelling = False
+            if isinstance(field, wf.FieldType):
+                field.spelling = self.include_spelling and name == content_field_name
         return content_field_name, wf.Schema(**schema_fields)
+
+    @staticmethod
+    def _columns(fields, schema_fields) -> None:
+        """Numbers and dates of the app's documents are sorted and faceted on: columns."""
+        for name, field in fields.items():
+            if field.field_type not in ("integer", "datetime") or name not in schema_fields:
+                continue
+            if not field.indexed:
+                schema_fields[name] = wf.STORED()
+            elif field.field_type == "integer":
+                schema_fields[name] = wf.NUMERIC(int, bits=64, stored=field.stored, sortable=True)
+            else:
+                schema_fields[name] = wf.DATETIME(stored=field.stored, sortable=True)
 
     def _whoosh_field(self, field):
         kind, stored, boost = field.vi_kind, field.stored, field.boost
         if kind == "content":
-            return wf.TEXT(analyzer=StemmingAnalyzer(), stored=stored, field_boost=boost,
-                           spelling=self.include_spelling)
+            return wf.TEXT(analyzer=StemmingAnalyzer(), stored=stored, field_boost=boost)
         if kind == "exact":
             return wf.ID(stored=stored, sortable=getattr(field, "vi_sortable", False), field_boost=boost)
         if kind == "path":
@@ -251,9 +331,8 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         Raises IndexUnavailable when the lock is not free within ``SEARCH_LOCK_TIMEOUT``.
         """
         if index is None:
-            if not self.setup_complete:
-                self.setup()
-            index = self.index
+            self._ready()
+            index = self._index
         timeout = app_settings.SEARCH_LOCK_TIMEOUT
         try:
             return index.writer(timeout=timeout, delay=0.01, **kwargs)
@@ -269,11 +348,16 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         """Write ``objects`` and remove the documents ``delete_ids``: one writer, one commit.
 
         ``index`` is the SearchIndex that prepares the objects. Old documents of the written
-        objects are replaced. Raises IndexUnavailable when the index stays locked.
+        objects are replaced; an object whose preparation raises Haystack's SkipDocument is
+        left as it is in the index. Raises IndexUnavailable when the index stays locked.
         """
         docs = {}
         for obj in objects:
-            doc = self.whoosh_document(index.full_prepare(obj))
+            try:
+                doc = self.whoosh_document(index.full_prepare(obj))
+            except SkipDocument:
+                self.log.debug("Indexing for object `%s` skipped", obj)
+                continue
             docs[doc[ID]] = doc  # the same object twice: the last one wins
         self.write_documents(docs.values(), delete_ids)
 
@@ -297,26 +381,52 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
             raise
         _commit(writer)
 
+    @contextlib.contextmanager
+    def _failing(self, action: str, always: bool = False) -> Iterator[None]:
+        """Let an error of ``action`` through, or log it when the connection's SILENTLY_FAIL
+        says so; never on the app's connections (their outbox retries failed writes)."""
+        try:
+            yield
+        except Exception:
+            if always or not self.silently_fail or self.serves_app():
+                raise
+            self.log.exception("Failed to %s (connection %r)", action, self.connection_alias)
+
     def update(self, index, iterable, commit=True):
-        self.apply(index, iterable)
+        with self._failing("update the Whoosh index"):
+            self.apply(index, iterable)
 
     def remove(self, obj_or_string, commit=True):
-        self.write_documents([], [get_identifier(obj_or_string)])
+        # Always raises: a remove logged and lost leaves a deleted object findable for good.
+        with self._failing("remove a document", always=True):
+            self.write_documents([], [get_identifier(obj_or_string)])
 
     def clear(self, models=None, commit=True):
-        from haystack.utils import get_model_ct
-
-        writer = self.writer()
-        try:
-            if models:
+        with self._failing("clear the Whoosh index"):
+            if not models:
+                self.delete_index()
+                return
+            writer = self.writer()
+            try:
                 for model in models:
                     writer.delete_by_term(DJANGO_CT, get_model_ct(model))
-            else:
-                writer.delete_by_query(Every())
-        except BaseException:
-            writer.cancel()
-            raise
-        _commit(writer)
+            except BaseException:
+                writer.cancel()
+                raise
+            _commit(writer)
+
+    def delete_index(self):
+        """Empty the index, atomically and under the write lock; a missing or unreadable index is
+        created anew (this is an explicit request for an empty index). The backend stays usable.
+        """
+        self._build_schema()
+        try:
+            self._open(create=True)
+        except IndexUnavailable:  # unreadable
+            self._create_index()
+            return
+        # CLEAR: the commit's table of contents lists only the (empty) new segment.
+        _commit(self.writer(), mergetype=CLEAR)
 
     def optimize(self):
         _commit(self.writer(), optimize=True)
@@ -324,30 +434,56 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
     # --- reading ---
 
     def searcher(self):
-        """The backend's searcher, refreshed when the index changed since it was opened."""
-        if not self.setup_complete:
-            self.setup()
+        """This thread's searcher, reopened when the index is no longer the one it reads.
+
+        The index is identified by its table of contents (generation and segment ids), so that
+        an index re-created at the same path and generation is noticed. Raises IndexUnavailable
+        when the index cannot be read.
+        """
+        self._ready()
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                return self._current_searcher()
+            except FileNotFoundError as error:
+                # A commit deleted a segment file between our reading the table of contents and
+                # opening the file (Whoosh's own reader() retries the same way).
+                if attempt == _OPEN_ATTEMPTS - 1:
+                    raise self._unreadable(error) from error
+                time.sleep(0.01)
+            except Exception as error:
+                self._local.searcher = None
+                raise self._unreadable(error) from error
+
+    def _current_searcher(self):
+        toc = self._index._read_toc()
+        identity = (toc.generation, tuple(segment.segment_id() for segment in toc.segments))
+        held = getattr(self._local, "searcher", None)
+        if held is None or held[1] != identity:
+            reader = windex.FileIndex._reader(self.storage, self.schema, toc.segments, toc.generation)
+            held = self._local.searcher = (Searcher(reader, fromindex=self._index), identity)
+        return held[0]
+
+    @contextlib.contextmanager
+    def _search_view(self) -> Iterator[None]:
+        """Within the block, ``self.index`` (in this thread) hands out the reused searcher."""
+        self._ready()
+        outer = getattr(self._local, "view", None)
+        self._local.view = outer or _SearchView(self)
         try:
-            if self._searcher is None:
-                self._searcher = self.index.searcher()
-            elif not self._searcher.up_to_date():
-                self._searcher = self._searcher.refresh()
-        except Exception as error:
-            self._searcher = None
-            raise self._unreadable(error) from error
-        return self._searcher
+            yield
+        finally:
+            self._local.view = outer
 
     def search(self, query_string, **kwargs):
-        # Never add the registered-models query: this connection holds one model.
-        kwargs.setdefault("limit_to_registered_models", False)
-        if not self.setup_complete:
-            self.setup()
-        live = self.index
-        self.index = _ReusedSearcherIndex(self, live)
-        try:
+        if self.serves_app():
+            # Never add the registered-models query: this connection holds one model.
+            kwargs.setdefault("limit_to_registered_models", False)
+        with self._search_view():
             return super().search(query_string, **kwargs)
-        finally:
-            self.index = live
+
+    def more_like_this(self, model_instance, *args, **kwargs):
+        with self._search_view():
+            return super().more_like_this(model_instance, *args, **kwargs)
 
     def iter_stored(self) -> Iterator[dict]:
         """The stored fields of every document, in index order."""
@@ -425,7 +561,7 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         finally:
             lock.release()
         shutil.rmtree(folder, ignore_errors=True)
-        self._searcher = None
+        self._local.searcher = None
         self.setup_complete = False  # reopened on next use
 
 
@@ -444,13 +580,12 @@ def _clean_token(value) -> str:
     return re.sub(r"[\x00-\x1f]", " ", str(value))
 
 
-class _ReusedSearcherIndex:
-    """Stands in for the Whoosh index during Haystack's ``search``: hands out the reused
+class _SearchView:
+    """Stands in for the Whoosh index during Haystack's ``search``: hands out the thread's reused
     searcher (whose ``close`` does nothing) instead of opening one per query."""
 
-    def __init__(self, backend, index):
+    def __init__(self, backend):
         self._backend = backend
-        self._index = index
 
     def refresh(self):
         return self
@@ -461,8 +596,11 @@ class _ReusedSearcherIndex:
     def searcher(self, **kwargs):
         return _Unclosable(self._backend.searcher())
 
+    def reader(self, **kwargs):
+        return self._backend.searcher().reader()
+
     def __getattr__(self, name):
-        return getattr(self._index, name)
+        return getattr(self._backend._index, name)
 
 
 class _Unclosable:
@@ -470,6 +608,12 @@ class _Unclosable:
         self._searcher = searcher
 
     def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
         pass
 
     def __getattr__(self, name):
