@@ -51,6 +51,28 @@ DEFAULTS: dict[str, Any] = {
     # Folder for the lock files that order index appliers and rebuilds across processes.
     # None: the folder that holds the latest connection's Whoosh PATH, else the temp folder.
     "SEARCH_LOCK_DIR": None,
+    # --- limits on the work of one request (docs/limits.md); over a limit the request fails
+    # with InvalidQuery / InvalidFilter naming the limit, instead of running for minutes ---
+    # Characters of search query text (the search form's field has this max length).
+    "SEARCH_MAX_QUERY_CHARS": 1000,
+    # Words of search query text (separated by spaces; operators and parentheses not counted).
+    "SEARCH_MAX_QUERY_WORDS": 50,
+    # Index terms one wildcard, prefix or range term may match ("re*", "*port*", "[a TO c]").
+    "SEARCH_MAX_EXPANSION": 1000,
+    # Index terms read to find the matches of one such term: a leading wildcard ("*a*") reads
+    # the field's whole vocabulary, which this bounds.
+    "SEARCH_MAX_TERMS_SCANNED": 100_000,
+    # Words longer than this get no spelling suggestion (their one-edit variants are many,
+    # and a long unknown word is rarely a typo).
+    "SUGGEST_MAX_WORD_CHARS": 40,
+    # Candidates a query's spelling suggestion may try (one-edit variants looked up, index
+    # terms compared): past it the suggestion stops with the corrections found so far.
+    "SUGGEST_BUDGET": 20_000,
+    # Line comparisons a diff may cost (the sum over the lines both versions share of their
+    # counts in each); beyond it the diff says "too large to compare".
+    "DIFF_MAX_COST": 5_000_000,
+    # Terms of one attribute filter expression ("a=1, b, !c" has 3).
+    "FILTER_MAX_TERMS": 50,
 }
 
 

@@ -9,10 +9,12 @@ person types reaches the library unchecked, and nothing they type can cause a 50
 from datetime import UTC, datetime
 
 from django import forms
+from django.core.validators import MaxLengthValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import paths
+from .conf import app_settings
 from .exceptions import InvalidInput
 from .filters import parse_filter
 from .models import Cluster
@@ -182,6 +184,17 @@ class SearchForm(forms.Form):
     muser = forms.CharField(required=False, max_length=150, widget=forms.HiddenInput)
     attr = forms.CharField(required=False, max_length=1000, widget=forms.HiddenInput)
     page = forms.IntegerField(required=False, min_value=1, max_value=10_000, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The query's length limit is a setting, read per form (not at import) so that it follows
+        # override_settings; the browser's maxlength keeps longer text from being typed at all.
+        limit = app_settings.SEARCH_MAX_QUERY_CHARS
+        field = self.fields["q"]
+        field.max_length = limit
+        field.validators.append(MaxLengthValidator(limit, message=_(
+            "The query has %(show_value)s characters; the limit is %(limit_value)s: shorten it.")))
+        field.widget.attrs["maxlength"] = str(limit)
 
     def clean_attr(self):
         """``name=value``: an attribute facet (``key`` or ``domain.key``) and its value."""

@@ -157,7 +157,11 @@ def search(
       never (False), or only when fewer than ``query.FEW_HITS`` (5) documents match (None, the
       default), which is when it helps; it costs a term lookup per word, more for unknown words.
 
-    Returns a :class:`SearchPage`. Raises InvalidQuery for malformed query text,
+    The work of a search is bounded (see the limits in ``docs/limits.md``): text longer than
+    ``SEARCH_MAX_QUERY_CHARS`` or ``SEARCH_MAX_QUERY_WORDS``, and a wildcard, prefix or range
+    term matching more than ``SEARCH_MAX_EXPANSION`` index terms, raise InvalidQuery.
+
+    Returns a :class:`SearchPage`. Raises InvalidQuery for malformed or too costly query text,
     InvalidArgument or InvalidPath for a bad argument, IndexUnavailable when the index
     cannot be read.
     """
@@ -186,6 +190,7 @@ def _request(text, *, history, as_of, include_deleted, cluster, under, content_t
              suggest) -> q.SearchRequest:
     if not isinstance(text, str):
         raise InvalidArgument(f"query text must be a string, not {type(text).__name__}: {text!r}")
+    q.check_size(text)
     as_of = _utc(clean_time(as_of, "as_of"), "as_of")
     if cluster is not None:
         cluster = int(clean_cluster(cluster))

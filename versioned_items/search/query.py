@@ -7,18 +7,22 @@ name that is not a document field is an attribute: ``color:red``, ``dc.creator:a
 ``color:re*``.
 """
 
+import itertools
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from whoosh import fields as wf
 from whoosh import query as wq
 from whoosh import sorting
 from whoosh.highlight import HtmlFormatter
 from whoosh.qparser import FieldsPlugin, PrefixPlugin, QueryParser, WildcardPlugin, syntax
 from whoosh.support.levenshtein import distance
 
+from versioned_items.conf import app_settings
 from versioned_items.exceptions import InvalidQuery
 from versioned_items.models import Cluster
 
@@ -67,11 +71,143 @@ class RawHit:
 
 
 @dataclass
+class Work:
+    """What a search cost, counted where it is bounded (tests and benchmarks read it):
+
+    - ``terms_scanned``: index terms read to expand wildcard, prefix and range terms;
+    - ``terms_expanded``: index terms those terms matched (and were searched for);
+    - ``suggestion_candidates``: candidates the spelling suggestion tried (one-edit variants
+      looked up, index terms compared, matches checked for a live document).
+    """
+
+    terms_scanned: int = 0
+    terms_expanded: int = 0
+    suggestion_candidates: int = 0
+
+    def spend_suggestion(self) -> bool:
+        """Count one suggestion candidate; False once ``SUGGEST_BUDGET`` is spent."""
+        if self.suggestion_candidates >= app_settings.SUGGEST_BUDGET:
+            return False
+        self.suggestion_candidates += 1
+        return True
+
+
+@dataclass
 class RawResults:
     hits: list[RawHit]
     total: int
     facets: dict[str, Any]
     suggestion: str | None = None
+    work: Work = field(default_factory=Work)
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+def check_size(text: str) -> None:
+    """Raise InvalidQuery when ``text`` is longer than ``SEARCH_MAX_QUERY_CHARS`` characters or
+    has more than ``SEARCH_MAX_QUERY_WORDS`` words (operators and parentheses not counted)."""
+    limit = app_settings.SEARCH_MAX_QUERY_CHARS
+    if len(text) > limit:
+        raise InvalidQuery(f"the query has {len(text):,} characters; the limit is {limit:,} "
+                           "(setting SEARCH_MAX_QUERY_CHARS): shorten it")
+    limit = app_settings.SEARCH_MAX_QUERY_WORDS
+    words = [w for w in text.replace("(", " ").replace(")", " ").split() if w not in OPERATORS]
+    if len(words) > limit:
+        raise InvalidQuery(f"the query has {len(words):,} words; the limit is {limit:,} "
+                           "(setting SEARCH_MAX_QUERY_WORDS): search for fewer words at once")
+
+
+class ExpandedTerms(wq.MultiTerm):
+    """A wildcard, prefix or range term with the index terms it matches already found (see
+    :func:`bound_expansions`), so that searching and highlighting do not expand it again."""
+
+    def __init__(self, original: wq.MultiTerm, btexts: list[bytes]):
+        self.original = original
+        self.fieldname = original.fieldname
+        self.text = getattr(original, "text", "")
+        self.boost = original.boost
+        self.constantscore = original.constantscore
+        self.startchar = getattr(original, "startchar", None)
+        self.endchar = getattr(original, "endchar", None)
+        self.btexts = btexts
+
+    def __repr__(self) -> str:
+        return f"ExpandedTerms({self.original!r}, {len(self.btexts)} terms)"
+
+    def __unicode__(self) -> str:
+        return str(self.original)
+
+    __str__ = __unicode__
+
+    def _btexts(self, ixreader):
+        return iter(self.btexts)
+
+
+class _CountingReader:
+    """A reader whose term listings count what they read into ``work.terms_scanned`` and stop
+    with InvalidQuery past ``SEARCH_MAX_TERMS_SCANNED`` for one term (``label``)."""
+
+    def __init__(self, reader, work: Work, label: str):
+        self._reader, self._work, self._label = reader, work, label
+        self._limit = app_settings.SEARCH_MAX_TERMS_SCANNED
+
+    def __getattr__(self, name: str):
+        return getattr(self._reader, name)
+
+    def _counted(self, terms):
+        for scanned, term in enumerate(terms, 1):
+            if scanned > self._limit:
+                raise InvalidQuery(
+                    f"{self._label} needs more than {self._limit:,} words of the index to be read "
+                    "(setting SEARCH_MAX_TERMS_SCANNED); start it with a few letters, as in 'rep*' or 're*t'")
+            self._work.terms_scanned += 1
+            yield term
+
+    def lexicon(self, fieldname):
+        return self._counted(self._reader.lexicon(fieldname))
+
+    def expand_prefix(self, fieldname, prefix):
+        return self._counted(self._reader.expand_prefix(fieldname, prefix))
+
+    def terms_from(self, fieldname, prefix):
+        return self._counted(self._reader.terms_from(fieldname, prefix))
+
+
+def bound_expansions(q: wq.Query, reader, work: Work) -> wq.Query:
+    """``q`` with each wildcard, prefix and range term replaced by the index terms it matches.
+
+    Raises InvalidQuery when one such term matches more than ``SEARCH_MAX_EXPANSION`` index
+    terms, or needs more than ``SEARCH_MAX_TERMS_SCANNED`` read to find its matches: a
+    leading wildcard (``*a*``) reads the whole vocabulary of its field, and every match
+    costs a posting list.
+    """
+    if isinstance(q, wq.Prefix) and not q.text:
+        return q  # "field:*": Whoosh searches it as Every, without expanding
+    if not isinstance(q, wq.MultiTerm) or isinstance(q, ExpandedTerms):
+        return q.apply(lambda child: bound_expansions(child, reader, work))
+    label = f"the term {_typed(q)!r}"
+    limit = app_settings.SEARCH_MAX_EXPANSION
+    matches = []
+    for btext in q._btexts(_CountingReader(reader, work, label)):
+        if len(matches) == limit:
+            raise InvalidQuery(f"{label} matches more than {limit:,} words of the index (setting "
+                               "SEARCH_MAX_EXPANSION); make it more specific, as in 'report*' "
+                               "rather than 're*'")
+        matches.append(btext)
+    work.terms_expanded += len(matches)
+    return ExpandedTerms(q, matches)
+
+
+def _typed(q: wq.MultiTerm) -> str:
+    """A wildcard, prefix or range term as the user would write it (``color:re*`` for the
+    attribute term ``color=re*``)."""
+    if isinstance(q, wq.TermRange):
+        return f"{q.fieldname}:[{q.start or ''} TO {q.end or ''}]"
+    text = q.text + ("*" if isinstance(q, wq.Prefix) else "")
+    if q.fieldname == "attrs":
+        return text.replace("=", ":", 1)
+    return text if q.fieldname == DEFAULT_FIELD else f"{q.fieldname}:{text}"
 
 
 # --- parsing query text ----------------------------------------------------------------------
@@ -137,6 +273,8 @@ class AttributeFieldsPlugin(FieldsPlugin):
                 self.to_attributes(parser, node)
             elif node.has_fieldname and node.fieldname and node.fieldname not in parser.schema:
                 group[index] = self._attribute_node(node)
+            elif node.has_fieldname and node.fieldname:
+                check_field_value(node.fieldname, parser.schema[node.fieldname], node)
         return group
 
     @staticmethod
@@ -157,6 +295,44 @@ class AttributeFieldsPlugin(FieldsPlugin):
         return new
 
 
+# What a query may give the typed fields, for the messages of a value they cannot read.
+_ACCEPTED = {
+    wf.DATETIME: ("a date (UTC) such as 2025, 2025-03 or 2025-03-01, to the minute as 202503011430, "
+                  "or a range such as [2025-01-01 TO 2025-03-01]"),
+    wf.NUMERIC: "a whole number such as 1024, or a range such as [0 TO 1024] (either end may be left out)",
+    wf.BOOLEAN: "true or false",
+}
+
+
+def check_field_value(name: str, schema_field, node) -> None:
+    """Raise InvalidQuery, saying what the field accepts, when ``node`` (a word or a range
+    given to the field ``name``) is a value the field cannot read, or the field is not
+    searchable. Whoosh's own messages are its parsers' ("invalid literal for int()")."""
+    if not schema_field.indexed:
+        raise InvalidQuery(f"the field {name!r} is stored with the results but cannot be searched; "
+                           "words without a field name search the content, path, name and attributes")
+    is_range = isinstance(node, syntax.RangeNode)
+    if not schema_field.self_parsing() or (not is_range and getattr(node, "text", None) is None):
+        return
+    if not _reads(name, schema_field, node):
+        value = f"[{node.start or ''} TO {node.end or ''}]" if is_range else node.text
+        accepted = next((text for kind, text in _ACCEPTED.items() if isinstance(schema_field, kind)),
+                        "another value")
+        raise InvalidQuery(f"{name} takes {accepted}; {value!r} is not one")
+
+
+def _reads(name: str, schema_field, node) -> bool:
+    """Whether the typed field ``schema_field`` can read the word or range ``node``."""
+    try:
+        if isinstance(node, syntax.RangeNode):
+            q = schema_field.parse_range(name, node.start, node.end, node.startexcl, node.endexcl)
+        else:
+            q = schema_field.parse_query(name, node.text)
+    except Exception:  # the field parsers raise ValueError, QueryParserError, OverflowError...
+        return False
+    return getattr(q, "error", None) is None
+
+
 def parse(text: str, schema) -> wq.Query:
     """The Whoosh query for ``text``. Raises InvalidQuery with a readable message."""
     if not text.strip() or text.strip() == "*":
@@ -169,12 +345,14 @@ def parse(text: str, schema) -> wq.Query:
         parsed = parser.parse(text)
     except InvalidQuery as error:
         raise InvalidQuery(f"query {text!r} is not valid: {error}") from None
-    except Exception as error:  # Whoosh raises bare Exceptions (e.g. for an unparseable date)
-        raise InvalidQuery(f"query {text!r} is not valid: {error}") from None
+    except Exception as error:  # Whoosh raises bare Exceptions; check_field_value reads values first
+        raise InvalidQuery(f"query {text!r} could not be read ({error}); see the query syntax "
+                           "in the docs") from None
     errors = list(_errors(parsed))
     vars(wq.NullQuery).pop("error", None)
     if errors:
-        raise InvalidQuery(f"query {text!r} is not valid: {errors[0]}")
+        raise InvalidQuery(f"query {text!r} could not be read ({errors[0]}); see the query syntax "
+                           "in the docs")
     return parsed
 
 
@@ -247,8 +425,9 @@ class _MarkFormatter(HtmlFormatter):
 
 def run_whoosh(backend, request: SearchRequest) -> RawResults:
     """Run ``request`` on the app's Whoosh engine with its reused searcher."""
+    work = Work()
     searcher = backend.searcher()  # sets the backend up on first use
-    q = whoosh_query(request, backend.schema)
+    q = bound_expansions(whoosh_query(request, backend.schema), searcher.reader(), work)
     # optimize=False: count the matches while collecting them, instead of a second pass over
     # the index for the total (Whoosh's block skipping saves less than that pass costs).
     options = {"limit": request.page * request.page_size, "optimize": False}
@@ -275,8 +454,9 @@ def run_whoosh(backend, request: SearchRequest) -> RawResults:
         hits.append(RawHit(fields=fields, score=hit.score if request.sort == "relevance" else None,
                            highlights=highlights))
     facets = _facet_counts(results, request) if request.want_facets else {}
-    suggestion = suggest(searcher, backend.schema, request.query) if wants_suggestion(request, len(results)) else None
-    return RawResults(hits=hits, total=len(results), facets=facets, suggestion=suggestion)
+    wanted = wants_suggestion(request, len(results))
+    suggestion = suggest(searcher, backend.schema, request.query, work) if wanted else None
+    return RawResults(hits=hits, total=len(results), facets=facets, suggestion=suggestion, work=work)
 
 
 def wants_suggestion(request: SearchRequest, total: int) -> bool:
@@ -316,23 +496,28 @@ MAX_EDITS = 2
 SPELLING_SCAN_CHARS = 20_000
 
 
-def suggest(searcher, schema, text: str) -> str | None:
+def suggest(searcher, schema, text: str, work: Work | None = None) -> str | None:
     """``text`` with each word that is not in the index replaced by the closest word that is,
     or None when no word needs (or finds) a correction.
 
     Corrections come from the index's own vocabulary: nothing is added when indexing, unlike
     Haystack's spelling field, which more than halves indexing speed. Words in phrases,
-    wildcards and ``NOT`` clauses, and attribute values, are left as they are.
+    wildcards and ``NOT`` clauses, and attribute values, are left as they are, and so are words
+    longer than ``SUGGEST_MAX_WORD_CHARS``. The work is bounded: each candidate tried counts
+    into ``work.suggestion_candidates``, and the search for corrections stops when
+    ``SUGGEST_BUDGET`` is spent, with the corrections found so far.
     """
     if not text.strip() or text.strip() == "*":
         return None
+    work = work if work is not None else Work()
     reader = searcher.reader()
+    longest = app_settings.SUGGEST_MAX_WORD_CHARS
     changes = []
     for term in _correctable_terms(parse(text, schema)):
-        if (term.fieldname, term.text) in reader:
-            continue
         typed = text[term.startchar:term.endchar]
-        word = _closest_word(searcher, term.fieldname, term.text, typed.lower())
+        if max(len(typed), len(term.text)) > longest or (term.fieldname, term.text) in reader:
+            continue
+        word = _closest_word(searcher, term.fieldname, term.text, typed.lower(), work)
         if word is not None:
             changes.append((term.startchar, term.endchar, _same_case(word, typed)))
     for start, end, word in sorted(changes, reverse=True):
@@ -353,21 +538,22 @@ def _correctable_terms(q: wq.Query):
         yield from _correctable_terms(child)
 
 
-def _closest_word(searcher, fieldname: str, term: str, typed: str) -> str | None:
+def _closest_word(searcher, fieldname: str, term: str, typed: str, work: Work) -> str | None:
     """The word of a live document closest to what was ``typed`` (``term`` once analysed).
 
     The candidates are the terms of the words one edit away from ``typed`` (in the stemmed
     default field, this finds "meet", hence "meeting", for "meetnig", whose own stem is three
-    edits away), then Whoosh's edit-distance search over the field's terms (``terms_within``,
-    up to MAX_EDITS): fewest edits first, then the most frequent.
+    edits away), then the field's terms up to MAX_EDITS edits away (:func:`_terms_within`):
+    fewest edits first, then the most frequent.
     """
     reader = searcher.reader()
-    neighbours = _known_neighbours(searcher, fieldname, typed) if fieldname == DEFAULT_FIELD else {}
+    neighbours = _known_neighbours(searcher, fieldname, typed, work) if fieldname == DEFAULT_FIELD else {}
     near = set(neighbours.values())
-    # The first letter is rarely the wrong one, and requiring it makes the search fast.
-    candidates = near | set(reader.terms_within(fieldname, term, MAX_EDITS, prefix=1))
+    candidates = near | set(_terms_within(reader, fieldname, term, work))
     ranked = sorted(candidates, key=lambda c: (c not in near, distance(c, term), -reader.doc_frequency(fieldname, c), c))
     for candidate in ranked:
+        if not work.spend_suggestion():
+            return None
         if not _live(searcher, fieldname, candidate):
             continue
         if fieldname != DEFAULT_FIELD:
@@ -377,28 +563,50 @@ def _closest_word(searcher, fieldname: str, term: str, typed: str) -> str | None
     return None
 
 
-def _known_neighbours(searcher, fieldname: str, typed: str) -> dict[str, str]:
+def _known_neighbours(searcher, fieldname: str, typed: str, work: Work) -> dict[str, str]:
     """``{word: its term}`` for the words one edit away from ``typed`` whose term is in the
-    index (a few hundred candidates, each analysed and looked up)."""
+    index (a few hundred candidates, each analysed and looked up, until the budget is spent)."""
     analyzer = searcher.schema[fieldname].analyzer
     reader = searcher.reader()
     known = {}
     for word in _one_edit(typed):
+        if not work.spend_suggestion():
+            break
         terms = [token.text for token in analyzer(word)]
         if len(terms) == 1 and (fieldname, terms[0]) in reader:
             known[word] = terms[0]
     return known
 
 
-def _one_edit(word: str) -> set[str]:
-    """Every string one deletion, transposition, replacement or insertion away from ``word``."""
-    letters = set(string.ascii_lowercase) | set(word)
+def _one_edit(word: str) -> Iterator[str]:
+    """Every string one deletion, transposition, replacement or insertion away from ``word``,
+    once each, made as they are asked for (so that a budget bounds the making too)."""
+    letters = sorted(set(string.ascii_lowercase) | set(word))
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    edits = {a + b[1:] for a, b in splits if b}
-    edits |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-    edits |= {a + c + b[1:] for a, b in splits if b for c in letters}
-    edits |= {a + c + b for a, b in splits for c in letters}
-    return edits - {word}
+    edits = itertools.chain(
+        (a + b[1:] for a, b in splits if b),
+        (a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1),
+        (a + c + b[1:] for a, b in splits if b for c in letters),
+        (a + c + b for a, b in splits for c in letters),
+    )
+    seen = {word}
+    for edit in edits:
+        if edit not in seen:
+            seen.add(edit)
+            yield edit
+
+
+def _terms_within(reader, fieldname: str, term: str, work: Work) -> Iterator[str]:
+    """The field's terms at most MAX_EDITS edits from ``term`` that start with its first
+    letter (rarely the wrong one, and requiring it narrows the scan). Each term read counts
+    against the budget; Whoosh's ``terms_within`` reads them uncounted."""
+    from_bytes = reader.schema[fieldname].from_bytes
+    for btext in reader.expand_prefix(fieldname, term[:1]):
+        if not work.spend_suggestion():
+            return
+        word = from_bytes(btext)
+        if abs(len(word) - len(term)) <= MAX_EDITS and distance(word, term, limit=MAX_EDITS) <= MAX_EDITS:
+            yield word
 
 
 def _live(searcher, fieldname: str, term: str) -> bool:
