@@ -14,9 +14,11 @@ from .report import Result, machine, write_json
 # The 1M latency size indexes 1.25M documents: about an hour here, so it runs only on demand
 # (--latency-sizes 10000,100000,1000000).
 FULL = {"size": 5000, "listing_sizes": [10_000, 100_000, 1_000_000], "latency_sizes": [10_000, 100_000],
-        "create_count": 500, "realtime_count": 100, "repeat": 5, "queries": 20, "memory_mb": 200}
+        "create_count": 500, "realtime_count": 100, "repeat": 5, "queries": 20, "memory_mb": 200,
+        "asof_size": 100_000}
 SMOKE = {"size": 150, "listing_sizes": [3000, 6000], "latency_sizes": [300, 600],
-         "create_count": 20, "realtime_count": 10, "repeat": 2, "queries": 5, "memory_mb": 20}
+         "create_count": 20, "realtime_count": 10, "repeat": 2, "queries": 5, "memory_mb": 20,
+         "asof_size": 150}
 
 
 def sizes(text: str) -> list[int]:
@@ -38,6 +40,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="database (postgres: reached through PGHOST etc.; default sqlite)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic corpus (default 1)")
     parser.add_argument("--size", type=int, help="versions written by the indexing and search scenarios")
+    parser.add_argument("--asof-size", type=int, help="versions of the asof scenario's corpus (full: 100k)")
     parser.add_argument("--listing-sizes", type=sizes, help="comma-separated node counts for the listing scenario")
     parser.add_argument("--latency-sizes", type=sizes, help="comma-separated version counts for the latency scenario")
     parser.add_argument("--create-count", type=int, help="versions per row of the create scenario")

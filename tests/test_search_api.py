@@ -230,6 +230,21 @@ def test_point_in_time(library):
         assert [h.serial for h in search(as_of=before_edit, under="docs", page_size=100) if h.path == path] == [version.serial]
 
 
+def test_point_in_time_at_the_ends_of_the_validity_interval(library):
+    """At the very moment of an edit the old version is valid, the new one not yet: as
+    api.lookup(before=T) answers, with the same totals."""
+    edited = api.put("docs/guide.md", b"Rewritten from scratch")
+    indexed()
+    moment = edited.mtime
+    assert api.lookup("docs/guide.md", before=moment).serial == library["guide"].serial
+    page = search("guide", as_of=moment, page_size=100)
+    assert [h.serial for h in page if h.path == "docs/guide.md"] == [library["guide"].serial]
+    assert page.total == len(page.hits)
+    assert found("rewritten", as_of=moment) == []
+    assert found("rewritten", as_of=moment + timedelta(microseconds=1)) == ["docs/guide.md"]
+    assert found("install", as_of=moment + timedelta(microseconds=1)) == []
+
+
 def test_recycle_bin(library):
     api.delete("docs/notes.txt")
     indexed()

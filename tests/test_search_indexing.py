@@ -233,6 +233,51 @@ def test_rounds_are_split_by_batch_size(settings):
     assert_in_step()
 
 
+def _count_rounds(monkeypatch) -> dict[str, list]:
+    """Record each round's entries (reconcile) and each index commit (_write), calling the real ones."""
+    work: dict[str, list] = {"rounds": [], "commits": []}
+    reconcile, write = indexing.reconcile, indexing._write
+
+    def counted_reconcile(node_ids=(), serials=()):
+        work["rounds"].append(len(node_ids) + len(serials))
+        return reconcile(node_ids, serials)
+
+    def counted_write(side, objects, delete_pks=()):
+        work["commits"].append(side.backend.connection_alias)
+        return write(side, objects, delete_pks)
+
+    monkeypatch.setattr(indexing, "reconcile", counted_reconcile)
+    monkeypatch.setattr(indexing, "_write", counted_write)
+    return work
+
+
+def test_a_single_save_is_one_round_of_one_commit_per_index(settings, monkeypatch):
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_BATCH_SIZE": 2}
+    work = _count_rounds(monkeypatch)
+    api.put("docs/one.txt", b"one")
+    assert indexing.wait_for_index() == 2
+    assert work["rounds"] == [2]
+    assert len(work["commits"]) == 2  # latest and history
+
+
+def test_a_large_backlog_is_applied_in_growing_rounds(settings, monkeypatch):
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_BATCH_SIZE": 2}
+    work = _count_rounds(monkeypatch)
+    with api.batch():
+        for i in range(40):
+            api.put(f"bulk/{i}.txt", f"number {i}".encode())
+    assert indexing.wait_for_index() == 80
+    # Doubling up to 16 times the batch size: 6 rounds where fixed rounds of 2 took 40.
+    assert work["rounds"] == [2, 4, 8, 16, 32, 18]
+    assert len(work["commits"]) <= 2 * len(work["rounds"])  # a round of one side commits once
+    assert_in_step()
+
+
+def test_round_sizes_double_up_to_the_cap():
+    sizes = indexing.round_sizes(500)
+    assert [next(sizes) for _ in range(7)] == [500, 1000, 2000, 4000, 8000, 8000, 8000]
+
+
 def test_apply_costs_a_constant_number_of_queries(django_assert_max_num_queries):
     for i in range(30):
         api.put(f"q/{i}.txt", f"text {i}".encode(), attributes={"n": str(i)})

@@ -4,7 +4,8 @@ The corpus is written through the API (``api.batch`` of 200 puts) while the sear
 is held, as when another process is applying: the versions and their outbox entries are in the
 database, the indexes are untouched. Then the lock is released and the time until both indexes
 hold every document (``wait_for_index``) is the project's figure: group commit drains the outbox
-in rounds of ``SEARCH_BATCH_SIZE`` entries, one writer and one commit per index per round.
+in rounds that start at ``SEARCH_BATCH_SIZE`` entries and double while the backlog fills them
+(``indexing.round_sizes``), one writer and one commit per index per round.
 
 Baselines, on the same documents:
 
@@ -13,7 +14,7 @@ Baselines, on the same documents:
   history;
 - Haystack's stock ``update_index`` on the stock connections (default batch size).
 
-Targets: project >= 0.67x raw Whoosh's rate, and >= 8x Haystack's.
+Targets: project >= 0.9x raw Whoosh's rate, and >= 8x Haystack's.
 """
 
 import shutil
@@ -69,7 +70,7 @@ def run(options, result: Result) -> None:
     table.add("Haystack update_index (stock)", f"{stock_docs[0]:,} + {stock_docs[1]:,}", stock.seconds,
               n / stock.seconds, ratio(rate, n / stock.seconds))
     table.add("(project: database writes, API)", f"{pending:,} outbox entries", db.seconds, n / db.seconds, "")
-    result.target("project vs raw Whoosh (speed)", ratio(rate, n / raw["seconds"]), ">=", 0.67)
+    result.target("project vs raw Whoosh (speed)", ratio(rate, n / raw["seconds"]), ">=", 0.9)
     result.target("project vs Haystack update_index (speed)", ratio(rate, n / stock.seconds), ">=", 8)
 
 

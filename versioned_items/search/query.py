@@ -18,7 +18,9 @@ from typing import Any
 from whoosh import fields as wf
 from whoosh import query as wq
 from whoosh import sorting
+from whoosh.query.wrappers import WrappingQuery
 from whoosh.highlight import HtmlFormatter
+from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, PrefixPlugin, QueryParser, WildcardPlugin, syntax
 from whoosh.support.levenshtein import distance
 
@@ -403,18 +405,61 @@ def whoosh_query(request: SearchRequest, schema) -> wq.Query:
     for name, value in request.attributes:
         term = name.lower() if value is None else f"{name}={value}".lower()
         filters.append(wq.Term("attrs", term))
-    if request.as_of:
-        # Valid at T: written before T (like api.lookup's "before") and not replaced before T.
-        moment = _naive(request.as_of)
-        filters.append(wq.DateRange("mtime", None, moment, endexcl=True))
-        filters.append(wq.DateRange("valid_until", moment, None))
     if request.cluster is not None:
         filters.append(wq.NumericRange("cluster", request.cluster, request.cluster))
     if filters:
         q = wq.And([q] + [wq.ConstantScoreQuery(f, 0.0) for f in filters])
+    if request.as_of:
+        q = ValidAt(q, _naive(request.as_of))
     if request.history and not request.include_deleted and request.cluster is None:
         q = wq.AndNot(q, wq.NumericRange("cluster", Cluster.DELETED, Cluster.DELETED))
     return q
+
+
+class ValidAt(WrappingQuery):
+    """The documents of ``child`` valid at ``moment``: written before it (like api.lookup's
+    ``before``) and not replaced before it, ``mtime < moment <= valid_until``.
+
+    The check reads the sortable ``mtime`` and ``valid_until`` columns of each document the
+    child matches, instead of And-ing two date ranges: a range over a history's timestamps
+    expands to thousands of posting lists, which made as-of searches 20-100x a plain one.
+    """
+
+    def __init__(self, child: wq.Query, moment: datetime):
+        super().__init__(child)
+        self.moment = moment
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and (self.child, self.moment) == (other.child, other.moment)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.child, self.moment))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.child!r}, {self.moment.isoformat()})"
+
+    def _rewrap(self, child: wq.Query) -> "ValidAt":
+        return type(self)(child, self.moment)
+
+    def matcher(self, searcher, context=None):
+        child = self.child.matcher(searcher, context)
+        if not child.is_active():
+            return child
+        valid = _ValidDocuments(searcher.reader(), searcher.schema["mtime"].prepare_datetime(self.moment))
+        return FilterMatcher(child, valid)
+
+
+class _ValidDocuments:
+    """The document numbers of one segment valid at a moment, as a set that reads columns."""
+
+    def __init__(self, reader, moment: int):
+        # Raw column values: the same 64-bit longs that prepare_datetime gives.
+        self.mtime = reader.column_reader("mtime", translate=False)
+        self.valid_until = reader.column_reader("valid_until", translate=False)
+        self.moment = moment
+
+    def __contains__(self, docnum: int) -> bool:
+        return self.mtime[docnum] < self.moment <= self.valid_until[docnum]
 
 
 class _MarkFormatter(HtmlFormatter):
