@@ -11,8 +11,12 @@ from django.core.files.base import ContentFile
 
 from versioned_items import api, integrity
 from versioned_items.conf import app_settings
+from versioned_items.content import checksum_of as content_checksum
 from versioned_items.content import content_name, storage
+from versioned_items.integrity import Problem
 from versioned_items.models import Blob, Cluster, Node, Statistics, Version
+
+from .helpers import snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -212,5 +216,162 @@ def test_registered_checker_runs(store):
         report = integrity.check()
         assert kinds(report)[-1:] == ["extra"] and report.notes[-1] == "extra: looked"
         assert "extra" not in kinds(integrity.check(checkers=False))
+    finally:
+        integrity._checkers.pop("test-extra")
+
+
+# --- repair ----------------------------------------------------------------------------------
+
+
+def repaired(**kwargs):
+    """Repair; the store is whole afterwards. Returns the kinds repaired, sorted, once each."""
+    report = integrity.repair(**kwargs)
+    assert report.problems == [], report.problems
+    assert not integrity.check(verify_content=True, grace=kwargs.get("grace"))
+    return sorted({p.kind for p in report.repaired})
+
+
+def test_repair_of_a_clean_store_changes_nothing(store):
+    before = snapshot()
+    report = integrity.repair(verify_content=True, grace=NOW)
+    assert not report and report.repaired == []
+    assert snapshot() == before
+
+
+def test_repair_recomputes_statistics(store):
+    Statistics.objects.filter(node__path="docs", cluster=Cluster.NORMAL).update(population=7, size=-3)
+    Statistics.objects.filter(node__path="other").delete()
+    assert repaired() == ["statistics"]
+    assert api.get_statistics("docs").population == 2
+
+
+def test_repair_keeps_the_newest_of_two_normal_versions(store):
+    Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
+    assert repaired() == ["several-normal", "statistics"]
+    assert Version.objects.get(serial=store["v1"].serial).cluster == Cluster.HISTORY
+    assert api.lookup("docs/a.txt").serial == store["v2"].serial
+
+
+def test_repair_moves_a_delete_marker_back_to_deleted(store):
+    marker = api.lookup("docs/b.txt", cluster=Cluster.DELETED)
+    Version.objects.filter(serial=marker.serial).update(cluster=Cluster.NORMAL)
+    assert repaired() == ["marker-not-deleted", "statistics"]
+    assert api.lookup("docs/b.txt") is None
+
+
+@pytest.mark.parametrize("pointer", [
+    lambda s: None,
+    lambda s: s["v1"].serial,
+    lambda s: api.lookup("docs/c.txt").serial,
+    lambda s: 10**9,
+])
+def test_repair_points_the_node_at_its_newest_version(store, pointer):
+    Node.objects.filter(path="docs/a.txt").update(current=pointer(store))
+    repaired()
+    assert api.lookup("docs/a.txt").serial == store["v2"].serial
+
+
+def test_repair_revives_the_newest_version_of_an_item_that_lost_its_pointer(store):
+    # What a purge racing a put left: the current version gone, the newest left in HISTORY.
+    Version.objects.filter(serial=store["v2"].serial).update(cluster=Cluster.HISTORY)
+    Node.objects.filter(path="docs/a.txt").update(current=None)
+    api.recompute_statistics(fix=True)
+    assert repaired() == ["current-missing"]
+    assert api.lookup("docs/a.txt").serial == store["v2"].serial
+
+
+def test_repair_leaves_a_version_moved_to_history_on_purpose(store):
+    api.recluster(store["v2"].serial, Cluster.HISTORY)
+    before = snapshot()
+    assert not integrity.repair().repaired
+    assert snapshot() == before
+
+
+def test_repair_fixes_parents_and_depths_and_creates_missing_folders(store):
+    # A put that raced a move of its folder: under the moved node, at a path whose folder is gone.
+    api.move("docs", "moved")
+    stray = Node.objects.create(path="docs/x.txt", depth=1, parent=Node.objects.get(path="moved"))
+    Node.objects.filter(path="moved/a.txt").update(depth=9)
+    assert repaired() == ["depth", "parent"]
+    assert Node.objects.get(pk=stray.pk).parent.path == "docs"
+    assert Node.objects.get(path="docs").parent.path == ""
+    assert Node.objects.get(path="moved/a.txt").depth == 2
+
+
+def test_repair_sets_reference_counts_from_the_versions(store):
+    shared = api.lookup("docs/c.txt").checksum
+    alpha = store["v1"].checksum
+    Blob.objects.filter(checksum=shared).update(refcount=7)
+    Blob.objects.filter(checksum=alpha).delete()
+    assert repaired() == ["blob-missing", "refcount"]
+    assert Blob.objects.get(checksum=shared).refcount == 2
+    assert Blob.objects.get(checksum=alpha).refcount == 1
+
+
+def test_repair_frees_content_that_nobody_uses(store, django_capture_on_commit_callbacks):
+    checksum = store["v1"].checksum
+    api.remove_version(store["v1"].serial)
+    Blob.objects.create(checksum=checksum, size=9, refcount=1)  # a release that never happened
+    assert storage().exists(content_name(checksum))  # its deletion after commit never ran either
+    with django_capture_on_commit_callbacks(execute=True):  # the file goes after the commit
+        report = integrity.repair(grace=NOW)
+    assert [p.kind for p in report.repaired] == ["refcount"]
+    assert report.kinds() == ["orphan"]  # checked again before the commit deleted it
+    assert not integrity.check(grace=NOW)
+    assert not Blob.objects.filter(checksum=checksum).exists()
+    assert not storage().exists(content_name(checksum))
+
+
+def test_repair_deletes_orphans_and_stale_temp_files_older_than_grace_only(store):
+    old = [content_name("ab" * 32), "versioned_items/zz/file", "versioned_items/tmp/upload-1"]
+    young = content_name("cd" * 32)
+    for name in old + [young]:
+        storage().save(name, ContentFile(b"left behind"))
+    for name in old:
+        age(name, 7200)
+    assert repaired() == ["orphan", "stale-temp"]
+    assert [storage().exists(name) for name in old + [young]] == [False, False, False, True]
+
+
+def test_an_orphan_that_a_put_stores_meanwhile_is_kept(store):
+    data = b"stored again"
+    name = content_name(content_checksum(data))
+    storage().save(name, ContentFile(data))
+    age(name, 7200)
+    found = integrity.check()
+    api.put("late/put.txt", data)  # between the check and the repair's deletion
+    integrity._repair_files([], found.problems, integrity.Options(False, NOW, integrity._no_progress))
+    assert storage().exists(name)
+    assert not integrity.check(verify_content=True)
+
+
+def test_missing_and_damaged_content_is_reported_not_repaired(store):
+    missing = api.lookup("docs/c.txt")
+    storage().delete(content_name(missing.checksum))
+    damaged = content_name(store["v2"].checksum)
+    storage().delete(damaged)
+    storage().save(damaged, ContentFile(b"ALPHA TWO"))
+    report = integrity.repair(verify_content=True)
+    assert report.kinds() == ["content-hash", "content-missing"] and report.repaired == []
+    problem = next(p for p in report.problems if p.kind == "content-missing")
+    assert problem.serials == [missing.serial, api.lookup("other/d.txt").serial]
+    api.put("again/c.txt", b"shared")  # the same bytes heal the missing file
+    assert integrity.repair(verify_content=True).kinds() == ["content-hash"]
+
+
+def test_registered_repair_runs_with_what_the_check_found(store):
+    seen = []
+
+    def extra(report, options):
+        report.add("extra", "something else is wrong")
+
+    def fix(report, options):
+        seen.append([p.kind for p in report.problems])
+        report.repaired.append(Problem("extra", "fixed it"))
+
+    integrity.register_checker("test-extra", extra, fix)
+    try:
+        report = integrity.repair()
+        assert seen == [["extra"]] and [p.message for p in report.repaired] == ["fixed it"]
     finally:
         integrity._checkers.pop("test-extra")

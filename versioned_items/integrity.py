@@ -33,26 +33,28 @@ comparison from its ``AppConfig.ready()``); this module never imports them.
 :func:`repair` fixes what the database allows and reports the rest; see its docstring.
 """
 
-import hashlib
 import heapq
 import itertools
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Callable, Iterable, Iterator
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, IntegerField, Max, Min, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, Max, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import paths
+from . import api, paths
+from . import content as content_store
+from .changes import operation, upsert_statistics
 from .conf import app_settings
-from .models import Blob, Cluster, Node, Version
+from .content import content_name, file_checksum
+from .models import Blob, Cluster, Node, Statistics, Version
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 1 << 20  # bytes read at a time when hashing a content file
 LISTED = 50  # affected versions named in one problem's message
 
 
@@ -165,9 +167,7 @@ def _label(path: str) -> str:
 
 
 def _check_statistics(report: Report) -> None:
-    from .api import recompute_statistics
-
-    for difference in recompute_statistics():
+    for difference in api.recompute_statistics():
         report.add("statistics", f"statistics of {difference}", path=difference.path)
 
 
@@ -293,12 +293,6 @@ class _File:
     key: str  # the checksum its name says
 
 
-def _storage():
-    from .content import storage
-
-    return storage()
-
-
 def _walk(store, folder: str) -> Iterator[str]:
     """Every file below ``folder``, sorted by name at each level (so checksums come sorted)."""
     try:
@@ -366,7 +360,7 @@ def _age(store, name: str):
 
 
 def _check_files(report: Report, options: Options) -> None:
-    store = _storage()
+    store = content_store.storage()
     prefix = app_settings.CONTENT_PREFIX
     strays: list[str] = []
     counts = report.counts
@@ -400,7 +394,7 @@ def _check_files(report: Report, options: Options) -> None:
         actual = store.size(file.name)
         if sizes != (actual, actual):
             wrong_size.append((checksum, actual))
-        elif options.verify_content and _sha256(store, file.name) != checksum:
+        elif options.verify_content and file_checksum(file.name, store) != checksum:
             wrong_hash.append(checksum)
     options.progress("content", counts["content"] % 100)
     for name in strays:
@@ -420,14 +414,6 @@ def _unreferenced(report: Report, store, name: str, options: Options, kind: str,
     report.add(kind, f"content file {name} is {what}", name=name, checksum=checksum)
 
 
-def _sha256(store, name: str) -> str:
-    digest = hashlib.sha256()
-    with store.open(name, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _affected(checksums: list[str]) -> dict[str, list[tuple[int, str, int]]]:
     """The versions using each checksum: {checksum: [(serial, path, size), ...]}, queried
     after the scan, so that a version purged meanwhile is not reported."""
@@ -441,9 +427,7 @@ def _affected(checksums: list[str]) -> dict[str, list[tuple[int, str, int]]]:
 
 
 def _report_content(report: Report, missing: list[str], wrong_size: list[tuple[str, int]], wrong_hash: list[str]) -> None:
-    store = _storage()
-    from .content import content_name
-
+    store = content_store.storage()
     affected = _affected(missing + [c for c, _ in wrong_size] + wrong_hash)
 
     def add(kind: str, checksum: str, what: str, versions) -> None:
@@ -462,3 +446,237 @@ def _report_content(report: Report, missing: list[str], wrong_size: list[tuple[s
         add("content-size", checksum, f"is {actual} bytes long, not the size recorded for the versions", versions)
     for checksum in wrong_hash:
         add("content-hash", checksum, "does not match its SHA-256 (the file is damaged)", affected.get(checksum))
+
+
+# --- repair ----------------------------------------------------------------------------------
+
+#: The kinds :func:`repair` can fix from the database; the others are only reported.
+REPAIRABLE = frozenset({
+    "statistics", "several-normal", "normal-not-current", "marker-not-deleted", "current-missing",
+    "current-foreign", "current-dangling", "current-not-newest", "root", "parent", "depth", "refcount",
+    "blob-missing", "orphan", "stale-temp",
+})
+
+_NODE_KINDS = {"several-normal", "normal-not-current", "marker-not-deleted", "current-missing",
+               "current-foreign", "current-dangling", "current-not-newest"}
+_TREE_KINDS = {"root", "parent", "depth"}
+_BLOB_KINDS = {"refcount", "blob-missing"}
+_FILE_KINDS = {"orphan", "stale-temp"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)  # the time of a statistics row made to be locked
+
+
+def repair(
+    *,
+    verify_content: bool = False,
+    grace: timedelta | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    checkers: bool = True,
+) -> Report:
+    """Check the store (as :func:`check` does), repair what the database allows, and check
+    again. Returns the second check's :class:`Report`: ``problems`` is what is left (empty
+    when the store is whole now) and ``repaired`` what was fixed.
+
+    Repaired, in this order, each in a short transaction of its own that takes the locks the
+    write path takes, so that it is safe while writers run (a problem that a writer fixed or
+    changed meanwhile is re-read under the lock and left alone if it is gone):
+
+    - the tree: a node's parent and depth follow from its path; missing parent folders are
+      created (``root``, ``parent``, ``depth``);
+    - each node's versions: the newest version is the current one, at most that one is NORMAL
+      (a live item stays live, on its newest version), delete markers are DELETED; statistics
+      follow each change and search is told, as for any write (``several-normal``,
+      ``normal-not-current``, ``marker-not-deleted``, ``current-*``);
+    - reference counts are set to the number of versions using the content, under the Blob
+      row lock (``refcount``, ``blob-missing``); content nobody uses any more is freed;
+    - statistics are recomputed, node by node, under the lock of their rows (``statistics``);
+    - unreferenced content files and stale staged files older than the grace period are deleted
+      (``orphan``, ``stale-temp``), content files through
+      :func:`versioned_items.content.delete_unreferenced`, which deletes a file only while its
+      row says nobody references it.
+
+    Content that is missing, has the wrong size or the wrong hash cannot be repaired from the
+    database: it stays in ``problems``, with the versions affected (a put of the same bytes
+    stores the file again). With ``verify_content`` the second check does not hash again; the
+    hash problems of the first are carried over. Registered checkers' repair functions run last.
+    """
+    options = Options(verify_content, default_grace() if grace is None else grace, progress or _no_progress)
+    found = check(verify_content=verify_content, grace=options.grace, progress=options.progress,
+                  checkers=checkers)
+    by_kind: dict[str, list[Problem]] = {}
+    for problem in found.problems:
+        by_kind.setdefault(problem.kind, []).append(problem)
+    kinds = set(by_kind)
+    repaired = found.repaired
+    if kinds & _TREE_KINDS:
+        _repair_each(repaired, _problems(by_kind, _TREE_KINDS), "path", _repair_tree)
+    if kinds & _NODE_KINDS:
+        _repair_each(repaired, _problems(by_kind, _NODE_KINDS), "path", _repair_versions)
+    if kinds & _BLOB_KINDS:
+        _repair_each(repaired, _problems(by_kind, _BLOB_KINDS), "checksum", _repair_refcount)
+    if kinds & (_TREE_KINDS | _NODE_KINDS | {"statistics"}):
+        _repair_statistics(repaired)  # recomputed afresh: the repairs above may have changed them
+    if kinds & _FILE_KINDS:
+        _repair_files(repaired, _problems(by_kind, _FILE_KINDS), options)
+    if checkers:
+        for _, repair_more in list(_checkers.values()):
+            if repair_more is not None:
+                repair_more(found, options)
+    report = check(grace=options.grace, progress=options.progress, checkers=checkers)
+    report.repaired = repaired
+    report.problems += [p for p in by_kind.get("content-hash", [])
+                        if Version.objects.filter(checksum=p.checksum).exists()]
+    return report
+
+
+def _problems(by_kind: dict[str, list[Problem]], kinds: set[str]) -> list[Problem]:
+    return [p for kind in sorted(kinds) for p in by_kind.get(kind, [])]
+
+
+def _repair_each(repaired: list[Problem], problems: list[Problem], key: str, fix: Callable[[str], bool]) -> None:
+    """Call ``fix(where)`` once per distinct ``problem.<key>``; the problems of a place that
+    needed fixing go to ``repaired``."""
+    done: dict[str, bool] = {}
+    for problem in problems:
+        where = getattr(problem, key)
+        if where not in done:
+            done[where] = fix(where)
+        if done[where]:
+            repaired.append(problem)
+
+
+def _repair_tree(path: str) -> bool:
+    """Give the node at ``path`` the parent and depth its path says, creating missing parent
+    folders. Returns whether anything changed."""
+    with operation() as changes:
+        node = Node.objects.select_for_update().filter(path=path).first()
+        if node is None:
+            if path != "":
+                return False
+            api._ensure_nodes("", changes)  # the root itself was missing
+            return True
+        if path == "":
+            parent_id, depth = None, 0
+        else:
+            parent_path = paths.parent_path(path)
+            parent_id, depth = api._ensure_nodes(parent_path, changes)[parent_path].pk, paths.depth(path)
+        if (node.parent_id, node.depth) == (parent_id, depth):
+            return False
+        Node.objects.filter(pk=node.pk).update(parent_id=parent_id, depth=depth)
+        changes.nodes.add(node.pk)
+    return True
+
+
+def _repair_versions(path: str) -> bool:
+    """Make the newest version of the node at ``path`` its current one, at most that one NORMAL
+    and its delete markers DELETED, under the node's row lock. Statistics follow (the write
+    path's own recluster). Returns whether anything changed."""
+    with operation() as changes:
+        node = Node.objects.select_for_update().filter(path=path).first()
+        if node is None:
+            return False
+        versions = Version.objects.filter(node=node)
+        newest = versions.order_by("-serial").first()
+        if newest is None:
+            if node.current_id is None:
+                return False
+            Node.objects.filter(pk=node.pk).update(current=None)
+            changes.nodes.add(node.pk)
+            return True
+        newest.node = node
+        live = versions.filter(cluster=Cluster.NORMAL).exists()
+        pointer_broken = node.current_id != newest.serial
+        wrong = list(versions.filter(Q(cluster=Cluster.NORMAL) | Q(checksum=""))
+                     .exclude(serial=newest.serial).exclude(cluster=Cluster.DELETED, checksum=""))
+        now = timezone.now()
+        for version in wrong:
+            version.node = node
+            api._recluster(version, Cluster.DELETED if not version.checksum else Cluster.HISTORY, changes, now)
+        if not newest.checksum:
+            target = Cluster.DELETED
+        elif live or (pointer_broken and newest.cluster == Cluster.HISTORY):
+            target = Cluster.NORMAL  # a live item stays live, on its newest version
+        else:
+            target = newest.cluster  # a version moved to HISTORY on purpose stays there
+        changed = bool(wrong) or target != newest.cluster or pointer_broken
+        if target != newest.cluster:
+            api._recluster(newest, target, changes, now)
+        if pointer_broken:
+            Node.objects.filter(pk=node.pk).update(current=newest.serial)
+            changes.nodes.add(node.pk)
+            changes.versions.add(newest.serial)
+    return changed
+
+
+def _repair_refcount(checksum: str) -> bool:
+    """Set the reference count of ``checksum`` to the number of versions using it, under the
+    Blob row lock (creating a missing row); content nobody uses is freed as a write frees it.
+    Returns whether the count changed."""
+    size = Version.objects.filter(checksum=checksum).values_list("size", flat=True).first()
+    with transaction.atomic():
+        # The upsert of no references locks the row until commit: writers adding or dropping
+        # references to this content wait, so the count below stays true.
+        refcount = content_store._reference({checksum: 0}, {checksum: size or 0})[checksum]
+        used = Version.objects.filter(checksum=checksum).count()
+        if refcount > used:
+            content_store.release({checksum: refcount - used})
+        elif refcount < used:
+            content_store._reference({checksum: used - refcount}, {})
+        elif used == 0:
+            transaction.on_commit(lambda: content_store.delete_unreferenced([checksum]))
+    return refcount != used
+
+
+def _repair_statistics(repaired: list[Problem]) -> None:
+    """Recompute the statistics and fix each difference under the lock of its row."""
+    for difference in api.recompute_statistics():
+        if _repair_statistics_row(difference.path, difference.cluster):
+            repaired.append(Problem("statistics", f"statistics of {difference}", path=difference.path))
+
+
+def _repair_statistics_row(path: str, cluster: int) -> bool:
+    """Set the statistics of ``cluster`` at the node ``path`` to a recomputation from the
+    versions below it. Writers add their deltas to the row at the end of their transaction:
+    with the row locked, a writer that already added its delta has committed (and is counted
+    below), one that has not adds it after this commit. Returns whether the row changed."""
+    with transaction.atomic():
+        node = Node.objects.filter(path=path).first()
+        if node is None:
+            return False
+        upsert_statistics([(node.pk, cluster, 0, 0, _EPOCH)])  # creates and locks the row
+        row = Statistics.objects.get(node=node, cluster=cluster)
+        below = Version.objects.filter(cluster=cluster,
+                                       node__in=Node.objects.subtree(path, include_self=False).values("pk"))
+        expected = below.aggregate(population=Count("serial", filter=Q(node__depth=node.depth + 1)),
+                                   size=Sum("size"), mtime=Max("mtime"))
+        size, mtime = expected["size"] or 0, expected["mtime"]
+        created = row.mtime == _EPOCH
+        stale = mtime is not None and (created or row.mtime < mtime)
+        differs = (row.population, row.size) != (expected["population"], size)
+        if differs or stale or created:
+            Statistics.objects.filter(pk=row.pk).update(
+                population=expected["population"], size=size, mtime=mtime if stale or created else row.mtime)
+    return differs or stale
+
+
+def _repair_files(repaired: list[Problem], problems: list[Problem], options: Options) -> None:
+    """Delete unreferenced files still older than the grace period: content files through
+    :func:`~versioned_items.content.delete_unreferenced` (which re-checks the references under
+    the row lock), other files and stale staged files directly."""
+    store = content_store.storage()
+    named: dict[str, Problem] = {}
+    for problem in problems:
+        age = _age(store, problem.name)
+        if age is None or age < options.grace:
+            continue  # gone meanwhile, or touched again: a write may own it now
+        if problem.checksum and problem.name == content_name(problem.checksum):
+            named[problem.checksum] = problem
+            continue
+        try:
+            store.delete(problem.name)
+        except OSError as error:  # reported again by the check that follows
+            logger.warning("could not delete %s: %s", problem.name, error)
+            continue
+        repaired.append(problem)
+    if named:
+        content_store.delete_unreferenced(named)
+        repaired.extend(p for c, p in named.items() if not store.exists(p.name))
