@@ -60,7 +60,7 @@ import enum
 import functools
 import random
 import time
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import Callable, Iterable, Mapping
 
 from django.db import DatabaseError, IntegrityError, OperationalError, connection
 
@@ -68,9 +68,6 @@ from . import paths
 from .conf import app_settings
 from .exceptions import ConcurrentUpdate
 from .models import Node
-
-T = TypeVar("T")
-
 
 class Mode(enum.IntEnum):
     """Row lock modes, weakest first; a node locked twice gets the stronger one."""
@@ -186,7 +183,7 @@ def as_conflict(error: DatabaseError) -> ConcurrentUpdate:
     return ConcurrentUpdate(f"the operation collided with a concurrent write and was rolled back: {error}")
 
 
-def retrying(func: Callable[..., T]) -> Callable[..., T]:
+def retrying(func: Callable) -> Callable:
     """Run ``func`` again when it raises :class:`ConcurrentUpdate`, at most ``WRITE_RETRIES``
     more times, with a short random pause that grows; then let the error go to the caller.
 
