@@ -79,8 +79,7 @@ def test_remove_version_promotes_the_previous_one():
     v1 = api.put("docs/a.txt", b"alpha")
     v2 = api.put("docs/a.txt", b"beta")
     indexed()
-    api.recluster(v1.serial, Cluster.NORMAL)  # the previous one must be live to be promoted
-    api.remove_version(v2.serial)
+    api.remove_version(v2.serial)  # v1 (in HISTORY) becomes current and NORMAL again
     assert indexed() == (["docs/a.txt"], [v1.serial])
     assert found("alpha") == ["docs/a.txt"]
     assert history_docs()[v1.serial]["valid_until"] == OPEN_END.replace(tzinfo=None)  # open again
@@ -93,7 +92,6 @@ def test_promotion_reuses_the_text_already_extracted(monkeypatch):
     indexed()
     calls = []
     monkeypatch.setattr(documents, "extract_text", lambda source: calls.append(source) or extractors.Extraction("x", "ok"))
-    api.recluster(v1.serial, Cluster.NORMAL)
     api.remove_version(v2.serial)
     indexed()
     assert calls == []  # the latest document of v1 took its text from the history index

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, Iterable, Mapping, Sequence, TextIO
 
+from django.db import connection
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 
 from . import content as content_store
-from . import paths
+from . import locking, paths
 from .changes import ChangeSet, operation
 from .exceptions import (
+    ConcurrentUpdate,
     Conflict,
     InvalidArgument,
     InvalidPath,
@@ -35,6 +37,7 @@ from .exceptions import (
     VersionNotFound,
 )
 from .filters import as_number
+from .locking import Mode
 from .validation import (
     clean_cluster, clean_key, clean_limit, clean_serial, clean_time, clean_user, clean_value,
 )
@@ -82,52 +85,107 @@ def get_node(path: str | int) -> Node:
     return node
 
 
-def _ensure_nodes(path: str, changes: ChangeSet) -> dict[str, Node]:
-    """The node at ``path`` and all its ancestors, creating missing ones.
+def _ensure_nodes(
+    path: str, changes: ChangeSet, mode: Mode = Mode.NO_KEY_UPDATE, also: Mapping[str, Mode] | None = None
+) -> dict[str, Node]:
+    """Lock the node at ``path`` in ``mode`` and its ancestors in ``KEY_SHARE`` (with the other
+    nodes of the plan ``also``), in path order, creating the missing ones of ``path`` and its
+    ancestors like ``mkdir -p``. Returns {path: node} of every node locked.
 
-    Three statements at most, whatever the depth: select; insert the missing rows; link the
-    new rows to their parents. Returns {path: node} for the ancestors and the node.
+    Two statements when everything exists (one per lock mode); when nodes are missing, one
+    insert (``ON CONFLICT DO NOTHING``: a racing put creating the same folder is waited for,
+    not failed), the locks of the new rows, and one update linking new rows to new parents.
     """
-    wanted = paths.ancestor_paths(path) + [path]
-    found = {n.path: n for n in Node.objects.filter(path__in=wanted)}
-    if len(found) < len(wanted):
+    wanted = locking.merge(locking.for_path(path, mode), also or {})
+    found = locking.lock(wanted)
+    missing = [p for p in paths.ancestor_paths(path) + [path] if p not in found]
+    if missing:
         Node.objects.bulk_create(
-            [Node(path=p, depth=paths.depth(p)) for p in wanted if p not in found],
+            [Node(path=p, depth=paths.depth(p), parent=found.get(paths.parent_path(p))) for p in missing],
             ignore_conflicts=True,
         )
-        found = {n.path: n for n in Node.objects.filter(path__in=wanted)}
-        orphans = [n for n in found.values() if n.parent_id is None and n.path != ""]
+        found.update(locking.lock({p: wanted[p] for p in missing}))
+        orphans = [found[p] for p in missing if found[p].parent_id is None and p != ""]
         for node in orphans:
             node.parent_id = found[paths.parent_path(node.path)].pk
-        Node.objects.bulk_update(orphans, ["parent"])
+        if orphans:
+            Node.objects.bulk_update(orphans, ["parent"])
     changes.remember(*found.values())
     return found
 
 
-def _lock_node(path: str) -> Node:
-    """The node row, locked against concurrent writers, and then its current version.
-
-    The current version is read by a second query on purpose: a join in the locking query
-    would, on PostgreSQL, return the version row as it was *before* a concurrent writer we
-    waited for replaced it (only the locked row is re-read after the wait).
-    """
-    node = Node.objects.select_for_update().filter(path=path).first()
-    if node is None:
+def _lock_path(path: str, mode: Mode = Mode.NO_KEY_UPDATE) -> dict[str, Node]:
+    """Lock the existing node at ``path`` in ``mode`` and its ancestors in ``KEY_SHARE``; return
+    {path: node} with the node's current version loaded. Raises :class:`NodeNotFound`."""
+    locked = locking.lock(locking.for_path(path, mode))
+    if path not in locked:
         raise NodeNotFound(f"no node at {path!r}")
+    _load_current(locked[path])
+    return locked
+
+
+def _lock_node(path: str, mode: Mode = Mode.NO_KEY_UPDATE) -> Node:
+    """The node at ``path``, locked (see :func:`_lock_path`), with its current version."""
+    return _lock_path(path, mode)[path]
+
+
+def _load_current(node: Node) -> None:
+    """Read the current version of a locked node, by a query of its own: a join in the locking
+    query would, on PostgreSQL, return the version row as it was *before* a concurrent writer
+    we waited for replaced it (only the locked row is re-read after the wait)."""
     node.current = Version.objects.filter(serial=node.current_id).first() if node.current_id else None
-    return node
 
 
+def _lock_version(serial: int, changes: ChangeSet, destination: str | None = None) -> tuple[Version, dict[str, Node]]:
+    """Lock for an operation on version ``serial``: its node in ``NO_KEY_UPDATE`` (or, with a
+    ``destination`` path, in ``SHARE`` while the destination is locked and created as by
+    :func:`_ensure_nodes`), then read the version. Returns it (with its node) and the locked
+    nodes by path.
+
+    The node is found by the path it had before the locks; if it moved meanwhile, this raises
+    :class:`ConcurrentUpdate` and the outermost call starts again. Raises
+    :class:`VersionNotFound`.
+    """
+    serial = clean_serial(serial)
+    path = get_version(serial).node.path
+    if destination is None:
+        locked = _lock_path(path)
+    else:
+        locked = _ensure_nodes(destination, changes, also=locking.for_path(path, Mode.SHARE))
+    node = locked.get(path)
+    version = Version.objects.filter(serial=serial).first()
+    if version is None:
+        raise VersionNotFound(f"no version with serial {serial}")
+    if node is None or node.pk != version.node_id:
+        raise ConcurrentUpdate(f"the node of version {serial} was moved from {path!r} meanwhile")
+    version.node = node
+    return version, locked
+
+
+def _version_for_attributes(serial: int) -> Version:
+    """Version ``serial`` with its node locked in ``SHARE``, so that it is neither removed nor
+    replaced as current while its attributes change. Raises :class:`VersionNotFound`."""
+    serial = clean_serial(serial)
+    node = locking.lock_node_of_version(serial, Mode.SHARE)
+    version = Version.objects.filter(serial=serial).first() if node is not None else None
+    if version is None:
+        raise VersionNotFound(f"no version with serial {serial}")
+    version.node = node
+    return version
+
+
+@locking.retrying
 def create_node(path: str, *, versioning: str = Versioning.INHERIT) -> Node:
     """Create the node at ``path`` and any missing parents; return it.
 
-    Raises :class:`NodeExists` if it exists already, :class:`InvalidPath`, :class:`InvalidArgument`.
+    Raises :class:`NodeExists` if it exists already, :class:`InvalidPath`, :class:`InvalidArgument`,
+    :class:`ConcurrentUpdate`.
     """
     path = paths.clean_path(path)
     if versioning not in Versioning.values:
         raise InvalidArgument(f"versioning {versioning!r} is not one of {Versioning.values}")
     with operation() as changes:
-        if Node.objects.filter(path=path).exists():
+        if path in locking.lock(locking.for_path(path)):
             raise NodeExists(f"a node already exists at {path!r}")
         node = _ensure_nodes(path, changes)[path]
         if versioning:
@@ -136,13 +194,16 @@ def create_node(path: str, *, versioning: str = Versioning.INHERIT) -> Node:
     return node
 
 
-def set_versioning(path: str, policy: str) -> Node:
+@locking.retrying
+def set_versioning(path: str | int, policy: str) -> Node:
     """Set the versioning policy of a subtree: ``"auto"`` keeps history, ``"none"`` keeps only the
-    current version, ``""`` inherits. Raises :class:`NodeNotFound`, :class:`InvalidArgument`."""
+    current version, ``""`` inherits. Puts that start after it returns follow the new policy.
+    Raises :class:`NodeNotFound`, :class:`InvalidArgument`, :class:`ConcurrentUpdate`."""
     if policy not in Versioning.values:
         raise InvalidArgument(f"versioning {policy!r} is not one of {Versioning.values}")
-    node = get_node(path)
-    Node.objects.filter(pk=node.pk).update(versioning=policy)
+    with operation():
+        node = _lock_node(get_node(path).path)
+        Node.objects.filter(pk=node.pk).update(versioning=policy)
     node.versioning = policy
     return node
 
@@ -162,39 +223,48 @@ def count_children(path: str = "") -> int:
     return Node.objects.filter(parent=get_node(path)).count()
 
 
+@locking.retrying
 def remove_node(path: str) -> None:
     """Remove a node that has no children, with all its versions.
 
-    Raises :class:`NodeNotEmpty` when it has children, :class:`NodeNotFound`, :class:`InvalidPath`.
+    Raises :class:`NodeNotEmpty` when it has children, :class:`NodeNotFound`, :class:`InvalidPath`,
+    :class:`ConcurrentUpdate`.
     """
     path = paths.clean_path(path)
     with operation() as changes:
-        node = _lock_node(path)
+        node = _lock_node(path, Mode.UPDATE)  # no child can be added below it now
         if Node.objects.filter(parent=node).exists():
             raise NodeNotEmpty(f"node {path!r} has children; remove or move them first")
-        _remove_versions(Version.objects.filter(node=node), changes)
+        _remove_versions(Version.objects.filter(node=node), {node.pk: node}, changes)
         Statistics.objects.filter(node=node).delete()
         changes.nodes.add(node.pk)
         node.delete()
 
 
+@locking.retrying
 def move(source: str, destination: str) -> Node:
     """Move (rename) the node at ``source`` and its subtree to ``destination``.
 
     Paths below are rewritten in one statement, statistics move with the subtree, and every
     moved node and version is reported to search. Missing parents of ``destination`` are
-    created. Raises :class:`NodeExists`, :class:`NodeNotFound`, :class:`InvalidPath`.
+    created. The whole subtree is locked first: writers below ``source`` wait for the move
+    (see :mod:`versioned_items.locking` for what they see then). Raises :class:`NodeExists`,
+    :class:`NodeNotFound`, :class:`InvalidPath`, :class:`ConcurrentUpdate`.
     """
     source = paths.clean_path(source)
     destination = paths.clean_path(destination)
     if destination == source or destination.startswith(paths.subtree_prefix(source)):
         raise InvalidPath(f"cannot move {source!r} into itself ({destination!r})")
     with operation() as changes:
-        node = _lock_node(source)
+        wanted = locking.merge(locking.for_path(source, Mode.UPDATE),
+                               locking.plan(key_share=paths.ancestor_paths(destination)))
+        node = locking.lock(wanted, subtree=(source, Mode.UPDATE)).get(source)
+        if node is None:
+            raise NodeNotFound(f"no node at {source!r}")
         if Node.objects.filter(path=destination).exists():
             raise NodeExists(f"a node already exists at {destination!r}")
         parent_path = paths.parent_path(destination)
-        new_parent = _ensure_nodes(parent_path, changes)[parent_path]
+        new_parent = _ensure_nodes(parent_path, changes, Mode.KEY_SHARE)[parent_path]
         subtree = Node.objects.subtree(source)
         moved_versions = Version.objects.filter(node__in=subtree.values("pk"))
         # Statistics leave the old ancestors and reach the new ones.
@@ -232,6 +302,7 @@ def _write(
     path: str,
     changes: ChangeSet,
     *,
+    ancestry: Mapping[str, Node] | None = None,
     staged: content_store.Staged | None = None,
     checksum: str = "",
     size: int = 0,
@@ -243,13 +314,17 @@ def _write(
 ) -> Version:
     """Make a new current version of ``path`` (creating the node as needed).
 
+    ``ancestry`` is what the caller locked already (see :func:`_ensure_nodes`), with the node
+    at ``path`` in it; when None, the node and its ancestors are locked (and created) here.
     The previous current version goes to HISTORY if it was NORMAL, or is removed under the
     "none" versioning policy; a previous delete marker stays in DELETED. The content is
     ``staged`` (see :func:`versioned_items.content.stage`), or a stored ``checksum`` of ``size``
     bytes, or none (a delete marker).
     """
-    ancestry = _ensure_nodes(path, changes)
-    node = _lock_node(path)
+    if ancestry is None:
+        ancestry = _ensure_nodes(path, changes)
+    node = ancestry[path]
+    _load_current(node)
     previous = node.current
     now = timezone.now()
     if mtime is None:
@@ -273,7 +348,7 @@ def _write(
         previous.node = node
     if previous is not None and previous.cluster == Cluster.NORMAL:
         if _policy(ancestry, path) == Versioning.NONE:
-            _remove_versions(Version.objects.filter(serial=previous.serial), changes)
+            _remove_versions(Version.objects.filter(serial=previous.serial), {node.pk: node}, changes)
         else:
             _recluster(previous, Cluster.HISTORY, changes, now)
     elif previous is not None:
@@ -299,84 +374,111 @@ def put(
     ``content`` is bytes, text (stored as UTF-8), a binary or text file object (read from its
     position to the end, in chunks: never held in memory whole), or content staged earlier with
     :func:`versioned_items.content.stage`. It is copied into the storage before the transaction
-    starts, so a large file holds no lock while it is copied.
+    starts, so a large file holds no lock while it is copied (and is not copied again when the
+    transaction is retried).
 
     The node and missing parents are created. ``content_type`` defaults to a guess from the
     name. ``attributes`` are set on the new version in ``domain``. ``mtime`` (for imports)
     may not be in the future nor before the current version's.
 
     Raises :class:`InvalidPath`, :class:`InvalidArgument`, :class:`ContentError` when the
-    storage fails (e.g. a full disk); then nothing is written.
+    storage fails (e.g. a full disk), :class:`ConcurrentUpdate`; then nothing is written.
     """
     path = paths.clean_path(path)
     user = clean_user(user)
     mtime = clean_time(mtime, "mtime")
     content_type = _guess_type(path) if content_type is None else str(content_type)[:255]
     items = _clean_attributes(attributes or {}, domain)
-    with content_store.stage(content) as staged, operation() as changes:
+    with content_store.stage(content) as staged:
+        return _put(path, staged, user, content_type, mtime, items, domain)
+
+
+@locking.retrying
+def _put(path: str, staged: content_store.Staged, user: str, content_type: str, mtime: datetime | None,
+         items: Mapping[str, str], domain: str) -> Version:
+    with operation() as changes:
         version = _write(path, changes, staged=staged, user=user, content_type=content_type, mtime=mtime)
         _upsert_attributes(version.serial, items, domain)
     return version
 
 
+@locking.retrying
 def delete(path: str, *, user: Any = "", mtime: datetime | None = None) -> Version:
     """Write a delete marker (an empty version in DELETED) as the current version of ``path``.
 
     The item disappears from listings and the latest index; its history stays. ``mtime``
-    (for imports) follows the rules of :func:`put`.
-    Raises :class:`NodeNotFound`, :class:`VersionNotFound` when there is nothing to delete.
+    (for imports) follows the rules of :func:`put`. Raises :class:`NodeNotFound`,
+    :class:`VersionNotFound` when there is nothing to delete, :class:`ConcurrentUpdate`.
     """
     path = paths.clean_path(path)
     user = clean_user(user)
     mtime = clean_time(mtime, "mtime")
     with operation() as changes:
-        node = _lock_node(path)
-        if node.current is None or node.current.cluster != Cluster.NORMAL:
+        ancestry = _lock_path(path)
+        current = ancestry[path].current
+        if current is None or current.cluster != Cluster.NORMAL:
             raise VersionNotFound(f"{path!r} has no current version to delete")
-        return _write(path, changes, cluster=Cluster.DELETED, user=user, mtime=mtime)
+        return _write(path, changes, ancestry=ancestry, cluster=Cluster.DELETED, user=user, mtime=mtime)
 
 
 def restore(serial: int, *, user: Any = "") -> Version:
     """Make a copy of the earlier version ``serial`` (content, type, attributes) the current
     version of its node, with ``source`` pointing at it. Works on deleted items too.
 
-    Raises :class:`VersionNotFound`, :class:`InvalidArgument` for a delete marker.
+    Raises :class:`VersionNotFound`, :class:`InvalidArgument` for a delete marker,
+    :class:`ContentMissing` when its content is gone from the storage, :class:`ConcurrentUpdate`.
     """
-    original = get_version(serial)
-    return _copy_version(original, original.node.path, clean_user(user))
+    return _copy_version(serial, None, clean_user(user))
 
 
+@locking.retrying
 def undelete(path: str, *, user: Any = "") -> Version:
     """Restore the newest version of ``path`` that is not a delete marker.
 
-    Raises :class:`NodeNotFound`, :class:`VersionNotFound` when there is none.
+    Raises :class:`NodeNotFound`, :class:`VersionNotFound` when there is none,
+    :class:`ContentMissing`, :class:`ConcurrentUpdate`.
     """
-    node = get_node(paths.clean_path(path))
-    original = (
-        Version.objects.filter(node=node).exclude(cluster=Cluster.DELETED, checksum="")
-        .select_related("node").order_by("-serial").first()
-    )
-    if original is None:
-        raise VersionNotFound(f"{path!r} has no version to restore")
-    return _copy_version(original, node.path, clean_user(user))
+    path = paths.clean_path(path)
+    user = clean_user(user)
+    with operation() as changes:
+        ancestry = _lock_path(path)
+        original = (
+            Version.objects.filter(node=ancestry[path]).exclude(cluster=Cluster.DELETED, checksum="")
+            .order_by("-serial").first()
+        )
+        if original is None:
+            raise VersionNotFound(f"{path!r} has no version to restore")
+        return _write_copy(original, path, ancestry, user, changes)
 
 
 def copy(serial: int, destination: str, *, user: Any = "") -> Version:
     """Copy version ``serial`` (content, type, attributes) to a new current version at
-    ``destination``. Raises :class:`VersionNotFound`, :class:`InvalidPath`."""
-    original = get_version(serial)
-    return _copy_version(original, paths.clean_path(destination), clean_user(user))
+    ``destination``. Raises :class:`VersionNotFound`, :class:`InvalidPath`,
+    :class:`ContentMissing`, :class:`ConcurrentUpdate`."""
+    return _copy_version(serial, paths.clean_path(destination), clean_user(user))
 
 
-def _copy_version(original: Version, path: str, user: str) -> Version:
+@locking.retrying
+def _copy_version(serial: int, destination: str | None, user: str) -> Version:
+    """Copy version ``serial`` to ``destination`` (its own node when None): the source node is
+    locked in ``SHARE`` (no version of it goes meanwhile), the destination as by a put."""
+    with operation() as changes:
+        if destination is None:
+            original, ancestry = _lock_version(serial, changes)
+            destination = original.node.path
+        else:
+            original, ancestry = _lock_version(serial, changes, destination)
+        return _write_copy(original, destination, ancestry, user, changes)
+
+
+def _write_copy(original: Version, path: str, ancestry: Mapping[str, Node], user: str, changes: ChangeSet) -> Version:
     if original.is_delete_marker:
         raise InvalidArgument(f"version {original.serial} is a delete marker; pick an earlier one")
-    with operation() as changes:
-        version = _write(
-            path, changes, checksum=original.checksum, size=original.size,
-            user=user, content_type=original.content_type, source=original.serial,
-        )
-        copy_attributes(original.serial, version.serial)
+    version = _write(
+        path, changes, ancestry=ancestry, checksum=original.checksum, size=original.size,
+        user=user, content_type=original.content_type, source=original.serial,
+    )
+    copy_attributes(original.serial, version.serial)
     return version
 
 
@@ -390,25 +492,38 @@ def _recluster(version: Version, cluster: int, changes: ChangeSet, now: datetime
     version.cluster = cluster
 
 
+@locking.retrying
 def recluster(serial: int, cluster: int) -> Version:
     """Move version ``serial`` to another cluster (statistics follow). Returns the version.
 
-    Raises :class:`VersionNotFound`, :class:`InvalidArgument`.
+    Two rules keep the store meaningful: a delete marker stays in DELETED (elsewhere it would
+    look like an empty live file), and only the node's current version may be NORMAL (a node
+    has one live version; restore an older one instead). Raises :class:`VersionNotFound`,
+    :class:`InvalidArgument` (a bad cluster, or a move the rules forbid), :class:`ConcurrentUpdate`.
     """
     cluster = clean_cluster(cluster)
     with operation() as changes:
-        version = get_version(serial, lock=True)
-        if version.cluster != cluster:
-            _recluster(version, cluster, changes, timezone.now())
+        version, _ = _lock_version(serial, changes)
+        if version.cluster == cluster:
+            return version
+        if version.is_delete_marker:
+            raise InvalidArgument(f"version {version.serial} is a delete marker; it can only be in DELETED")
+        if cluster == Cluster.NORMAL and version.node.current_id != version.serial:
+            raise InvalidArgument(
+                f"version {version.serial} is not the current version of {version.node.path!r}; "
+                f"only the current version can be NORMAL (restore it to make it current)"
+            )
+        _recluster(version, cluster, changes, timezone.now())
     return version
 
 
+@locking.retrying
 def remove_version(serial: int) -> None:
     """Delete version ``serial`` and its attributes. If it was current, the newest remaining
-    version becomes current. Raises :class:`VersionNotFound`."""
+    version becomes current. Raises :class:`VersionNotFound`, :class:`ConcurrentUpdate`."""
     with operation() as changes:
-        version = get_version(serial, lock=True)
-        _remove_versions(Version.objects.filter(serial=version.serial), changes)
+        version, _ = _lock_version(serial, changes)
+        _remove_versions(Version.objects.filter(serial=version.serial), {version.node_id: version.node}, changes)
 
 
 def _purge_queryset(path: str, clusters: Iterable[int], before: datetime | None, subtree: bool):
@@ -433,6 +548,7 @@ def purge_summary(
     return totals["n"], totals["size"] or 0
 
 
+@locking.retrying
 def purge(
     path: str,
     *,
@@ -442,12 +558,22 @@ def purge(
 ) -> list[int]:
     """Delete the versions of ``path`` (and with ``subtree``, of all its descendants) in
     ``clusters`` written before ``before`` (all of them when None). Nodes whose current
-    version goes get their newest remaining version as current. Returns the deleted serials.
+    version goes get their newest remaining version as current. Returns the deleted serials:
+    exactly the versions this call deleted (a purge racing another one of the same versions
+    returns what it deleted itself, perhaps nothing).
 
-    Raises :class:`NodeNotFound`, :class:`InvalidArgument`.
+    The node and, with ``subtree``, every node below it are locked first; puts of new items
+    below run meanwhile, and their versions are left alone. Raises :class:`NodeNotFound`,
+    :class:`InvalidArgument`, :class:`ConcurrentUpdate`.
     """
+    path = paths.clean_path(path, allow_root=True)
     with operation() as changes:
-        return _remove_versions(_purge_queryset(path, clusters, before, subtree), changes)
+        locked = locking.lock(locking.for_path(path), subtree=(path, Mode.NO_KEY_UPDATE) if subtree else None)
+        if path not in locked:
+            raise NodeNotFound(f"no node at {path!r}")
+        prefix = paths.subtree_prefix(path)
+        nodes = {n.pk: n for n in locked.values() if n.path == path or (subtree and n.path.startswith(prefix))}
+        return _remove_versions(_purge_queryset(path, clusters, before, subtree), nodes, changes)
 
 
 CHUNK = 500  # ids per IN (...) list, well below every database's parameter limit
@@ -458,51 +584,72 @@ def _chunks(items: Sequence, size: int = CHUNK):
         yield items[i : i + size]
 
 
-def _promote_newest(node_ids: list[int], changes: ChangeSet, now: datetime) -> None:
-    """Nodes that lost their current version fall back to their newest remaining one; if that
-    one is in HISTORY it becomes NORMAL again (removing the current version reverts to the
-    previous one). A delete marker stays DELETED."""
+def _promote_newest(node_ids: list[int], nodes: Mapping[int, Node], changes: ChangeSet, now: datetime) -> None:
+    """Locked nodes that lost their current version fall back to their newest remaining one;
+    if that one is in HISTORY it becomes NORMAL again (removing the current version reverts
+    to the previous one). A delete marker stays DELETED."""
     newest = Version.objects.filter(node=OuterRef("pk")).order_by("-serial").values("serial")[:1]
     for chunk in _chunks(node_ids):
         Node.objects.filter(pk__in=chunk).update(current=Subquery(newest))
         revived = list(
             Version.objects.filter(serial__in=Node.objects.filter(pk__in=chunk).values("current"),
                                    cluster=Cluster.HISTORY)
-            .values_list("serial", "node__path", "size")
+            .values_list("serial", "node_id", "size")
         )
         if revived:
             Version.objects.filter(serial__in=[serial for serial, _, _ in revived]).update(cluster=Cluster.NORMAL)
-        for serial, path, size in revived:
-            changes.count(path, Cluster.HISTORY, -1, -size, now)
-            changes.count(path, Cluster.NORMAL, 1, size, now)
+        for serial, node_id, size in revived:
+            changes.count(nodes[node_id].path, Cluster.HISTORY, -1, -size, now)
+            changes.count(nodes[node_id].path, Cluster.NORMAL, 1, size, now)
             changes.versions.add(serial)
 
 
-def _remove_versions(qs, changes: ChangeSet) -> list[int]:
-    """Delete the versions of ``qs`` with their attributes; fix statistics, content
-    references, current pointers, and report the versions whose validity interval grew."""
+def _delete_versions(serials: Sequence[int]) -> list[tuple[int, int, int, int, str]]:
+    """Delete these versions; return (serial, node id, cluster, size, checksum) of the rows
+    the statement deleted (``DELETE ... RETURNING``), which are all that statistics and
+    content references may be corrected for."""
+    table = connection.ops.quote_name(Version._meta.db_table)
+    where = f"serial IN ({', '.join(['%s'] * len(serials))})"
+    columns = "serial, node_id, cluster, size, checksum"
+    with connection.cursor() as cursor:
+        if connection.features.can_return_rows_from_bulk_insert:
+            cursor.execute(f"DELETE FROM {table} WHERE {where} RETURNING {columns}", list(serials))
+            return list(cursor.fetchall())
+        # SQLite before 3.35: no RETURNING, but the database lock covers the read.
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE {where}", list(serials))
+        rows = list(cursor.fetchall())
+        cursor.execute(f"DELETE FROM {table} WHERE {where}", list(serials))
+        return rows
+
+
+def _remove_versions(qs, nodes: Mapping[int, Node], changes: ChangeSet) -> list[int]:
+    """Delete the versions of ``qs`` that belong to ``nodes`` (id -> node, locked by the caller
+    in ``NO_KEY_UPDATE`` or stronger, with their paths and current pointers as locked) with
+    their attributes; fix statistics, content references, current pointers, and report the
+    versions whose validity interval grew. Returns the serials deleted."""
     previous = Version.objects.filter(node=OuterRef("node"), serial__lt=OuterRef("serial"))
-    rows = list(
+    candidates = [
+        (serial, previous_serial) for serial, node_id, previous_serial in
         qs.order_by().annotate(previous=Subquery(previous.order_by("-serial").values("serial")[:1]))
-        .values_list("serial", "node_id", "node__path", "node__current", "cluster", "size",
-                     "checksum", "previous")
-    )
-    if not rows:
+        .values_list("serial", "node_id", "previous")
+        if node_id in nodes  # a version of a node created since the locks is not ours to touch
+    ]
+    if not candidates:
         return []
-    now = timezone.now()
-    serials = [row[0] for row in rows]
-    for serial, node_id, path, current, cluster, size, checksum, _ in rows:
-        changes.count(path, cluster, -1, -size, now)
-    for chunk in _chunks(serials):
+    deleted = []
+    for chunk in _chunks([serial for serial, _ in candidates]):
         Attribute.objects.filter(version__in=chunk).delete()
-        Version.objects.filter(serial__in=chunk).delete()
-    content_store.release(Counter(row[6] for row in rows))
-    _promote_newest(sorted({row[1] for row in rows if row[3] == row[0]}), changes, now)
-    removed = set(serials)
+        deleted += _delete_versions(chunk)
+    now = timezone.now()
+    for serial, node_id, cluster, size, checksum in deleted:
+        changes.count(nodes[node_id].path, cluster, -1, -size, now)
+    content_store.release(Counter(row[4] for row in deleted))
+    _promote_newest(sorted({row[1] for row in deleted if nodes[row[1]].current_id == row[0]}), nodes, changes, now)
+    removed = {row[0] for row in deleted}
     changes.removed_versions |= removed
-    changes.versions |= {row[7] for row in rows if row[7] is not None} - removed
-    changes.nodes |= {row[1] for row in rows}
-    return serials
+    changes.versions |= {p for serial, p in candidates if serial in removed and p is not None} - removed
+    changes.nodes |= {row[1] for row in deleted}
+    return sorted(removed)
 
 
 # --- reading versions ------------------------------------------------------------------------
@@ -604,21 +751,23 @@ def get_attributes(serial: int, keys: Iterable[str] | None = None, *, domain: st
     return result
 
 
+@locking.retrying
 def set_attributes(serial: int, items: Mapping[str, Any], *, domain: str = "") -> None:
     """Set (insert or update) attributes of version ``serial`` in ``domain``.
-    Raises :class:`VersionNotFound`, :class:`InvalidArgument`."""
+    Raises :class:`VersionNotFound`, :class:`InvalidArgument`, :class:`ConcurrentUpdate`."""
     items = _clean_attributes(items, domain)
     with operation() as changes:
-        version = get_version(serial, lock=True)
+        version = _version_for_attributes(serial)
         _upsert_attributes(version.serial, items, domain)
         _attributes_changed(version, changes)
 
 
+@locking.retrying
 def delete_attributes(serial: int, keys: Iterable[str] | None = None, *, domain: str = "") -> int:
     """Delete all attributes of version ``serial`` in ``domain``, or only ``keys``; return how
-    many went. Raises :class:`VersionNotFound`."""
+    many went. Raises :class:`VersionNotFound`, :class:`ConcurrentUpdate`."""
     with operation() as changes:
-        version = get_version(serial, lock=True)
+        version = _version_for_attributes(serial)
         qs = Attribute.objects.filter(version=version, domain=domain)
         if keys is not None:
             qs = qs.filter(key__in=[clean_key(k) for k in keys])
@@ -628,12 +777,13 @@ def delete_attributes(serial: int, keys: Iterable[str] | None = None, *, domain:
     return deleted
 
 
+@locking.retrying
 def copy_attributes(source: int, destination: int, *, domain: str | None = None) -> None:
     """Copy the attributes of version ``source`` (all domains, or one) onto ``destination``,
-    overwriting equal keys. Raises :class:`VersionNotFound`."""
+    overwriting equal keys. Raises :class:`VersionNotFound`, :class:`ConcurrentUpdate`."""
     source = clean_serial(source)
     with operation() as changes:
-        target = get_version(destination, lock=True)
+        target = _version_for_attributes(destination)
         get_version(source)
         qs = Attribute.objects.filter(version_id=source)
         if domain is not None:
@@ -758,6 +908,8 @@ def recompute_statistics(*, fix: bool = False) -> list[StatisticsDifference]:
         with operation():
             ids = dict(Node.objects.filter(path__in={d.path for d in differences}).values_list("path", "pk"))
             for d in differences:
+                if d.path not in ids:
+                    continue  # removed since it was read: nothing to store for it
                 mtime = max(filter(None, [d.stored.mtime, d.expected.mtime]), default=None)
                 Statistics.objects.update_or_create(
                     node_id=ids[d.path], cluster=d.cluster,

@@ -10,6 +10,11 @@ anything else that must follow every change) hooks in there.
 Operations nest: an inner operation collects into a change set of its own, merged into the
 outer one only when it succeeds, so a failed inner call that the caller catches leaves no
 statistics behind. ``api.batch()`` is this context manager, for grouping many writes.
+
+A database error caused by a concurrent writer (a deadlock, a racing insert: see
+:func:`versioned_items.locking.is_concurrency_error`) leaves an operation as
+:class:`~versioned_items.exceptions.ConcurrentUpdate`, never as the driver's error;
+:func:`versioned_items.locking.retrying` runs an outermost API call again on it.
 """
 
 import threading
@@ -18,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
-from . import paths
+from . import locking, paths
 from .models import Node, Statistics, Version
 from .signals import versions_changed
 
@@ -131,6 +136,11 @@ def operation() -> Iterator[ChangeSet]:
             yield changes
             if parent is None:
                 changes.flush()
+    except DatabaseError as error:
+        # Also the errors of COMMIT (deferred foreign keys), raised when atomic() exits.
+        if locking.is_concurrency_error(error):
+            raise locking.as_conflict(error) from error
+        raise
     finally:
         _local.changes = parent
     if parent is not None:

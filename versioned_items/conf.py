@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a content file must be unreferenced (or a staged temp file untouched) before
     # vi_check reports it and repair deletes it, so that an in-flight write is never collected.
     "ORPHAN_GRACE": 3600,
+    # Times an outermost write operation is run again when it collides with a concurrent one
+    # (a deadlock, a serialization failure, a racing insert of the same path) before it raises
+    # ConcurrentUpdate; each retry waits a short random time that doubles (see locking.py).
+    "WRITE_RETRIES": 5,
     # --- search (versioned_items.search) ---
     # Haystack connection names of the two indexes.
     "LATEST_CONNECTION": "vi_latest",

@@ -54,6 +54,15 @@ class NodeExists(Conflict):
     """A move or create targets a path that is already taken."""
 
 
+class ConcurrentUpdate(Conflict):
+    """Concurrent writers kept colliding with this operation (a deadlock, a serialization
+    failure, a racing insert of the same path) and it was rolled back: nothing was written.
+
+    An outermost API call is retried ``VERSIONED_ITEMS['WRITE_RETRIES']`` times before this is
+    raised; inside ``api.batch()`` (or the caller's own transaction) it is raised at once, and
+    the caller may run the whole batch again. See :mod:`versioned_items.locking`."""
+
+
 class ContentError(VersionedItemsError, OSError):
     """Content could not be written to the storage (a full disk, missing permissions); the
     message says why. The call that raised it stored nothing."""

@@ -1,0 +1,60 @@
+"""Steps of the race tests, run in child processes: ``python -m tests.race_workers STEP DIR ARGS``.
+
+A step named ``hold_*`` does its operation inside a transaction, then creates ``DIR/held`` and
+waits for ``DIR/release`` before it commits: the parent starts the racing step while the
+transaction is open at that known point. Every step prints one line of JSON: its result, or
+the class and message of the error its caller saw.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _hold(folder: str) -> None:
+    Path(folder, "held").touch()
+    while not Path(folder, "release").exists():
+        time.sleep(0.01)
+
+
+def _held(folder: str, call):
+    from django.db import transaction
+
+    with transaction.atomic():
+        result = call()
+        _hold(folder)
+    return result
+
+
+def _operations():
+    from versioned_items import api
+
+    return {
+        "purge": lambda path: api.purge(path, subtree=True),
+        "purge_deleted": lambda path: api.purge(path, clusters=[2]),
+        "put": lambda path: api.put(path, b"raced").serial,
+        "move": lambda source, destination: api.move(source, destination).path,
+        "set_attributes": lambda serial: api.set_attributes(int(serial), {"late": "1"}),
+        "remove_version": lambda serial: api.remove_version(int(serial)),
+    }
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    step, folder, *args = sys.argv[1:]
+    name = step.removeprefix("hold_")
+    call = _operations()[name]
+    Path(folder, f"started-{step}").touch()
+    try:
+        result = _held(folder, lambda: call(*args)) if step.startswith("hold_") else call(*args)
+        answer = {"result": result}
+    except Exception as error:  # the parent asserts that it is one of the app's exceptions
+        answer = {"error": f"{type(error).__module__}.{type(error).__name__}", "message": str(error)}
+    print(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main()
