@@ -188,7 +188,7 @@ def _check_clusters(report: Report) -> None:
     for problem in report.problems:
         if problem.kind == "several-normal":
             problem.message = (f"{_label(problem.path)} has {len(problem.serials)} live (NORMAL) versions: "
-                               f"{_serials(problem.serials)}; only the current one may be")
+                               f"{listed(problem.serials)}; only the current one may be")
     # Against the newest version rather than the current pointer, so that a wrong pointer is
     # reported once, as a pointer problem.
     newer = Version.objects.filter(node=OuterRef("node"), serial__gt=OuterRef("serial"))
@@ -205,9 +205,10 @@ def _check_clusters(report: Report) -> None:
                    path=path, serials=[serial])
 
 
-def _serials(serials: list[int]) -> str:
-    shown = ", ".join(map(str, serials[:LISTED]))
-    return shown + (f" and {len(serials) - LISTED} more" if len(serials) > LISTED else "")
+def listed(items: list) -> str:
+    """The first :data:`LISTED` of ``items``, comma-separated, and how many more there are."""
+    shown = ", ".join(map(str, items[:LISTED]))
+    return shown + (f" and {len(items) - LISTED} more" if len(items) > LISTED else "")
 
 
 def _check_current(report: Report) -> None:
