@@ -10,8 +10,8 @@
   node's current pointer is NULL although it has versions, points at a version of another
   node, at no version at all, or not at the node's newest version;
 - ``root``, ``parent``, ``depth``: tree rules (the root has the path ``""``, no parent and
-  depth 0; every other node's parent is the node at :func:`paths.parent_path` of its path, and
-  its depth counts its segments);
+  depth 0; every other node's parent is the node at
+  :func:`~versioned_items.paths.parent_path` of its path, and its depth counts its segments);
 - ``refcount``: a Blob's reference count differs from the number of versions with its checksum;
 - ``blob-missing``: versions use a checksum that has no Blob row;
 - ``content-missing``, ``content-size``, ``content-hash``: a content file is gone, has the
@@ -206,7 +206,7 @@ def _check_clusters(report: Report) -> None:
 
 
 def listed(items: list) -> str:
-    """The first :data:`LISTED` of ``items``, comma-separated, and how many more there are."""
+    """The first ``LISTED`` (50) of ``items``, comma-separated, and how many more there are."""
     shown = ", ".join(map(str, items[:LISTED]))
     return shown + (f" and {len(items) - LISTED} more" if len(items) > LISTED else "")
 
