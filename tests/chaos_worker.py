@@ -7,7 +7,9 @@ is not one of the app's exceptions is listed in full (``foreign``): the parent f
 """
 
 import json
+import os
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -97,6 +99,76 @@ def rebuild(seconds: str) -> dict:
             foreign.append(f"rebuild: {type(error).__name__}: {error}")
         done += 1
     return {"done": {"rebuild": done}, "errors": {}, "foreign": foreign}
+
+
+def _die_on_call(module, name: str, after: int = 1) -> None:
+    """Replace ``module.name`` so that the process is killed (SIGKILL) right after its
+    ``after``-th call returns: the only way to die at an exact point every time."""
+    original, calls = getattr(module, name), []
+
+    def dying(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append(1)
+        if len(calls) >= after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(module, name, dying)
+
+
+def killed_batch() -> dict:
+    """Die inside a batch, after the third of five files was moved into place."""
+    from versioned_items import api, content
+
+    _die_on_call(content, "_move_into_place", after=3)
+    with api.batch():
+        for i in range(5):
+            api.put(f"killed/batch/f{i}.txt", f"batch file {i}".encode())
+    return {}
+
+
+def killed_import(directory: str) -> dict:
+    """Die in the middle of ``vi_import`` (batches of 2 files), after the fifth file was moved."""
+    from django.core.management import call_command
+
+    from versioned_items import content
+
+    _die_on_call(content, "_move_into_place", after=5)
+    call_command("vi_import", directory, "--under", "killed/import", "--batch-size", "2", verbosity=0)
+    return {}
+
+
+def killed_purge() -> dict:
+    """Die right after a purge committed, before the freed content files were deleted."""
+    from versioned_items import api, content
+
+    for i in range(3):
+        api.put(f"killed/purge/f{i}.txt", f"old {i}".encode())
+        api.put(f"killed/purge/f{i}.txt", f"new {i}".encode())
+    content.delete_unreferenced = lambda checksums: os.kill(os.getpid(), signal.SIGKILL)
+    api.purge("killed/purge", subtree=True)
+    return {}
+
+
+def killed_content_write() -> dict:
+    """Die while the content of a put is being copied into the storage (half of it copied)."""
+    from versioned_items import api
+
+    class Stalling:
+        def __init__(self):
+            self.given = 0
+
+        def read(self, size=-1):
+            if self.given >= len(HALF):
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.given += len(HALF)
+            return HALF
+
+    api.put("killed/write.bin", Stalling())
+    return {}
+
+
+HALF = b"half of a large file " * 50_000
 
 
 def main() -> None:

@@ -11,13 +11,17 @@ exceptions. The operation and error counts are printed (``pytest -s`` shows them
 """
 
 import hashlib
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from versioned_items import integrity
 from versioned_items.models import Version
@@ -77,3 +81,48 @@ def test_chaos_leaves_a_whole_store(search_index, subprocess_env, settings):
     assert assert_contents_read_back() > 0
     assert foreign == [], "\n".join(foreign[:50])
     assert len(done) == 15  # every kind of write ran
+
+
+# --- processes killed at the worst moments, then vi_check --fix ------------------------------
+
+
+def vi_check(*args: str) -> str:
+    out = io.StringIO()
+    call_command("vi_check", "--grace", "0", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("worker, left", [
+    ("killed_batch", "orphan"),  # files moved into place by a batch that never committed
+    ("killed_import", "orphan"),
+    ("killed_purge", "orphan"),  # freed files whose deletion after the commit never ran
+    ("killed_content_write", "stale-temp"),  # a half-staged file
+])
+def test_kill_9_then_vi_check_fix_leaves_a_clean_store(search_index, subprocess_env, tmp_path, worker, left):
+    args = [worker]
+    if worker == "killed_import":
+        for i in range(8):
+            (tmp_path / f"f{i}.txt").write_bytes(f"imported file {i}".encode())
+        args.append(str(tmp_path))
+    child = start(child_env(subprocess_env, search_index), *args)
+    child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGKILL
+    indexing.wait_for_index()
+    with pytest.raises(CommandError, match="problems found"):
+        vi_check()
+    assert left in {p.kind for p in integrity.check(grace=timedelta(0)).problems}
+    out = vi_check("--fix", "--verify-content")
+    assert f"repaired: [{left}]" in out and out.endswith("no problems found\n")
+    vi_check("--verify-content")
+    assert_statistics_exact()
+    assert_contents_read_back()
+    if worker == "killed_content_write":  # the same bytes put again are stored whole
+        from versioned_items import api
+
+        from .chaos_worker import HALF
+
+        version = api.put("killed/write.bin", HALF * 3)
+        assert api.open_content(version).read() == HALF * 3
+        assert not integrity.check(verify_content=True, grace=timedelta(0))
