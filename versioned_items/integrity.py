@@ -533,7 +533,8 @@ def _problems(by_kind: dict[str, list[Problem]], kinds: set[str]) -> list[Proble
     return [p for kind in sorted(kinds) for p in by_kind.get(kind, [])]
 
 
-def _repair_each(repaired: list[Problem], problems: list[Problem], key: str, fix: Callable[[str], bool]) -> None:
+def _repair_each(repaired: list[Problem], problems: list[Problem], key: str,
+                 fix: Callable[[str], bool]) -> None:
     """Call ``fix(where)`` once per distinct ``problem.<key>``; the problems of a place that
     needed fixing go to ``repaired``."""
     done: dict[str, bool] = {}
@@ -591,7 +592,8 @@ def _repair_versions(path: str) -> bool:
         now = timezone.now()
         for version in wrong:
             version.node = node
-            api._recluster(version, Cluster.DELETED if not version.checksum else Cluster.HISTORY, changes, now)
+            cluster = Cluster.HISTORY if version.checksum else Cluster.DELETED
+            api._recluster(version, cluster, changes, now)
         if not newest.checksum:
             target = Cluster.DELETED
         elif live or (pointer_broken and newest.cluster == Cluster.HISTORY):

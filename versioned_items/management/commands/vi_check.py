@@ -40,8 +40,9 @@ class Command(BaseCommand):
             bars[step].update(amount)
 
         run = integrity.repair if fix else integrity.check
+        period = None if grace is None else timedelta(seconds=grace)
         try:
-            report = run(verify_content=verify_content, grace=None if grace is None else timedelta(seconds=grace),
+            report = run(verify_content=verify_content, grace=period,
                          progress=progress if verbosity > 0 and sys.stderr.isatty() else None)
         except VersionedItemsError as error:
             raise CommandError(str(error)) from error
@@ -56,9 +57,10 @@ class Command(BaseCommand):
 
     def show(self, report: integrity.Report, verbosity: int) -> None:
         counts = report.counts
-        self.stdout.write(f"checked {counts.get('nodes', 0)} nodes, {counts.get('content', 0)} contents, "
-                          f"{counts.get('files', 0)} content files; left alone: {counts.get('young_files', 0)} "
-                          f"unreferenced files younger than the grace period")
+        self.stdout.write(
+            f"checked {counts.get('nodes', 0)} nodes, {counts.get('content', 0)} contents, "
+            f"{counts.get('files', 0)} content files; left alone: {counts.get('young_files', 0)} "
+            f"unreferenced files younger than the grace period")
         for note in report.notes:
             self.stdout.write(note)
         for title, problems in (("repaired", report.repaired), ("problem", report.problems)):
