@@ -1,6 +1,7 @@
 """The integrity checker: each kind of problem, made by corrupting the store behind the API's
 back, is reported exactly, and repaired or reported as unrepairable."""
 
+import io
 import os
 import shutil
 import time
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
 
 from versioned_items import api, integrity
 from versioned_items.conf import app_settings
@@ -21,6 +23,12 @@ from .helpers import snapshot
 pytestmark = pytest.mark.django_db
 
 NOW = timedelta(0)
+
+
+@pytest.fixture(autouse=True)
+def core_checks_only(monkeypatch):
+    """The core's checks: the search app's index comparison is tested with its commands."""
+    monkeypatch.delitem(integrity._checkers, "search", raising=False)
 
 
 @pytest.fixture(autouse=True)
@@ -375,3 +383,35 @@ def test_registered_repair_runs_with_what_the_check_found(store):
         assert seen == [["extra"]] and [p.message for p in report.repaired] == ["fixed it"]
     finally:
         integrity._checkers.pop("test-extra")
+
+
+# --- the vi_check command --------------------------------------------------------------------
+
+
+def vi_check(*args) -> str:
+    out = io.StringIO()
+    call_command("vi_check", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_vi_check_reports_then_fixes(store):
+    Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
+    storage().save("versioned_items/tmp/upload-1", ContentFile(b"half"))
+    with pytest.raises(CommandError, match="^6 problems found$"):
+        vi_check("--grace", "0")
+    out = vi_check("--fix", "--grace", "0", "--verify-content")
+    assert "repaired: [several-normal] docs/a.txt has 2 live (NORMAL) versions" in out
+    assert "repaired: [stale-temp] content file versioned_items/tmp/upload-1" in out
+    assert out.endswith("no problems found\n")
+    assert vi_check("--grace", "0").startswith("checked 7 nodes, 4 contents, 4 content files")
+
+
+def test_vi_check_fix_says_what_remains(store):
+    storage().delete(content_name(api.lookup("docs/c.txt").checksum))
+    with pytest.raises(CommandError, match="^1 problems remain after the repair$"):
+        call_command("vi_check", "--fix", verbosity=0)
+
+
+def test_vi_check_refuses_a_negative_grace():
+    with pytest.raises(CommandError, match="--grace"):
+        vi_check("--grace", "-1")

@@ -99,12 +99,12 @@ def test_search_errors_become_command_errors(args, message):
 
 def test_check_passes_and_fails(store):
     out = run("vi_check")
-    assert "no differences" in out
+    assert "no problems found" in out
     assert "latest index: 2 documents, 2 expected; missing=0 stale=0 changed=0" in out
     assert "last rebuild: never" in out
     run("vi_rebuild_index")
     assert re.search(r"^last rebuild: \d{4}-\d\d-\d\dT", run("vi_check"), re.MULTILINE)
     api.set_attributes(store.serial, {"k": "v"})
     IndexChange.objects.all().delete()  # the change never reaches the index
-    with pytest.raises(CommandError, match="1 differences found"):
+    with pytest.raises(CommandError, match="1 problems found"):
         run("vi_check")

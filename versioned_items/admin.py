@@ -30,10 +30,10 @@ from django.utils.translation import ngettext
 
 from . import api, forms, paths, permissions
 from .diffs import diff_versions, read_text
-from .exceptions import InvalidInput, VersionedItemsError
+from .exceptions import ContentMissing, InvalidInput, VersionedItemsError
 from .models import Attribute, Cluster, Node, Statistics, Version
 from .urls import IdConverter  # noqa: F401  (registers the vi_id converter)
-from .views import content_response, page_links, run_search, suggestion_url
+from .views import content_missing_message, content_response, page_links, run_search, suggestion_url
 
 #: Rows counted at most for a list's total ("1,000+ nodes").
 COUNT_LIMIT = 1000
@@ -647,7 +647,10 @@ class VersionAdmin(ReadOnlyTreeAdmin):
     def content(self, version):
         if version.is_delete_marker:
             return _("A delete marker: the item was deleted here.")
-        text = read_text(version, PREVIEW_BYTES)
+        try:
+            text = read_text(version, PREVIEW_BYTES)
+        except ContentMissing:
+            return format_html('<p class="vi-content-missing">{}</p>', content_missing_message())
         download = reverse("admin:versioned_items_version_content", args=[version.serial])
         if text is None:
             return format_html('{} <a href="{}">{}</a>', _("Binary content."), download, _("Download"))
@@ -766,7 +769,10 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         missing = [s for s in (form.cleaned_data["old"], form.cleaned_data["new"]) if s not in found]
         if missing:
             return self.error_response(request, _("There is no version %(id)r.") % {"id": missing[0]}, status=404)
-        diff = diff_versions(found[form.cleaned_data["old"]], found[form.cleaned_data["new"]])
+        try:
+            diff = diff_versions(found[form.cleaned_data["old"]], found[form.cleaned_data["new"]])
+        except ContentMissing:
+            return self.error_response(request, content_missing_message(), status=404)
         context = self.page_context(request, _("Differences"), diff=diff)
         return TemplateResponse(request, "admin/versioned_items/version/diff.html", context)
 
@@ -776,5 +782,8 @@ class VersionAdmin(ReadOnlyTreeAdmin):
             raise Http404(_("There is no content for version %(id)r.") % {"id": serial})
         if not self.has_view_or_change_permission(request, version):
             raise PermissionDenied
-        return content_response(version)
+        try:
+            return content_response(version)
+        except ContentMissing:
+            return self.error_response(request, content_missing_message(), status=404)
 

@@ -437,7 +437,12 @@ def delete_unreferenced(checksums: Iterable[str]) -> None:
 
 
 def open_content(checksum: str) -> BinaryIO:
-    """A binary file-like object with the content (empty for no checksum)."""
+    """A binary file-like object with the content (empty for no checksum). Raises
+    :class:`ContentMissing` when the file is gone from the storage."""
     if not checksum:
         return io.BytesIO(b"")
-    return storage().open(content_name(checksum), "rb")
+    try:
+        return storage().open(content_name(checksum), "rb")
+    except FileNotFoundError as error:
+        raise ContentMissing(f"content {checksum} is missing from the storage; vi_check lists the versions "
+                             f"affected") from error

@@ -10,8 +10,8 @@
   node's current pointer is NULL although it has versions, points at a version of another
   node, at no version at all, or not at the node's newest version;
 - ``root``, ``parent``, ``depth``: tree rules (the root has the path ``""``, no parent and
-  depth 0; every other node's parent is the node at :func:`paths.parent_path` of its path, and
-  its depth counts its segments);
+  depth 0; every other node's parent is the node at
+  :func:`~versioned_items.paths.parent_path` of its path, and its depth counts its segments);
 - ``refcount``: a Blob's reference count differs from the number of versions with its checksum;
 - ``blob-missing``: versions use a checksum that has no Blob row;
 - ``content-missing``, ``content-size``, ``content-hash``: a content file is gone, has the
@@ -188,7 +188,7 @@ def _check_clusters(report: Report) -> None:
     for problem in report.problems:
         if problem.kind == "several-normal":
             problem.message = (f"{_label(problem.path)} has {len(problem.serials)} live (NORMAL) versions: "
-                               f"{_serials(problem.serials)}; only the current one may be")
+                               f"{listed(problem.serials)}; only the current one may be")
     # Against the newest version rather than the current pointer, so that a wrong pointer is
     # reported once, as a pointer problem.
     newer = Version.objects.filter(node=OuterRef("node"), serial__gt=OuterRef("serial"))
@@ -205,9 +205,10 @@ def _check_clusters(report: Report) -> None:
                    path=path, serials=[serial])
 
 
-def _serials(serials: list[int]) -> str:
-    shown = ", ".join(map(str, serials[:LISTED]))
-    return shown + (f" and {len(serials) - LISTED} more" if len(serials) > LISTED else "")
+def listed(items: list) -> str:
+    """The first ``LISTED`` (50) of ``items``, comma-separated, and how many more there are."""
+    shown = ", ".join(map(str, items[:LISTED]))
+    return shown + (f" and {len(items) - LISTED} more" if len(items) > LISTED else "")
 
 
 def _check_current(report: Report) -> None:
@@ -532,7 +533,8 @@ def _problems(by_kind: dict[str, list[Problem]], kinds: set[str]) -> list[Proble
     return [p for kind in sorted(kinds) for p in by_kind.get(kind, [])]
 
 
-def _repair_each(repaired: list[Problem], problems: list[Problem], key: str, fix: Callable[[str], bool]) -> None:
+def _repair_each(repaired: list[Problem], problems: list[Problem], key: str,
+                 fix: Callable[[str], bool]) -> None:
     """Call ``fix(where)`` once per distinct ``problem.<key>``; the problems of a place that
     needed fixing go to ``repaired``."""
     done: dict[str, bool] = {}
@@ -590,7 +592,8 @@ def _repair_versions(path: str) -> bool:
         now = timezone.now()
         for version in wrong:
             version.node = node
-            api._recluster(version, Cluster.DELETED if not version.checksum else Cluster.HISTORY, changes, now)
+            cluster = Cluster.HISTORY if version.checksum else Cluster.DELETED
+            api._recluster(version, cluster, changes, now)
         if not newest.checksum:
             target = Cluster.DELETED
         elif live or (pointer_broken and newest.cluster == Cluster.HISTORY):

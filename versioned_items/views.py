@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from . import api, forms, paths, permissions
 from .diffs import diff_versions, read_text
-from .exceptions import IndexUnavailable, InvalidInput, NotFound, VersionedItemsError
+from .exceptions import ContentMissing, IndexUnavailable, InvalidInput, NotFound, VersionedItemsError
 from .models import Node, Version
 
 #: Bytes of an item's text shown on its page.
@@ -124,13 +124,20 @@ def item(request, path: str):
         history = history.filter(serial__lt=form.cleaned_data["older"])
     history = list(history[: HISTORY_PAGE_SIZE + 1])
     shown = version is not None and not version.is_delete_marker
+    try:
+        text = read_text(version, PREVIEW_BYTES) if shown else None
+    except ContentMissing:
+        text, missing = None, content_missing_message()  # the version and its history still show
+    else:
+        missing = ""
     context = {
         "form": form,
         "node": node,
         "crumbs": crumbs(node.path),
         "version": version,
         "notice": notice,
-        "text": read_text(version, PREVIEW_BYTES) if shown else None,
+        "text": text,
+        "content_missing": missing,
         "attributes": list(version.attributes.order_by("domain", "key")) if version else [],
         # each row with the version before it (the next row), for its diff link
         "history": list(zip(history[:HISTORY_PAGE_SIZE], history[1:] + [None])),
@@ -169,7 +176,10 @@ def diff(request):
     for serial in (old, new):
         if serial not in found:
             return error_page(request, _("There is no version #%(serial)s.") % {"serial": serial}, status=404)
-    context = {"diff": diff_versions(found[old], found[new]), "crumbs": crumbs(found[new].node.path)}
+    try:
+        context = {"diff": diff_versions(found[old], found[new]), "crumbs": crumbs(found[new].node.path)}
+    except ContentMissing:
+        return error_page(request, content_missing_message(), status=404)
     return render(request, "versioned_items/diff.html", context)
 
 
@@ -179,7 +189,17 @@ def content(request, serial: int):
     version = Version.objects.select_related("node").filter(serial=serial).first()
     if version is None or version.is_delete_marker:
         return error_page(request, _("Version #%(serial)s has no content.") % {"serial": serial}, status=404)
-    return content_response(version)
+    try:
+        return content_response(version)
+    except ContentMissing:
+        return error_page(request, content_missing_message(), status=404)
+
+
+def content_missing_message() -> str:
+    """What a page says when a version's content file is gone from the storage. Shared with
+    the admin."""
+    return _("The content of this version is missing from the storage. An administrator can list "
+             "the versions affected with the vi_check command.")
 
 
 def content_response(version: Version) -> FileResponse:

@@ -10,13 +10,16 @@ class VersionedItemsSearchConfig(AppConfig):
 
     def ready(self) -> None:
         # Wiring only: the outbox receiver, for the storage app's own signal and model; index
-        # creation after this app's migrations; the system checks.
+        # creation after this app's migrations; the system checks; the index comparison that
+        # vi_check runs with the core's integrity checks.
         from django.db.models.signals import post_migrate
 
+        from versioned_items import integrity as core_integrity
         from versioned_items.models import Version
         from versioned_items.signals import versions_changed
 
         from . import checks  # noqa: F401
+        from .integrity import check_indexes, repair_indexes
         from .receivers import create_indexes_after_migrate, record_index_changes
 
         versions_changed.connect(
@@ -25,3 +28,4 @@ class VersionedItemsSearchConfig(AppConfig):
         post_migrate.connect(
             create_indexes_after_migrate, sender=self, dispatch_uid="versioned_items_search.indexes"
         )
+        core_integrity.register_checker("search", check_indexes, repair_indexes)
