@@ -1,6 +1,7 @@
 """System checks of the search app."""
 
 import pytest
+from django.core.checks import run_checks
 
 from versioned_items.search import checks
 
@@ -13,6 +14,7 @@ def ids(messages):
 
 def test_the_test_settings_pass():
     assert checks.check_connections() + checks.check_router() + checks.check_signal_processor() == []
+    assert checks.check_connection_entries() == []
 
 
 def test_missing_connection(settings):
@@ -45,3 +47,26 @@ def test_router_missing_or_after_the_default(settings, routers):
 def test_realtime_signal_processor_warns(settings):
     settings.HAYSTACK_SIGNAL_PROCESSOR = "haystack.signals.RealtimeSignalProcessor"
     assert ids(checks.check_signal_processor()) == ["versioned_items_search.W002"]
+
+
+def test_a_literal_ellipsis_entry_is_reported(settings):
+    # The snippet's `"default": {...}` copied as is: a set, which fails on every search request.
+    settings.HAYSTACK_CONNECTIONS = {**settings.HAYSTACK_CONNECTIONS, "default": {...}}
+    assert ids(checks.check_connection_entries()) == ["versioned_items_search.E005"]
+    assert checks.check_connections() == []  # one report, not a second one that crashes
+    assert "versioned_items_search.E005" in ids(run_checks())
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ({"PATH": "/tmp/x"}, "versioned_items_search.E005"),
+    ({"ENGINE": ENGINE}, "versioned_items_search.E006"),
+    ({"ENGINE": ENGINE, "STORAGE": "ram"}, None),
+])
+def test_malformed_entries(settings, entry, expected):
+    settings.HAYSTACK_CONNECTIONS = {**settings.HAYSTACK_CONNECTIONS, "mine": entry}
+    assert ids(checks.check_connection_entries()) == ([expected] if expected else [])
+
+
+def test_haystack_connections_not_a_dict(settings):
+    settings.HAYSTACK_CONNECTIONS = [("default", {})]
+    assert ids(checks.check_connection_entries()) == ["versioned_items_search.E005"]

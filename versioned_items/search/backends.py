@@ -42,8 +42,9 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from haystack.backends import whoosh_backend
 from haystack.constants import DJANGO_CT, DJANGO_ID, ID
@@ -66,8 +67,10 @@ from versioned_items.exceptions import IndexUnavailable
 # in paths, and are removed from attribute values before indexing.
 SEPARATOR = "\x1f"
 
-# Opening a searcher races with commits that delete segment files: tries before giving up.
+# Opening an index or a searcher races with commits that delete old files: tries before giving up.
 _OPEN_ATTEMPTS = 10
+
+T = TypeVar("T")
 
 
 class _ItemTokenizer(Tokenizer):
@@ -188,11 +191,7 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
                 )
             self._create_index()
             return
-        try:
-            self.index = storage.open_index(schema=self.schema)
-        except Exception as error:
-            # Whoosh reports a damaged table of contents with many exception types.
-            raise self._unreadable(error) from error
+        self.index = self._reading(lambda: storage.open_index(schema=self.schema))
         self.storage = storage
         self.setup_complete = True
 
@@ -212,6 +211,25 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         self.storage = self._storage()
         self.index = self.storage.create_index(self.schema)
         self.setup_complete = True
+
+    def _reading(self, read: Callable[[], T]) -> T:
+        """``read()``, tried again when a file it opens is gone: a commit in another thread or
+        process deletes the files of the generation it replaces, possibly between our listing
+        them and opening them (Whoosh's own ``reader()`` retries the same way). Raises
+        IndexUnavailable when the index cannot be read.
+        """
+        attempt = 1
+        while True:
+            try:
+                return read()
+            except FileNotFoundError as error:
+                if attempt == _OPEN_ATTEMPTS:
+                    raise self._unreadable(error) from error
+                attempt += 1
+                time.sleep(0.01)
+            except Exception as error:
+                # Whoosh reports a damaged table of contents with many exception types.
+                raise self._unreadable(error) from error
 
     def _unreadable(self, error) -> IndexUnavailable:
         return IndexUnavailable(
@@ -441,18 +459,7 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         when the index cannot be read.
         """
         self._ready()
-        for attempt in range(_OPEN_ATTEMPTS):
-            try:
-                return self._current_searcher()
-            except FileNotFoundError as error:
-                # A commit deleted a segment file between our reading the table of contents and
-                # opening the file (Whoosh's own reader() retries the same way).
-                if attempt == _OPEN_ATTEMPTS - 1:
-                    raise self._unreadable(error) from error
-                time.sleep(0.01)
-            except Exception as error:
-                self._local.searcher = None
-                raise self._unreadable(error) from error
+        return self._reading(self._current_searcher)
 
     def _current_searcher(self):
         toc = self._index._read_toc()

@@ -13,6 +13,8 @@ ROUTER = "versioned_items.search.routers.VersionedItemsRouter"
 def check_connections(app_configs=None, **kwargs):
     """Both index connections exist, differ, and do not share a Whoosh folder."""
     configured = getattr(settings, "HAYSTACK_CONNECTIONS", {})
+    if not isinstance(configured, dict) or check_connection_entries():
+        return []  # reported by check_connection_entries
     names = {"LATEST_CONNECTION": app_settings.LATEST_CONNECTION,
              "HISTORY_CONNECTION": app_settings.HISTORY_CONNECTION}
     problems = []
@@ -47,6 +49,40 @@ def check_connections(app_configs=None, **kwargs):
                 hint=f"With Whoosh, use ENGINE {ENGINE!r}: it indexes about ten times faster and "
                      "swaps rebuilt indexes atomically. Other backends work, without those.",
                 id="versioned_items_search.W001",
+            ))
+    return problems
+
+
+WHOOSH_ENGINES = (ENGINE, "haystack.backends.whoosh_backend.WhooshEngine")
+
+
+@register()
+def check_connection_entries(app_configs=None, **kwargs):
+    """Every HAYSTACK_CONNECTIONS entry is a dict naming an ENGINE (and a PATH for Whoosh).
+
+    Haystack checks nothing until a connection is first used: then an entry such as
+    ``"default": {...}`` (a set holding Ellipsis, copied from a snippet) fails on every request
+    that touches search, and ``manage.py check`` said nothing.
+    """
+    configured = getattr(settings, "HAYSTACK_CONNECTIONS", {})
+    if not isinstance(configured, dict):
+        return [Error(f"HAYSTACK_CONNECTIONS is a {type(configured).__name__}, not a dict.",
+                      hint="Map each connection name to a dict of its options.",
+                      id="versioned_items_search.E005")]
+    problems = []
+    for alias, options in configured.items():
+        if not isinstance(options, dict) or not isinstance(options.get("ENGINE"), str):
+            problems.append(Error(
+                f"HAYSTACK_CONNECTIONS[{alias!r}] is {options!r}, not a dict with an 'ENGINE'.",
+                hint=f"Write e.g. {{'ENGINE': {ENGINE!r}, 'PATH': ...}}; a literal {{...}} is a set.",
+                id="versioned_items_search.E005",
+            ))
+        elif options["ENGINE"] in WHOOSH_ENGINES and options.get("STORAGE", "file") == "file" \
+                and not options.get("PATH"):
+            problems.append(Error(
+                f"HAYSTACK_CONNECTIONS[{alias!r}] uses a Whoosh engine without a 'PATH'.",
+                hint="Give it the folder of its index, e.g. str(BASE_DIR / 'whoosh' / alias).",
+                id="versioned_items_search.E006",
             ))
     return problems
 
