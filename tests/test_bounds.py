@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from haystack import connections
 
-from versioned_items import api
+from versioned_items import api, diffs
 from versioned_items.conf import app_settings
 from versioned_items.exceptions import InvalidQuery
 from versioned_items.search import query
@@ -195,3 +195,43 @@ def test_a_query_over_a_limit_is_a_400_with_the_limit(reader, vocabulary, q, mes
         response = search_page(reader, q=q)
     assert response.status_code == 400
     assert escape(message) in response.content.decode()
+
+
+# --- diffs -----------------------------------------------------------------------------------
+
+
+def few_distinct(count: int, seed: str) -> bytes:
+    return "\n".join(f"line {(n * 7 + len(seed)) % 5}" for n in range(count)).encode()
+
+
+def test_a_diff_counts_its_comparisons_and_stops_at_the_budget():
+    old, new = few_distinct(4000, "a").decode().splitlines(), few_distinct(4000, "bb").decode().splitlines()
+    with limits(DIFF_MAX_COST=100_000):
+        matcher = diffs.BudgetedMatcher(old, new, app_settings.DIFF_MAX_COST)
+        with pytest.raises(diffs.TooCostly):
+            matcher.get_opcodes()
+    assert matcher.cost <= 100_000 + len(old) * (len(new) + 1)  # the refused call never ran
+    small = diffs.BudgetedMatcher(old[:50], new[:50], 100_000)
+    small.get_opcodes()
+    assert 0 < small.cost <= 100_000
+
+
+def test_a_costly_diff_is_too_large_to_compare_on_the_site_and_in_the_admin(reader, admin_client):
+    old = api.put("big.txt", few_distinct(40_000, "a"))
+    new = api.put("big.txt", few_distinct(40_000, "bb"))
+    diff = diffs.diff_versions(old, new)
+    assert not diff.comparable and diff.reason.startswith(
+        "The versions are too large to compare: 40,000 and 40,000 lines, 5 of them distinct")
+    assert "more than 5,000,000 line comparisons (setting DIFF_MAX_COST)" in diff.reason
+    for client, url in ((reader, reverse("versioned_items:diff")),
+                        (admin_client, reverse("admin:versioned_items_version_diff"))):
+        response = client.get(url, {"old": old.serial, "new": new.serial})
+        assert response.status_code == 200
+        assert "too large to compare: 40,000 and 40,000 lines" in response.content.decode()
+
+
+def test_an_ordinary_diff_is_within_the_budget():
+    old = api.put("doc.txt", "\n".join(f"line {n}" for n in range(40_000)).encode())
+    new = api.put("doc.txt", "\n".join(f"line {n}" if n != 20_000 else "changed" for n in range(40_000)).encode())
+    diff = diffs.diff_versions(old, new)
+    assert diff.comparable and (diff.added, diff.removed) == (1, 1)
