@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils.html import escape
 from haystack import connections
 
-from versioned_items import api, diffs
+from versioned_items import api, diffs, filters
 from versioned_items.conf import app_settings
-from versioned_items.exceptions import InvalidQuery
+from versioned_items.exceptions import InvalidFilter, InvalidQuery
 from versioned_items.search import query
 from versioned_items.search.api import search
 
@@ -235,3 +235,23 @@ def test_an_ordinary_diff_is_within_the_budget():
     new = api.put("doc.txt", "\n".join(f"line {n}" if n != 20_000 else "changed" for n in range(40_000)).encode())
     diff = diffs.diff_versions(old, new)
     assert diff.comparable and (diff.added, diff.removed) == (1, 1)
+
+
+# --- attribute filters -----------------------------------------------------------------------
+
+
+def test_a_filter_has_a_maximum_number_of_terms(reader):
+    api.put("docs/a.txt", b"a", attributes={"k0": "1"})
+    at_limit = ", ".join(f"!k{n}" for n in range(1, 51))
+    assert [e.path for e in api.list_latest(filter="k0=1, " + ", ".join(f"!k{n}" for n in range(1, 50))).objects] \
+        == ["docs/a.txt"]
+    assert len(filters.parse_filter(at_limit)) == 50
+    with pytest.raises(InvalidFilter) as error:
+        api.list_latest(filter=", ".join(f"k{n}=1" for n in range(500)))
+    assert str(error.value) == ("the filter has 500 terms; the limit is 50 (setting FILTER_MAX_TERMS): "
+                                "filter on fewer attributes at once")
+    response = reader.get(reverse("versioned_items:browse"), {"filter": ", ".join(f"k{n}" for n in range(51))})
+    assert response.status_code == 400
+    assert "the filter has 51 terms; the limit is 50" in response.content.decode()
+    with limits(FILTER_MAX_TERMS=2), pytest.raises(InvalidFilter, match="the limit is 2 "):
+        filters.parse_filter("a, b, c")
