@@ -255,3 +255,26 @@ def test_a_filter_has_a_maximum_number_of_terms(reader):
     assert "the filter has 51 terms; the limit is 50" in response.content.decode()
     with limits(FILTER_MAX_TERMS=2), pytest.raises(InvalidFilter, match="the limit is 2 "):
         filters.parse_filter("a, b, c")
+
+
+# --- paging past the end ---------------------------------------------------------------------
+
+
+def test_a_search_page_past_the_end_is_a_404_on_the_site_and_in_the_admin(reader, admin_client, search_index):
+    for n in range(3):
+        api.put(f"docs/{n}.txt", b"budget")
+    indexed()
+    assert search_page(reader, q="budget", page=1).status_code == 200
+    for client, url in ((reader, reverse("versioned_items:search")),
+                        (admin_client, reverse("admin:versioned_items_node_search"))):
+        response = client.get(url, {"q": "budget", "page": 9999})
+        assert response.status_code == 404
+        assert "There is no page 9999: the results have 1 page(s)." in response.content.decode()
+
+
+@pytest.mark.parametrize("model", ["node", "version"])
+def test_an_admin_list_page_past_the_end_is_a_404(admin_client, model):
+    api.put("docs/a.txt", b"a")
+    url = reverse(f"admin:versioned_items_{model}_changelist")
+    assert admin_client.get(url, {"p": 1}).status_code == 200
+    assert admin_client.get(url, {"p": 9999}).status_code == 404
