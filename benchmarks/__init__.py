@@ -16,4 +16,5 @@ SCENARIOS = {
     "realtime": "realtime",
     "latency": "latency",
     "memory": "memory",
+    "worst_cases": "worst_cases",
 }
