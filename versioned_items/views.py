@@ -222,8 +222,9 @@ def run_search(form: forms.SearchForm, *, page_size: int = SEARCH_PAGE_SIZE, **o
 
     try:
         results = search(**form.search_arguments(), page_size=page_size, **options)
-        if results.page > results.num_pages:
-            # Like Django's paginator (and the admin's lists): a page past the end is a 404.
+        if results.total and results.page > results.num_pages:
+            # Like Django's paginator (and the admin's lists): a page past the end is a 404. A
+            # search that matches nothing keeps its page, to show its spelling suggestion.
             form.add_error(None, _("There is no page %(page)s: the results have %(pages)s page(s).") % {
                 "page": results.page, "pages": results.num_pages})
             return None, 404
