@@ -17,4 +17,5 @@ SCENARIOS = {
     "latency": "latency",
     "memory": "memory",
     "locking": "locking",
+    "worst_cases": "worst_cases",
 }

@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils.html import escape
 from haystack import connections
 
-from versioned_items import api
+from versioned_items import api, diffs, filters
 from versioned_items.conf import app_settings
-from versioned_items.exceptions import InvalidQuery
+from versioned_items.exceptions import InvalidFilter, InvalidQuery
 from versioned_items.search import query
 from versioned_items.search.api import search
 
@@ -195,3 +195,86 @@ def test_a_query_over_a_limit_is_a_400_with_the_limit(reader, vocabulary, q, mes
         response = search_page(reader, q=q)
     assert response.status_code == 400
     assert escape(message) in response.content.decode()
+
+
+# --- diffs -----------------------------------------------------------------------------------
+
+
+def few_distinct(count: int, seed: str) -> bytes:
+    return "\n".join(f"line {(n * 7 + len(seed)) % 5}" for n in range(count)).encode()
+
+
+def test_a_diff_counts_its_comparisons_and_stops_at_the_budget():
+    old, new = few_distinct(4000, "a").decode().splitlines(), few_distinct(4000, "bb").decode().splitlines()
+    with limits(DIFF_MAX_COST=100_000):
+        matcher = diffs.BudgetedMatcher(old, new, app_settings.DIFF_MAX_COST)
+        with pytest.raises(diffs.TooCostly):
+            matcher.get_opcodes()
+    assert matcher.cost <= 100_000 + len(old) * (len(new) + 1)  # the refused call never ran
+    small = diffs.BudgetedMatcher(old[:50], new[:50], 100_000)
+    small.get_opcodes()
+    assert 0 < small.cost <= 100_000
+
+
+def test_a_costly_diff_is_too_large_to_compare_on_the_site_and_in_the_admin(reader, admin_client):
+    old = api.put("big.txt", few_distinct(40_000, "a"))
+    new = api.put("big.txt", few_distinct(40_000, "bb"))
+    diff = diffs.diff_versions(old, new)
+    assert not diff.comparable and diff.reason.startswith(
+        "The versions are too large to compare: 40,000 and 40,000 lines, 5 of them distinct")
+    assert "more than 5,000,000 line comparisons (setting DIFF_MAX_COST)" in diff.reason
+    for client, url in ((reader, reverse("versioned_items:diff")),
+                        (admin_client, reverse("admin:versioned_items_version_diff"))):
+        response = client.get(url, {"old": old.serial, "new": new.serial})
+        assert response.status_code == 200
+        assert "too large to compare: 40,000 and 40,000 lines" in response.content.decode()
+
+
+def test_an_ordinary_diff_is_within_the_budget():
+    old = api.put("doc.txt", "\n".join(f"line {n}" for n in range(40_000)).encode())
+    new = api.put("doc.txt", "\n".join(f"line {n}" if n != 20_000 else "changed" for n in range(40_000)).encode())
+    diff = diffs.diff_versions(old, new)
+    assert diff.comparable and (diff.added, diff.removed) == (1, 1)
+
+
+# --- attribute filters -----------------------------------------------------------------------
+
+
+def test_a_filter_has_a_maximum_number_of_terms(reader):
+    api.put("docs/a.txt", b"a", attributes={"k0": "1"})
+    at_limit = ", ".join(f"!k{n}" for n in range(1, 51))
+    assert [e.path for e in api.list_latest(filter="k0=1, " + ", ".join(f"!k{n}" for n in range(1, 50))).objects] \
+        == ["docs/a.txt"]
+    assert len(filters.parse_filter(at_limit)) == 50
+    with pytest.raises(InvalidFilter) as error:
+        api.list_latest(filter=", ".join(f"k{n}=1" for n in range(500)))
+    assert str(error.value) == ("the filter has 500 terms; the limit is 50 (setting FILTER_MAX_TERMS): "
+                                "filter on fewer attributes at once")
+    response = reader.get(reverse("versioned_items:browse"), {"filter": ", ".join(f"k{n}" for n in range(51))})
+    assert response.status_code == 400
+    assert "the filter has 51 terms; the limit is 50" in response.content.decode()
+    with limits(FILTER_MAX_TERMS=2), pytest.raises(InvalidFilter, match="the limit is 2 "):
+        filters.parse_filter("a, b, c")
+
+
+# --- paging past the end ---------------------------------------------------------------------
+
+
+def test_a_search_page_past_the_end_is_a_404_on_the_site_and_in_the_admin(reader, admin_client, search_index):
+    for n in range(3):
+        api.put(f"docs/{n}.txt", b"budget")
+    indexed()
+    assert search_page(reader, q="budget", page=1).status_code == 200
+    for client, url in ((reader, reverse("versioned_items:search")),
+                        (admin_client, reverse("admin:versioned_items_node_search"))):
+        response = client.get(url, {"q": "budget", "page": 9999})
+        assert response.status_code == 404
+        assert "There is no page 9999: the results have 1 page(s)." in response.content.decode()
+
+
+@pytest.mark.parametrize("model", ["node", "version"])
+def test_an_admin_list_page_past_the_end_is_a_404(admin_client, model):
+    api.put("docs/a.txt", b"a")
+    url = reverse(f"admin:versioned_items_{model}_changelist")
+    assert admin_client.get(url, {"p": 1}).status_code == 200
+    assert admin_client.get(url, {"p": 9999}).status_code == 404

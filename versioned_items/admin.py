@@ -105,9 +105,14 @@ class FastChangeList(ChangeList):
     """A changelist paged by previous/next links (see :class:`CountLimitPaginator`)."""
 
     def get_results(self, request):
-        super().get_results(request)
+        # A page past the last one is a 404, as on the site's search; Django would redirect to
+        # the unfiltered list (?e=1), or show page 1 under any number.
+        try:
+            super().get_results(request)
+        except IncorrectLookupParameters:  # raised by Django only for an invalid page
+            raise Http404(_("There is no page %(page)s of this list.") % {"page": self.page_num}) from None
         if self.page_num > 1 and not self.multi_page:
-            raise IncorrectLookupParameters  # Django would show page 1 under any number
+            raise Http404(_("There is no page %(page)s of this list.") % {"page": self.page_num})
         page = getattr(self.paginator, "current_page", None)
         self.capped = isinstance(self.result_count, AtLeast)
         self.counted = int(self.result_count)

@@ -5,17 +5,21 @@ difference between two versions, for the admin and the site.
 cut at a limit. :func:`diff_versions` compares two versions like ``diff -u`` and returns a
 :class:`Diff`, whose :meth:`~Diff.as_html` is a table with every line HTML-escaped. Content
 larger than :data:`MAX_DIFF_BYTES` is not compared: difflib's cost grows with the product of
-the line counts, and a page of a 100,000-line diff helps nobody.
+the line counts, and a page of a 100,000-line diff helps nobody. The comparison itself has an
+operation budget, ``DIFF_MAX_COST`` (see :class:`BudgetedMatcher`): two versions whose lines
+repeat a lot (40,000 lines, few distinct) are "too large to compare" instead of taking minutes.
 """
 
 import codecs
 import difflib
+import itertools
 from dataclasses import dataclass, field
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+from .conf import app_settings
 from .models import Version
 
 #: Content larger than this (bytes, either side) is not diffed.
@@ -133,11 +137,38 @@ class Diff:
 _ROW_CLASS = {" ": "vi-diff-context", "-": "vi-diff-removed", "+": "vi-diff-added"}
 
 
+class TooCostly(Exception):
+    """Raised by :class:`BudgetedMatcher` when a comparison would pass its budget."""
+
+
+class BudgetedMatcher(difflib.SequenceMatcher):
+    """difflib's matcher (without autojunk, so every line may match) that counts its work.
+
+    Each ``find_longest_match`` call reads every old line of its range and, for each, the
+    positions of that line in the new text: its cost is known before it runs, from prefix sums.
+    ``cost`` adds them up; a call that would take it past ``budget`` raises :class:`TooCostly`
+    instead of running, so a comparison never does more than ``budget`` line comparisons.
+    """
+
+    def __init__(self, old: list[str], new: list[str], budget: int):
+        super().__init__(None, old, new, autojunk=False)
+        self.budget, self.cost = budget, 0
+        occurrences = [len(self.b2j.get(line, ())) + 1 for line in old]
+        self._sums = [0, *itertools.accumulate(occurrences)]
+
+    def find_longest_match(self, alo=0, ahi=None, blo=0, bhi=None):
+        ahi = len(self.a) if ahi is None else ahi
+        self.cost += self._sums[ahi] - self._sums[alo]
+        if self.cost > self.budget:
+            raise TooCostly(self.cost)
+        return super().find_longest_match(alo, ahi, blo, bhi)
+
+
 def diff_lines(old: list[str], new: list[str], *, context: int = 3) -> tuple[list[Hunk], bool]:
     """The hunks turning ``old`` into ``new`` (lists of lines without line ends), and whether
-    they were cut at :data:`MAX_DIFF_LINES`."""
+    they were cut at :data:`MAX_DIFF_LINES`. Raises :class:`TooCostly` past ``DIFF_MAX_COST``."""
     hunks, total = [], 0
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    matcher = BudgetedMatcher(old, new, app_settings.DIFF_MAX_COST)
     for group in matcher.get_grouped_opcodes(context):
         first, last = group[0], group[-1]
         hunk = Hunk(first[1] + 1, last[2] - first[1], first[3] + 1, last[4] - first[3])
@@ -166,7 +197,14 @@ def diff_versions(old: Version, new: Version, *, context: int = 3) -> Diff:
     if None in texts:
         diff.reason = _("At least one of the versions is binary content; only text is compared.")
         return diff
-    diff.hunks, diff.truncated = diff_lines(
-        texts[0].text.splitlines(), texts[1].text.splitlines(), context=context
-    )
+    old_lines, new_lines = texts[0].text.splitlines(), texts[1].text.splitlines()
+    try:
+        diff.hunks, diff.truncated = diff_lines(old_lines, new_lines, context=context)
+    except TooCostly:
+        diff.reason = _(
+            "The versions are too large to compare: %(old)s and %(new)s lines, %(distinct)s of them "
+            "distinct; comparing them would take more than %(limit)s line comparisons (setting "
+            "DIFF_MAX_COST)."
+        ) % {"old": f"{len(old_lines):,}", "new": f"{len(new_lines):,}",
+             "distinct": f"{len(set(old_lines) | set(new_lines)):,}", "limit": f"{app_settings.DIFF_MAX_COST:,}"}
     return diff

@@ -14,7 +14,9 @@ term (the terms are combined with AND):
     in code point order. A value containing a comma or surrounding spaces is written in
     double quotes: ``title="a, b"`` (``\\"`` for a quote inside).
 
-Keys belong to the listing's attribute domain (``""`` by default).
+Keys belong to the listing's attribute domain (``""`` by default). An expression has at most
+``FILTER_MAX_TERMS`` terms: each is a subquery, and SQLite refuses a few hundred of them
+("Expression tree is too large").
 """
 
 import math
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, Q
 
+from .conf import app_settings
 from .exceptions import InvalidFilter
 
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
@@ -93,7 +96,8 @@ def _unquote(value: str, expression: str) -> str:
 def parse_filter(expression: str | None) -> list[Term]:
     """Parse a filter expression into terms (an empty list for None or blank).
 
-    Raises :class:`InvalidFilter` naming the term that could not be read.
+    Raises :class:`InvalidFilter` naming the term that could not be read, or the limit when
+    there are more than ``FILTER_MAX_TERMS`` terms.
     """
     if expression is None:
         return []
@@ -103,8 +107,12 @@ def parse_filter(expression: str | None) -> list[Term]:
         return []
     if any(ord(c) < 32 and c not in "\t" for c in expression):
         raise InvalidFilter(f"filter {expression!r} contains a control character")
+    raws, limit = _split_terms(expression), app_settings.FILTER_MAX_TERMS
+    if len(raws) > limit:
+        raise InvalidFilter(f"the filter has {len(raws):,} terms; the limit is {limit:,} "
+                            "(setting FILTER_MAX_TERMS): filter on fewer attributes at once")
     terms = []
-    for raw in _split_terms(expression):
+    for raw in raws:
         text = raw.strip()
         if not text:
             raise InvalidFilter(

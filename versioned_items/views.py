@@ -236,12 +236,19 @@ def restore(request, serial: int):
 
 def run_search(form: forms.SearchForm, *, page_size: int = SEARCH_PAGE_SIZE, **options):
     """Search with a valid form's arguments: ``(page, None)``, or ``(None, status)`` with the
-    error added to the form (400 for bad input, 503 when the index cannot be read). Shared
-    with the admin's search."""
+    error added to the form (400 for bad input, 404 for a page past the last one, 503 when the
+    index cannot be read). Shared with the admin's search."""
     from .search.api import search
 
     try:
-        return search(**form.search_arguments(), page_size=page_size, **options), None
+        results = search(**form.search_arguments(), page_size=page_size, **options)
+        if results.total and results.page > results.num_pages:
+            # Like Django's paginator (and the admin's lists): a page past the end is a 404. A
+            # search that matches nothing keeps its page, to show its spelling suggestion.
+            form.add_error(None, _("There is no page %(page)s: the results have %(pages)s page(s).") % {
+                "page": results.page, "pages": results.num_pages})
+            return None, 404
+        return results, None
     except InvalidInput as error:
         form.add_error(None, str(error))
         return None, 400
