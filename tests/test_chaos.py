@@ -60,8 +60,6 @@ def assert_contents_read_back() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 8: the write path's locking (branch locks) is not merged yet; "
-                   "api.recluster makes two NORMAL versions and live delete markers")
 @pytest.mark.django_db(transaction=True)
 def test_chaos_leaves_a_whole_store(search_index, subprocess_env, settings):
     settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_SYNC": False}
