@@ -172,11 +172,9 @@ HALF = b"half of a large file " * 50_000
 
 
 def main() -> None:
-    from tests.search_workers import _setup
+    from tests import search_workers
 
-    _setup()
-    name, *args = sys.argv[1:]
-    print(json.dumps(globals()[name](*args)), flush=True)
+    search_workers.main(globals())
 
 
 if __name__ == "__main__":

@@ -58,10 +58,12 @@ def write_mix(worker: str, count: str) -> dict:
     return {"worker": worker, "errors": errors}
 
 
-def main() -> None:
+def main(workers: dict | None = None) -> None:
+    """Run the worker function named by argv[1] (from ``workers``, default this module) and print
+    its result as JSON: the entry point of every worker module."""
     _setup()
     name, *args = sys.argv[1:]
-    print(json.dumps(globals()[name](*args)), flush=True)
+    print(json.dumps((workers or globals())[name](*args)), flush=True)
 
 
 if __name__ == "__main__":
