@@ -53,9 +53,31 @@ class Run:
             flush_background(60)
         if self._old_name is not None and not self.keep:
             connections.close_all()
+            end_sessions()
             connection.creation.destroy_test_db(self._old_name, verbosity=0)
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def end_sessions(application_name: str | None = None) -> None:
+    """End other sessions on the benchmark database (PostgreSQL only), or only those of one name.
+
+    A child killed at its timeout (the worst-case scenario's "before" runs) leaves its server
+    session running the statement it was in: it would load the cases after it, and the database
+    cannot be dropped until it ends.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    sql = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+           " WHERE datname = %s AND pid <> pg_backend_pid()")
+    params = [connection.settings_dict["NAME"]]
+    if application_name is not None:
+        sql += " AND application_name = %s"
+        params.append(application_name)
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def child_env(**extra: str) -> dict[str, str]:

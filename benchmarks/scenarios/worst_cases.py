@@ -22,12 +22,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..env import REPO_ROOT, child_env
+from ..env import REPO_ROOT, child_env, end_sessions
 from ..report import Result
 from .memory import _export
 
 NEEDS_SEARCH = True
 BASE_COMMIT = "b95e8a4"
+
+CHILD_APP = "vi-bench-worst-case"  # its server sessions, by application_name
 
 CHILD = r"""
 import json, sys, time, django
@@ -99,12 +101,13 @@ def _load_corpus(items: int, words_per_item: int, seed: int) -> int:
 
 def _measure(case: str, argument, code: Path, timeout: float) -> dict:
     """Run one case in a child on ``code``: its seconds ("> N" past the timeout) and outcome."""
-    env = child_env()
+    env = child_env(PGAPPNAME=CHILD_APP)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
     try:
         child = subprocess.run([sys.executable, "-c", CHILD, case, json.dumps(argument)], env=env, cwd=code,
                                capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
+        end_sessions(CHILD_APP)  # its statement would go on running on the server
         return {"shown": f"> {timeout:g}", "outcome": "timed out"}
     if child.returncode != 0:
         raise RuntimeError(f"worst-case child failed on {code} (exit {child.returncode}):\n{child.stderr[-4000:]}")
