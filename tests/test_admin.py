@@ -102,7 +102,7 @@ def test_version_list_filters(admin_client, tree):
 
 def test_lists_page_without_counting_the_table(admin_client, tree, monkeypatch):
     monkeypatch.setattr(django_admin.site._registry[Node], "list_per_page", 4)
-    monkeypatch.setattr(admin, "COUNT_LIMIT", 5)
+    monkeypatch.setattr(admin.changelist, "COUNT_LIMIT", 5)
     with CaptureQueriesContext(connection) as captured:
         first = admin_client.get(changelist())
     assert full_counts(captured) == []
@@ -153,7 +153,7 @@ def test_node_page_shows_breadcrumbs_children_statistics_and_history(admin_clien
 
 
 def test_node_page_pages_children_and_history(admin_client, tree, monkeypatch):
-    monkeypatch.setattr(admin, "NODE_PAGE_SIZE", 2)
+    monkeypatch.setattr(admin.nodes, "NODE_PAGE_SIZE", 2)
     docs = admin_client.get(node_page(tree["docs"]))
     assert docs.context["children_next"] == "docs/b.txt"
     more = admin_client.get(node_page(tree["docs"]), {"after": docs.context["children_next"]})
@@ -566,7 +566,7 @@ def test_index_panel_explains_a_missing_index(admin_client, indexed_tree, tmp_pa
 
 
 def test_actions_refuse_more_than_they_handle(admin_client, tree, monkeypatch):
-    monkeypatch.setattr(admin, "MAX_SELECTED", 2)
+    monkeypatch.setattr(admin.base, "MAX_SELECTED", 2)
     response = admin_client.post(changelist(), {"action": "purge_selected", "select_across": "1", "index": "0",
                                                 "_selected_action": [tree["docs"].pk]}, follow=True)
     assert "Select at most 2 objects" in response.content.decode()

@@ -12,7 +12,7 @@ from versioned_items.exceptions import (
     InvalidArgument, InvalidPath, NodeExists, NodeNotEmpty, NodeNotFound, VersionNotFound,
     VersionedItemsError,
 )
-from versioned_items.models import Blob, Cluster, Node, Version
+from versioned_items.models import Blob, Cluster, Node, Version, direct_writes
 from versioned_items.signals import versions_changed
 
 from .helpers import assert_statistics_exact, snapshot, statements
@@ -321,7 +321,8 @@ def test_recompute_reports_and_fixes_differences():
     api.put("z/a", b"123")
     from versioned_items.models import Statistics
 
-    Statistics.objects.filter(node__path="z", cluster=Cluster.NORMAL).update(size=99)
+    with direct_writes():  # damage on purpose
+        Statistics.objects.filter(node__path="z", cluster=Cluster.NORMAL).update(size=99)
     differences = api.recompute_statistics()
     assert [(d.path, d.cluster, d.stored.size, d.expected.size) for d in differences] == [("z", 0, 99, 3)]
     api.recompute_statistics(fix=True)

@@ -16,7 +16,7 @@ from versioned_items.conf import app_settings
 from versioned_items.content import checksum_of as content_checksum
 from versioned_items.content import content_name, storage
 from versioned_items.integrity import Problem
-from versioned_items.models import Blob, Cluster, Node, Statistics, Version
+from versioned_items.models import Blob, Cluster, Node, Statistics, Version, direct_writes
 
 from .helpers import snapshot
 
@@ -70,14 +70,16 @@ def test_an_empty_store_reports_nothing():
 
 
 def test_statistics_difference(store):
-    Statistics.objects.filter(node__path="docs", cluster=Cluster.NORMAL).update(population=7)
+    with direct_writes():  # damage on purpose
+        Statistics.objects.filter(node__path="docs", cluster=Cluster.NORMAL).update(population=7)
     report = integrity.check()
     assert kinds(report) == ["statistics"]
     assert report.problems[0].path == "docs" and "population=7" in str(report.problems[0])
 
 
 def test_two_normal_versions(store):
-    Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
+    with direct_writes():  # damage on purpose
+        Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
     report = integrity.check()
     problem = next(p for p in report.problems if p.kind == "several-normal")
     assert problem.path == "docs/a.txt" and problem.serials == [store["v1"].serial, store["v2"].serial]
@@ -85,8 +87,10 @@ def test_two_normal_versions(store):
 
 
 def test_non_current_version_in_normal(store):
-    Version.objects.filter(serial=store["v2"].serial).update(cluster=Cluster.HISTORY)
-    Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
+    with direct_writes():  # damage on purpose
+        Version.objects.filter(serial=store["v2"].serial).update(cluster=Cluster.HISTORY)
+    with direct_writes():  # damage on purpose
+        Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
     report = integrity.check()
     problem = next(p for p in report.problems if p.kind == "normal-not-current")
     assert problem.serials == [store["v1"].serial]
@@ -95,7 +99,8 @@ def test_non_current_version_in_normal(store):
 
 def test_delete_marker_not_deleted(store):
     marker = api.lookup("docs/b.txt", cluster=Cluster.DELETED)
-    Version.objects.filter(serial=marker.serial).update(cluster=Cluster.NORMAL)
+    with direct_writes():  # damage on purpose
+        Version.objects.filter(serial=marker.serial).update(cluster=Cluster.NORMAL)
     report = integrity.check()
     problem = next(p for p in report.problems if p.kind == "marker-not-deleted")
     assert problem.serials == [marker.serial] and problem.path == "docs/b.txt"
@@ -108,7 +113,8 @@ def test_delete_marker_not_deleted(store):
     (lambda s: api.lookup("docs/c.txt").serial, "current-foreign"),
 ])
 def test_wrong_current_pointer(store, pointer, kind):
-    Node.objects.filter(path="docs/a.txt").update(current=pointer(store))
+    with direct_writes():  # damage on purpose
+        Node.objects.filter(path="docs/a.txt").update(current=pointer(store))
     report = integrity.check()
     assert kinds(report) == [kind]
     assert report.problems[0].path == "docs/a.txt"
@@ -120,23 +126,27 @@ def test_folders_without_versions_are_fine(store):
 
 
 def test_wrong_parent(store):
-    Node.objects.filter(path="docs/a.txt").update(parent=Node.objects.get(path="other"))
+    with direct_writes():  # damage on purpose
+        Node.objects.filter(path="docs/a.txt").update(parent=Node.objects.get(path="other"))
     assert kinds(integrity.check()) == ["parent"]
 
 
 def test_missing_parent(store):
-    Node.objects.filter(path="docs/a.txt").update(parent=None)
+    with direct_writes():  # damage on purpose
+        Node.objects.filter(path="docs/a.txt").update(parent=None)
     assert kinds(integrity.check()) == ["parent"]
 
 
 def test_wrong_depth(store):
-    Node.objects.filter(path="docs/a.txt").update(depth=5)
+    with direct_writes():  # damage on purpose
+        Node.objects.filter(path="docs/a.txt").update(depth=5)
     report = integrity.check()
     assert kinds(report) == ["depth"] and "expected 2" in str(report.problems[0])
 
 
 def test_root_with_a_parent(store):
-    Node.objects.filter(path="").update(parent=Node.objects.get(path="docs"))
+    with direct_writes():  # damage on purpose
+        Node.objects.filter(path="").update(parent=Node.objects.get(path="docs"))
     assert kinds(integrity.check()) == ["root"]
 
 
@@ -247,14 +257,17 @@ def test_repair_of_a_clean_store_changes_nothing(store):
 
 
 def test_repair_recomputes_statistics(store):
-    Statistics.objects.filter(node__path="docs", cluster=Cluster.NORMAL).update(population=7, size=-3)
-    Statistics.objects.filter(node__path="other").delete()
+    with direct_writes():  # damage on purpose
+        Statistics.objects.filter(node__path="docs", cluster=Cluster.NORMAL).update(population=7, size=-3)
+    with direct_writes():  # damage on purpose
+        Statistics.objects.filter(node__path="other").delete()
     assert repaired() == ["statistics"]
     assert api.get_statistics("docs").population == 2
 
 
 def test_repair_keeps_the_newest_of_two_normal_versions(store):
-    Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
+    with direct_writes():  # damage on purpose
+        Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
     assert repaired() == ["several-normal", "statistics"]
     assert Version.objects.get(serial=store["v1"].serial).cluster == Cluster.HISTORY
     assert api.lookup("docs/a.txt").serial == store["v2"].serial
@@ -262,7 +275,8 @@ def test_repair_keeps_the_newest_of_two_normal_versions(store):
 
 def test_repair_moves_a_delete_marker_back_to_deleted(store):
     marker = api.lookup("docs/b.txt", cluster=Cluster.DELETED)
-    Version.objects.filter(serial=marker.serial).update(cluster=Cluster.NORMAL)
+    with direct_writes():  # damage on purpose
+        Version.objects.filter(serial=marker.serial).update(cluster=Cluster.NORMAL)
     assert repaired() == ["marker-not-deleted", "statistics"]
     assert api.lookup("docs/b.txt") is None
 
@@ -274,15 +288,18 @@ def test_repair_moves_a_delete_marker_back_to_deleted(store):
     lambda s: 10**9,
 ])
 def test_repair_points_the_node_at_its_newest_version(store, pointer):
-    Node.objects.filter(path="docs/a.txt").update(current=pointer(store))
+    with direct_writes():  # damage on purpose
+        Node.objects.filter(path="docs/a.txt").update(current=pointer(store))
     repaired()
     assert api.lookup("docs/a.txt").serial == store["v2"].serial
 
 
 def test_repair_revives_the_newest_version_of_an_item_that_lost_its_pointer(store):
     # What a purge racing a put left: the current version gone, the newest left in HISTORY.
-    Version.objects.filter(serial=store["v2"].serial).update(cluster=Cluster.HISTORY)
-    Node.objects.filter(path="docs/a.txt").update(current=None)
+    with direct_writes():  # damage on purpose
+        Version.objects.filter(serial=store["v2"].serial).update(cluster=Cluster.HISTORY)
+    with direct_writes():  # damage on purpose
+        Node.objects.filter(path="docs/a.txt").update(current=None)
     api.recompute_statistics(fix=True)
     assert repaired() == ["current-missing"]
     assert api.lookup("docs/a.txt").serial == store["v2"].serial
@@ -299,7 +316,8 @@ def test_repair_fixes_parents_and_depths_and_creates_missing_folders(store):
     # A put that raced a move of its folder: under the moved node, at a path whose folder is gone.
     api.move("docs", "moved")
     stray = Node.objects.create(path="docs/x.txt", depth=1, parent=Node.objects.get(path="moved"))
-    Node.objects.filter(path="moved/a.txt").update(depth=9)
+    with direct_writes():  # damage on purpose
+        Node.objects.filter(path="moved/a.txt").update(depth=9)
     assert repaired() == ["depth", "parent"]
     assert Node.objects.get(pk=stray.pk).parent.path == "docs"
     assert Node.objects.get(path="docs").parent.path == ""
@@ -395,7 +413,8 @@ def vi_check(*args) -> str:
 
 
 def test_vi_check_reports_then_fixes(store):
-    Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
+    with direct_writes():  # damage on purpose
+        Version.objects.filter(serial=store["v1"].serial).update(cluster=Cluster.NORMAL)
     storage().save("versioned_items/tmp/upload-1", ContentFile(b"half"))
     with pytest.raises(CommandError, match="^6 problems found$"):
         vi_check("--grace", "0")

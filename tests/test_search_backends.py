@@ -17,7 +17,8 @@ from whoosh.writing import SegmentWriter
 from versioned_items import api
 from versioned_items.exceptions import IndexUnavailable
 from versioned_items.models import Node
-from versioned_items.search import backends, indexing
+from versioned_items.search import indexing
+from versioned_items.search.backends import whoosh
 from versioned_items.search.search_indexes import LatestIndex
 
 from .search_fixtures import found, indexed
@@ -40,7 +41,7 @@ def test_schema_fits_the_fields(backend):
     schema = backend.schema
     assert not schema["text"].spelling  # Haystack would turn it on
     assert all(schema[name].column_type for name in ("mtime", "size", "path_exact", "muser", "cluster"))
-    assert isinstance(schema["ancestors"].analyzer, backends.SeparatorTokenizer)
+    assert isinstance(schema["ancestors"].analyzer, whoosh.SeparatorTokenizer)
     assert [t.text for t in schema["content_type"].analyzer("Text/HTML; charset=x")] == ["text/html", "text"]
     assert [t.text for t in schema["path"].analyzer("docs/Q1-report_v2.txt")] == ["docs", "q1", "report", "v2", "txt"]
 
@@ -117,7 +118,7 @@ def test_the_searcher_is_reused_until_the_index_changes(backend):
 def test_searchqueryset_works_without_the_registered_models_query(backend, monkeypatch):
     api.put("docs/a.txt", b"haystack words")
     indexed()
-    monkeypatch.setattr(backends.WhooshSearchBackend, "build_models_list",
+    monkeypatch.setattr(whoosh.WhooshSearchBackend, "build_models_list",
                         lambda self: pytest.fail("registered-models query"))
     results = SearchQuerySet(using="vi_latest").auto_query("haystack")
     assert [r.path_exact for r in results] == ["docs/a.txt"]
@@ -202,7 +203,7 @@ def people(*names):
 def other_connection(tmp_path):
     """``other_connection(engine=..., **options)``: the backend of connection ``other`` (a Whoosh
     folder under tmp_path) holding PersonIndex only; call again to switch engine or options."""
-    def connect(engine=backends.__name__ + ".WhooshEngine", index=PersonIndex, **options):
+    def connect(engine=whoosh.__name__ + ".WhooshEngine", index=PersonIndex, **options):
         connections.connections_info[OTHER] = {"ENGINE": engine, "PATH": str(tmp_path / OTHER), **options}
         connections.reload(OTHER)
         unified = UnifiedIndex()

@@ -16,7 +16,7 @@ from django.utils import timezone
 from versioned_items import api
 from versioned_items.exceptions import IndexUnavailable
 from versioned_items.models import Cluster
-from versioned_items.search import documents, extractors, indexing
+from versioned_items.search import compare, documents, extractors, indexing, maintenance, outbox, sides
 from versioned_items.search.models import IndexChange, MaintenanceRun
 from versioned_items.search.search_indexes import OPEN_END
 
@@ -232,9 +232,9 @@ def test_rounds_are_split_by_batch_size(settings):
 
 
 def _count_rounds(monkeypatch) -> dict[str, list]:
-    """Record each round's entries (reconcile) and each index commit (_write), calling the real ones."""
+    """Record each round's entries (reconcile) and each index commit (write), calling the real ones."""
     work: dict[str, list] = {"rounds": [], "commits": []}
-    reconcile, write = indexing.reconcile, indexing._write
+    reconcile, write = outbox.reconcile, sides.write
 
     def counted_reconcile(node_ids=(), serials=()):
         work["rounds"].append(len(node_ids) + len(serials))
@@ -244,8 +244,8 @@ def _count_rounds(monkeypatch) -> dict[str, list]:
         work["commits"].append(side.backend.connection_alias)
         return write(side, objects, delete_pks)
 
-    monkeypatch.setattr(indexing, "reconcile", counted_reconcile)
-    monkeypatch.setattr(indexing, "_write", counted_write)
+    monkeypatch.setattr(outbox, "reconcile", counted_reconcile)
+    monkeypatch.setattr(sides, "write", counted_write)
     return work
 
 
@@ -373,7 +373,7 @@ def test_sync_mode_failure_keeps_the_entries(monkeypatch, caplog, django_capture
     def unavailable(*args, **kwargs):
         raise IndexUnavailable("index down")
 
-    monkeypatch.setattr(indexing, "reconcile", unavailable)
+    monkeypatch.setattr(outbox, "reconcile", unavailable)
     with django_capture_on_commit_callbacks(execute=True):
         api.put("docs/a.txt", b"alpha")  # the write itself succeeds
     assert IndexChange.objects.count() == 2
@@ -387,8 +387,8 @@ def test_sync_mode_failure_keeps_the_entries(monkeypatch, caplog, django_capture
 def test_background_applier_groups_commits(settings, monkeypatch):
     settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_SYNC": False}
     rounds = []
-    real = indexing.reconcile
-    monkeypatch.setattr(indexing, "reconcile", lambda *a, **k: rounds.append(1) or real(*a, **k))
+    real = outbox.reconcile
+    monkeypatch.setattr(outbox, "reconcile", lambda *a, **k: rounds.append(1) or real(*a, **k))
     for i in range(20):
         api.put(f"docs/{i}.txt", f"word{i}".encode())
     assert indexing.flush_background(30)
@@ -419,7 +419,7 @@ def test_commit_hooks_run_inside_a_test_transaction_apply_in_place(settings, dja
         api.put("docs/a.txt", b"alpha")
     assert found("alpha") == ["docs/a.txt"]
     assert IndexChange.objects.count() == 0
-    assert indexing._applier._thread is None
+    assert outbox._applier._thread is None
 
 
 # --- the applier and a busy SQLite database --------------------------------------------------
@@ -432,17 +432,17 @@ def _entries(count: int) -> list[int]:
 
 def test_a_write_settles_the_entries_the_applier_could_not_delete(django_assert_num_queries):
     ids = _entries(2)
-    indexing._unsettled.add(ids, keep=False)
+    outbox._unsettled.add(ids, keep=False)
     api.put("docs/a.txt", b"alpha")  # its transaction holds the write lock anyway
     assert not IndexChange.objects.filter(id__in=ids).exists()
-    assert not indexing._unsettled
+    assert not outbox._unsettled
     with django_assert_num_queries(0):
         assert indexing.settle_applied()  # nothing left: not even a query
 
 
 def test_a_write_that_rolls_back_leaves_them_to_be_applied_again():
     ids = _entries(2)
-    indexing._unsettled.add(ids, keep=False)
+    outbox._unsettled.add(ids, keep=False)
     with pytest.raises(RuntimeError), transaction.atomic():
         api.put("docs/a.txt", b"alpha")
         raise RuntimeError("abort")
@@ -452,8 +452,8 @@ def test_a_write_that_rolls_back_leaves_them_to_be_applied_again():
 
 def test_entries_applied_while_a_rebuild_ran_are_marked_not_deleted():
     ids = _entries(2)
-    indexing._unsettled.add(ids[:1], keep=True)
-    indexing._unsettled.add(ids[1:], keep=False)
+    outbox._unsettled.add(ids[:1], keep=True)
+    outbox._unsettled.add(ids[1:], keep=False)
     assert indexing.settle_applied()
     assert list(IndexChange.objects.values_list("id", "applied")) == [(ids[0], True)]
 
@@ -476,7 +476,7 @@ def test_the_applier_leaves_the_deletion_to_a_busy_sqlite_writer_quietly(setting
         writer.execute("BEGIN IMMEDIATE")
     try:
         # The applier does not wait out the 30 s timeout: it applies, and leaves the deletion.
-        assert _within(10, lambda: bool(indexing._unsettled))
+        assert _within(10, lambda: bool(outbox._unsettled))
         assert found("alpha") == ["docs/a.txt"]
         assert IndexChange.objects.count() == 2
         assert not indexing.flush_background(0.3)  # it keeps trying, quietly
@@ -484,7 +484,7 @@ def test_the_applier_leaves_the_deletion_to_a_busy_sqlite_writer_quietly(setting
         writer.execute("ROLLBACK")
         writer.close()
     assert indexing.flush_background(10)
-    assert IndexChange.objects.count() == 0 and not indexing._unsettled
+    assert IndexChange.objects.count() == 0 and not outbox._unsettled
     assert [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("versioned_items")] == []
     assert "database is locked" not in caplog.text
 
@@ -501,19 +501,19 @@ def _within(seconds: float, condition) -> bool:
 
 def test_a_failing_applier_logs_once_until_it_works_again(monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="versioned_items.search")
-    applier = indexing._Applier()
-    monkeypatch.setattr(indexing, "_apply_in_background", lambda: (_ for _ in ()).throw(IndexUnavailable("down")))
+    applier = outbox._Applier()
+    monkeypatch.setattr(outbox, "_apply_in_background", lambda: (_ for _ in ()).throw(IndexUnavailable("down")))
     for _ in range(3):
         assert applier._round(0.0) == 0.0
     assert caplog.text.count("Applying index changes failed") == 1
-    monkeypatch.setattr(indexing, "_apply_in_background", lambda: True)
+    monkeypatch.setattr(outbox, "_apply_in_background", lambda: True)
     applier._round(0.0)
     assert "works again" in caplog.text
 
 
 def test_the_applier_backs_off_while_the_database_is_busy(monkeypatch):
-    applier = indexing._Applier()
-    monkeypatch.setattr(indexing, "_apply_in_background", lambda: False)
+    applier = outbox._Applier()
+    monkeypatch.setattr(outbox, "_apply_in_background", lambda: False)
     pauses = [applier._round(0.0)]
     for _ in range(6):
         pauses.append(applier._round(pauses[-1]))
@@ -563,7 +563,7 @@ def test_rebuild_reports_progress():
 def test_rebuild_replays_changes_made_while_it_runs(monkeypatch):
     _sample_store()
     indexed()
-    real = indexing._version_batches
+    real = maintenance._version_batches
     state = {}
 
     def batches_with_a_write_in_between(batch_size):
@@ -575,7 +575,7 @@ def test_rebuild_replays_changes_made_while_it_runs(monkeypatch):
                 indexing.wait_for_index()
                 assert IndexChange.objects.filter(applied=True).count() == 2
 
-    monkeypatch.setattr(indexing, "_version_batches", batches_with_a_write_in_between)
+    monkeypatch.setattr(maintenance, "_version_batches", batches_with_a_write_in_between)
     report = indexing.rebuild(batch_size=2)
     assert report.replayed == 2
     assert found("latecomer") == ["docs/late.txt"]
@@ -679,7 +679,7 @@ def test_index_status_keeps_the_last_successful_check_and_shows_a_failed_one(mon
     api.set_attributes(api.lookup("docs/a.txt").serial, {"k": "lost"})
     IndexChange.objects.all().delete()  # both documents of the current version now differ
     indexing.check()
-    monkeypatch.setattr(indexing, "compare", lambda **kwargs: (_ for _ in ()).throw(IndexUnavailable("index down")))
+    monkeypatch.setattr(compare, "compare", lambda **kwargs: (_ for _ in ()).throw(IndexUnavailable("index down")))
     with pytest.raises(IndexUnavailable):
         indexing.check()
     status = indexing.index_status()
@@ -766,7 +766,7 @@ def stock_whoosh(search_index):
 
 
 def test_another_haystack_backend_is_kept_in_step_too(stock_whoosh):
-    assert not indexing.latest_side().fast
+    assert not indexing.latest_side().app_engine
     api.put("docs/a.txt", b"alpha words", user="ann")
     api.put("docs/a.txt", b"beta words", user="ann")
     api.put("docs/b.txt", b"gamma words", user="bob")

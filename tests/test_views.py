@@ -7,7 +7,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from versioned_items import api, urls
+from versioned_items import api
+from versioned_items.site import urls
 
 pytestmark = pytest.mark.django_db
 

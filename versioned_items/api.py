@@ -39,7 +39,8 @@ from .exceptions import (
 from .filters import as_number
 from .locking import Mode
 from .validation import (
-    clean_cluster, clean_key, clean_limit, clean_serial, clean_time, clean_user, clean_value,
+    clean_cluster, clean_content_type, clean_domain, clean_key, clean_limit, clean_serial, clean_time, clean_user,
+    clean_value, clean_versioning,
 )
 from .listing import ListResult, list_latest  # noqa: F401  (re-exported)
 from .models import Attribute, Cluster, Node, Statistics, Version, Versioning
@@ -199,8 +200,7 @@ def set_versioning(path: str | int, policy: str) -> Node:
     """Set the versioning policy of a subtree: ``"auto"`` keeps history, ``"none"`` keeps only the
     current version, ``""`` inherits. Puts that start after it returns follow the new policy.
     Raises :class:`NodeNotFound`, :class:`InvalidArgument`, :class:`ConcurrentUpdate`."""
-    if policy not in Versioning.values:
-        raise InvalidArgument(f"versioning {policy!r} is not one of {Versioning.values}")
+    policy = clean_versioning(policy)
     with operation():
         node = _lock_node(get_node(path).path)
         Node.objects.filter(pk=node.pk).update(versioning=policy)
@@ -387,7 +387,7 @@ def put(
     path = paths.clean_path(path)
     user = clean_user(user)
     mtime = clean_time(mtime, "mtime")
-    content_type = _guess_type(path) if content_type is None else str(content_type)[:255]
+    content_type = _guess_type(path) if content_type is None else clean_content_type(content_type)
     items = _clean_attributes(attributes or {}, domain)
     with content_store.stage(content) as staged:
         return _put(path, staged, user, content_type, mtime, items, domain)
@@ -713,8 +713,7 @@ def open_content(version: Version | int) -> BinaryIO:
 
 
 def _clean_attributes(items: Mapping[str, Any], domain: str) -> dict[str, str]:
-    if not isinstance(domain, str) or len(domain) > 255 or any(ord(c) < 32 for c in domain):
-        raise InvalidArgument(f"attribute domain {domain!r} must be at most 255 printable characters")
+    domain = clean_domain(domain)
     if not isinstance(items, Mapping):
         raise InvalidArgument(f"attributes must be a mapping of key to value, not {type(items).__name__}")
     return {clean_key(k): clean_value(v) for k, v in items.items()}

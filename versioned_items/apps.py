@@ -8,5 +8,7 @@ class VersionedItemsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Wiring only: register the system checks.
-        from . import checks  # noqa: F401
+        # Wiring only: register the system checks and the URL converters.
+        from . import checks, converters  # noqa: F401
+
+        converters.register()

@@ -17,8 +17,8 @@ A database error caused by a concurrent writer (a deadlock, a racing insert: see
 :func:`versioned_items.locking.retrying` runs an outermost API call again on it.
 """
 
-import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator
@@ -29,7 +29,8 @@ from . import locking, paths
 from .models import Node, Statistics, Version
 from .signals import versions_changed
 
-_local = threading.local()
+#: The change set of the running operation: per thread, and per task in async code.
+_current: "ContextVar[ChangeSet | None]" = ContextVar("versioned_items_change_set", default=None)
 
 
 @dataclass
@@ -121,8 +122,8 @@ def upsert_statistics(rows: list[tuple[int, int, int, int, datetime]]) -> None:
 
 
 def current() -> ChangeSet | None:
-    """The change set of the operation running in this thread, if any."""
-    return getattr(_local, "changes", None)
+    """The change set of the operation running in this thread (or task), if any."""
+    return _current.get()
 
 
 @contextmanager
@@ -130,7 +131,7 @@ def operation() -> Iterator[ChangeSet]:
     """Run a write operation atomically and collect its changes (usable as a decorator)."""
     parent = current()
     changes = ChangeSet()
-    _local.changes = changes
+    token = _current.set(changes)
     try:
         with transaction.atomic():
             yield changes
@@ -142,6 +143,6 @@ def operation() -> Iterator[ChangeSet]:
             raise locking.as_conflict(error) from error
         raise
     finally:
-        _local.changes = parent
+        _current.reset(token)
     if parent is not None:
         parent.merge(changes)

@@ -75,3 +75,10 @@ class ContentMissing(ContentError):
 
 class IndexUnavailable(VersionedItemsError):
     """The search index is missing or unreadable; rebuild it with ``vi_rebuild_index``."""
+
+
+class WriteOutsideOperation(VersionedItemsError, RuntimeError):
+    """``update()`` or ``delete()`` on a QuerySet of nodes, versions, attributes or statistics
+    outside an operation of :mod:`versioned_items.api`: it would bypass the statistics, the
+    content references and the search outbox. Use the API (``api.delete``, ``api.purge``,
+    ``api.set_attributes``...)."""

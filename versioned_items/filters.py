@@ -27,6 +27,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from .conf import app_settings
 from .exceptions import InvalidFilter
+from .validation import clean_filter_text
 
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
 _KEY = r'[^\s=!<>,"]+'
@@ -105,8 +106,7 @@ def parse_filter(expression: str | None) -> list[Term]:
         raise InvalidFilter(f"filter must be a string, not {type(expression).__name__}")
     if not expression.strip():
         return []
-    if any(ord(c) < 32 and c not in "\t" for c in expression):
-        raise InvalidFilter(f"filter {expression!r} contains a control character")
+    clean_filter_text(expression, InvalidFilter)
     raws, limit = _split_terms(expression), app_settings.FILTER_MAX_TERMS
     if len(raws) > limit:
         raise InvalidFilter(f"the filter has {len(raws):,} terms; the limit is {limit:,} "

@@ -641,7 +641,7 @@ def _repair_statistics_row(path: str, cluster: int) -> bool:
     versions below it. Writers add their deltas to the row at the end of their transaction:
     with the row locked, a writer that already added its delta has committed (and is counted
     below), one that has not adds it after this commit. Returns whether the row changed."""
-    with transaction.atomic():
+    with operation():
         node = Node.objects.filter(path=path).first()
         if node is None:
             return False

@@ -29,7 +29,7 @@ from .exceptions import InvalidArgument
 from .filters import filter_q
 from .models import Cluster, Node, Version
 from .validation import (
-    clean_cluster, clean_delimiter, clean_limit, clean_size_range, clean_time,
+    clean_cluster, clean_delimiter, clean_limit, clean_marker, clean_size_range, clean_time,
 )
 
 @dataclass
@@ -116,9 +116,7 @@ def list_latest(
     full_prefix = paths.subtree_prefix(parent_node.path) + paths.clean_prefix(prefix)
     delimiter = clean_delimiter(delimiter)
     limit = clean_limit(limit)
-    if marker is not None and (not isinstance(marker, str) or any(ord(c) < 32 for c in marker)):
-        raise InvalidArgument(f"marker {marker!r} must be a printable string")
-    marker = marker or None
+    marker = clean_marker(marker)
     low, high = clean_size_range(size_range)
     if except_cluster is not None:
         except_cluster = clean_cluster(except_cluster, "except_cluster")
@@ -143,14 +141,8 @@ def list_latest(
     return result
 
 
-def _range_q(field: str, prefix: str) -> Q:
-    q = Q(**{f"{field}__gte": prefix}) if prefix else Q()
-    upper = paths.next_prefix(prefix)
-    return q & Q(**{f"{field}__lt": upper}) if upper else q
-
-
 def _list_flat(visible: QuerySet, prefix: str, marker: str | None, limit: int) -> ListResult:
-    qs = visible.filter(_range_q("node__path", prefix))
+    qs = visible.filter(paths.prefix_q("node__path", prefix))
     if marker is not None:
         qs = qs.filter(node__path__gt=marker)
     rows = list(qs.order_by("node__path").values_list("node__path", "serial")[: limit + 1])
@@ -178,7 +170,7 @@ def _list_level(visible: QuerySet, prefix: str, marker: str | None, limit: int) 
         node__path__gt=Concat(OuterRef("path"), Value(paths.SEPARATOR)),
         node__path__lt=Concat(OuterRef("path"), Value(chr(ord(paths.SEPARATOR) + 1))),
     )
-    nodes = Node.objects.filter(_range_q("path", prefix), depth=depth)
+    nodes = Node.objects.filter(paths.prefix_q("path", prefix), depth=depth)
     position = _level_marker(prefix, marker)
     if position is not None:
         nodes = nodes.filter(path__gt=position[0]) if position[1] else nodes.filter(path__gte=position[0])
@@ -218,7 +210,7 @@ def _list_grouped(visible: QuerySet, prefix: str, delimiter: str, marker: str | 
     position = StrIndex(rest, Value(delimiter))
     ends_at_delimiter = Q(position=Length(rest) - len(delimiter) + 1)
     rows = (
-        visible.filter(_range_q("node__path", prefix))
+        visible.filter(paths.prefix_q("node__path", prefix))
         .annotate(position=position)
         .annotate(
             is_prefix=Case(When(Q(position=0) | ends_at_delimiter, then=Value(0)), default=Value(1),

@@ -2,14 +2,19 @@
 
 Writes go through :mod:`versioned_items.api`, never through ``save()`` or ``QuerySet.update()``
 on these models: the API keeps statistics, content references and the search indexes in step.
-The QuerySets here are for reading.
+The QuerySets here are for reading: their ``update()`` and ``delete()`` raise
+:class:`~versioned_items.exceptions.WriteOutsideOperation` outside an operation of the API
+(:class:`GuardedQuerySet`; :func:`direct_writes` lifts that for tests and data migrations).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.db import models
-from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from . import paths
+from . import paths, validation
 
 
 class CodePointMixin:
@@ -49,16 +54,55 @@ class Versioning(models.TextChoices):
     NONE = "none", _("keep only the current version")
 
 
-class NodeQuerySet(models.QuerySet):
+_direct_writes: ContextVar[bool] = ContextVar("versioned_items_direct_writes", default=False)
+
+
+@contextmanager
+def direct_writes() -> Iterator[None]:
+    """Allow ``update()`` and ``delete()`` on the app's QuerySets outside an operation, in this
+    thread: for tests that damage a store on purpose (then ``vi_check --fix`` repairs it) and
+    for data migrations that keep the statistics and references right themselves."""
+    token = _direct_writes.set(True)
+    try:
+        yield
+    finally:
+        _direct_writes.reset(token)
+
+
+class GuardedQuerySet(models.QuerySet):
+    """A QuerySet whose ``update()`` and ``delete()`` work only inside an operation of
+    :mod:`versioned_items.api` (they raise :class:`~versioned_items.exceptions.WriteOutsideOperation`
+    elsewhere): a write that bypassed the API would leave the statistics, the content references
+    and the search outbox behind. Reading is not restricted."""
+
+    def _check_operation(self, method: str) -> None:
+        from .changes import current
+        from .exceptions import WriteOutsideOperation
+
+        if current() is None and not _direct_writes.get():
+            raise WriteOutsideOperation(
+                f"{self.model.__name__}.objects...{method}() outside an operation would bypass the statistics, "
+                "the content references and the search outbox; write through versioned_items.api"
+            )
+
+    def update(self, **kwargs):
+        self._check_operation("update")
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def delete(self):
+        self._check_operation("delete")
+        return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class NodeQuerySet(GuardedQuerySet):
     def subtree(self, path: str, include_self: bool = True) -> "NodeQuerySet":
         """The node at ``path`` (if ``include_self``) and its descendants, as one path range."""
-        prefix = paths.subtree_prefix(path)
-        if not prefix:
-            return self.all() if include_self else self.exclude(path="")
-        q = Q(path__gte=prefix, path__lt=paths.next_prefix(prefix))
-        if include_self:
-            q |= Q(path=path)
-        return self.filter(q)
+        return self.filter(paths.subtree_q("path", path, include_self=include_self))
 
     def ancestors_of(self, path: str) -> "NodeQuerySet":
         """The ancestors of ``path``, served by the path index (``path IN (...)``)."""
@@ -125,7 +169,7 @@ class Node(models.Model):
         return paths.name(self.path)
 
 
-class VersionQuerySet(models.QuerySet):
+class VersionQuerySet(GuardedQuerySet):
     def newest_first(self) -> "VersionQuerySet":
         return self.order_by("-serial")
 
@@ -153,7 +197,7 @@ class Version(models.Model):
     )
     mtime = models.DateTimeField(_("modified"), help_text=_("When this version was written."))
     muser = models.CharField(
-        _("modified by"), max_length=150, blank=True, help_text=_("User name or id of the writer.")
+        _("modified by"), max_length=validation.MAX_USER_LENGTH, blank=True, help_text=_("User name or id of the writer.")
     )
     cluster = models.PositiveSmallIntegerField(
         _("cluster"), choices=Cluster.choices, default=Cluster.NORMAL
@@ -215,6 +259,8 @@ class Attribute(models.Model):
         help_text=_("The value as a number when it is one; used by numeric filters."),
     )
 
+    objects = GuardedQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("attribute")
         verbose_name_plural = _("attributes")
@@ -244,6 +290,8 @@ class Statistics(models.Model):
     population = models.BigIntegerField(_("population"), default=0)
     size = models.BigIntegerField(_("size"), default=0)
     mtime = models.DateTimeField(_("last change"), null=True, blank=True)
+
+    objects = GuardedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("statistics")

@@ -9,9 +9,10 @@ which is what makes a prefix a contiguous range ``[prefix, next_prefix(prefix))`
 path index.
 """
 
-import unicodedata
+from django.db.models import Q
 
 from .exceptions import InvalidPath
+from .validation import control_character, describe
 
 SEPARATOR = "/"
 #: Longest path accepted, in UTF-8 bytes (the same limit as S3 keys; fits a B-tree index entry).
@@ -33,12 +34,12 @@ def clean_path(path: str, *, allow_root: bool = False) -> str:
         if allow_root:
             return ""
         raise InvalidPath("path is empty; give a path such as 'docs/readme.txt'")
-    for char in path:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise InvalidPath(
-                f"path {path!r} contains the control character U+{ord(char):04X}; "
-                "paths may contain any printable character"
-            )
+    char = control_character(path)
+    if char is not None:
+        raise InvalidPath(
+            f"path {path!r} contains the control character {describe(char)}; "
+            "paths may contain any printable character"
+        )
     if len(path.encode("utf-8")) > MAX_PATH_BYTES:
         raise InvalidPath(
             f"path {path[:40]!r}... is {len(path.encode('utf-8'))} bytes long; "
@@ -116,3 +117,20 @@ def next_prefix(prefix: str) -> str | None:
             return prefix[:-1] + chr(following)
         prefix = prefix[:-1]
     return None
+
+
+def prefix_q(field: str, prefix: str) -> Q:
+    """The ``Q`` of values of ``field`` that start with ``prefix``, as one range
+    ``[prefix, next_prefix(prefix))`` that a path index serves (everything for ``""``)."""
+    q = Q(**{f"{field}__gte": prefix}) if prefix else Q()
+    upper = next_prefix(prefix)
+    return q & Q(**{f"{field}__lt": upper}) if upper is not None else q
+
+
+def subtree_q(field: str, path: str, *, include_self: bool = True) -> Q:
+    """The ``Q`` of the node at ``path`` (if ``include_self``) and its descendants, by ``field``."""
+    prefix = subtree_prefix(path)
+    if not prefix:
+        return Q() if include_self else ~Q(**{field: ""})
+    q = prefix_q(field, prefix)
+    return q | Q(**{field: path}) if include_self else q

@@ -35,7 +35,7 @@ from versioned_items import paths
 from versioned_items.conf import app_settings
 from versioned_items.exceptions import InvalidArgument
 from versioned_items.models import Node, Version
-from versioned_items.validation import clean_cluster, clean_time
+from versioned_items.validation import clean_cluster, clean_range, clean_size_range, clean_time, to_utc
 
 from . import query as q
 from .indexing import wait_for_index  # noqa: F401  (re-exported: read your own writes)
@@ -191,7 +191,7 @@ def _request(text, *, history, as_of, include_deleted, cluster, under, content_t
     if not isinstance(text, str):
         raise InvalidArgument(f"query text must be a string, not {type(text).__name__}: {text!r}")
     q.check_size(text)
-    as_of = _utc(clean_time(as_of, "as_of"), "as_of")
+    as_of = to_utc(clean_time(as_of, "as_of"), "as_of")
     if cluster is not None:
         cluster = int(clean_cluster(cluster))
     if under is not None:
@@ -213,8 +213,8 @@ def _request(text, *, history, as_of, include_deleted, cluster, under, content_t
         under=under,
         content_type=content_type or None,
         musers=musers,
-        mtime_range=_range(mtime_range, "mtime_range", datetime),
-        size_range=_range(size_range, "size_range", int),
+        mtime_range=clean_range(mtime_range, "mtime_range", datetime),
+        size_range=clean_size_range(size_range),
         attributes=tuple((str(k), None if v is None else str(v)) for k, v in (attributes or {}).items()),
         sort=sort,
         page=page,
@@ -224,35 +224,6 @@ def _request(text, *, history, as_of, include_deleted, cluster, under, content_t
         want_facets=bool(facets),
         suggest=None if suggest is None else bool(suggest),
     )
-
-
-def _range(value, name: str, kind: type) -> tuple:
-    if value is None:
-        return (None, None)
-    try:
-        low, high = value
-    except (TypeError, ValueError):
-        raise InvalidArgument(f"{name} {value!r} must be a pair (low, high); use None for an open end") from None
-    for end in (low, high):
-        if end is not None and (not isinstance(end, kind) or isinstance(end, bool)):
-            raise InvalidArgument(f"{name} {value!r} must hold {kind.__name__} values or None")
-        if kind is datetime and end is not None and end.tzinfo is None:
-            raise InvalidArgument(f"{name} {value!r} needs aware datetimes")
-    if kind is datetime:
-        low, high = _utc(low, name), _utc(high, name)
-    if low is not None and high is not None and high < low:
-        raise InvalidArgument(f"{name} {value!r} ends before it starts")
-    return (low, high)
-
-
-def _utc(moment: datetime | None, name: str) -> datetime | None:
-    """``moment`` in UTC; InvalidArgument when that falls outside the years 1 to 9999."""
-    if moment is None:
-        return None
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidArgument(f"{name} {moment.isoformat()} is out of range once in UTC") from None
 
 
 def _hit(raw: q.RawHit) -> Hit:

@@ -11,14 +11,15 @@ class VersionedItemsSearchConfig(AppConfig):
     def ready(self) -> None:
         # Wiring only: the outbox receiver, for the storage app's own signal and model; index
         # creation after this app's migrations; the system checks; the index comparison that
-        # vi_check runs with the core's integrity checks.
+        # vi_check runs with the core's integrity checks; the search pages of the admin and the
+        # site (extension points of the core, which never imports this app).
         from django.db.models.signals import post_migrate
 
         from versioned_items import integrity as core_integrity
         from versioned_items.models import Version
         from versioned_items.signals import versions_changed
 
-        from . import checks  # noqa: F401
+        from . import admin, checks, views  # noqa: F401  (checks: registered on import)
         from .integrity import check_indexes, repair_indexes
         from .receivers import create_indexes_after_migrate, record_index_changes
 
@@ -29,3 +30,5 @@ class VersionedItemsSearchConfig(AppConfig):
             create_indexes_after_migrate, sender=self, dispatch_uid="versioned_items_search.indexes"
         )
         core_integrity.register_checker("search", check_indexes, repair_indexes)
+        admin.register()
+        views.register()

@@ -2,10 +2,11 @@ import json
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
+
 from django.utils.html import strip_tags
 
 from versioned_items.exceptions import VersionedItemsError
+from versioned_items.validation import make_aware
 from versioned_items.search.api import search
 
 
@@ -44,7 +45,7 @@ def _time(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--as-of {value!r} is not an ISO date or time such as 2025-03-01 or 2025-03-01T12:00") from None
-    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    return make_aware(moment)
 
 
 def _as_json(page) -> str:

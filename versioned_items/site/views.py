@@ -1,8 +1,8 @@
-"""The site's pages (included with ``path("", include("versioned_items.urls"))``): browse a
-folder, read an item and its history, compare two versions, download content, restore a
-version, and search.
+"""The site's pages (included with ``path("", include("versioned_items.site.urls"))``): browse
+a folder, read an item and its history, compare two versions, download content, and restore a
+version. The search app adds its search page (:mod:`versioned_items.extensions`).
 
-Every page needs a logged-in user. A view parses its input with :mod:`versioned_items.forms`,
+Every page needs a logged-in user. A view parses its input with :mod:`versioned_items.site.forms`,
 calls the library, and renders: input that cannot be used is shown on the page with HTTP 400,
 a path or version that does not exist with 404.
 """
@@ -11,23 +11,24 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from . import api, forms, paths, permissions
-from .diffs import diff_versions, read_text
-from .exceptions import ContentMissing, IndexUnavailable, InvalidInput, NotFound, VersionedItemsError
-from .models import Node, Version
+from .. import api, pages, paths, permissions
+from ..diffs import read_text
+from ..exceptions import ContentMissing, InvalidInput, NotFound, VersionedItemsError
+from ..forms import CompareForm, first_error, format_time
+from ..models import Node, Version
+from ..pages import query_string
+from . import forms
 
 #: Bytes of an item's text shown on its page.
 PREVIEW_BYTES = 256 * 1024
 #: Versions per page of an item's history.
 HISTORY_PAGE_SIZE = 50
-#: Hits per page of search results.
-SEARCH_PAGE_SIZE = 20
 
 
 def error_page(request, message: str, *, status: int = 400):
@@ -48,16 +49,6 @@ def crumbs(path: str) -> list[tuple[str, str]]:
     """(name, folder prefix) for each folder above ``path`` (a prefix or an item path)."""
     parts = path.split(paths.SEPARATOR)[:-1]
     return [(name, paths.SEPARATOR.join(parts[: i + 1]) + paths.SEPARATOR) for i, name in enumerate(parts)]
-
-
-def query_string(request, **changes) -> str:
-    """The current query string with some parameters replaced (None removes one)."""
-    params = request.GET.copy()
-    for key, value in changes.items():
-        params.pop(key, None)
-        if value is not None:
-            params[key] = value
-    return params.urlencode()
 
 
 @login_required
@@ -127,7 +118,7 @@ def item(request, path: str):
     try:
         text = read_text(version, PREVIEW_BYTES) if shown else None
     except ContentMissing:
-        text, missing = None, content_missing_message()  # the version and its history still show
+        text, missing = None, pages.content_missing_message()  # the version and its history still show
     else:
         missing = ""
     context = {
@@ -157,7 +148,7 @@ def shown_version(node: Node, data: dict) -> tuple[Version | None, str]:
             "path": node.path, "serial": data["version"]}
     if data["before"]:
         version = api.lookup(node.path, before=data["before"])
-        when = forms.format_time(data["before"])
+        when = format_time(data["before"])
         return version, _("As of %(time)s.") % {"time": when} if version else _(
             "%(path)s did not exist as of %(time)s.") % {"path": node.path, "time": when}
     if node.current.is_delete_marker:
@@ -168,47 +159,26 @@ def shown_version(node: Node, data: dict) -> tuple[Version | None, str]:
 @login_required
 def diff(request):
     """The line-by-line difference between two versions."""
-    form = forms.CompareForm(request.GET)
+    form = CompareForm(request.GET)
     if not form.is_valid():
-        return error_page(request, forms.first_error(form))
-    old, new = form.cleaned_data["old"], form.cleaned_data["new"]
-    found = Version.objects.select_related("node").in_bulk([old, new])
-    for serial in (old, new):
-        if serial not in found:
-            return error_page(request, _("There is no version #%(serial)s.") % {"serial": serial}, status=404)
+        return error_page(request, first_error(form))
     try:
-        context = {"diff": diff_versions(found[old], found[new]), "crumbs": crumbs(found[new].node.path)}
-    except ContentMissing:
-        return error_page(request, content_missing_message(), status=404)
-    return render(request, "versioned_items/diff.html", context)
+        diff = pages.compare(form.cleaned_data["old"], form.cleaned_data["new"])
+    except pages.PageError as error:
+        return error_page(request, error.message, status=error.status)
+    return render(request, "versioned_items/diff.html", {"diff": diff, "crumbs": crumbs(diff.new.node.path)})
 
 
 @login_required
 def content(request, serial: int):
     """A version's content, as a download."""
     version = Version.objects.select_related("node").filter(serial=serial).first()
-    if version is None or version.is_delete_marker:
-        return error_page(request, _("Version #%(serial)s has no content.") % {"serial": serial}, status=404)
+    if version is None:
+        return error_page(request, _("There is no version #%(serial)s.") % {"serial": serial}, status=404)
     try:
-        return content_response(version)
-    except ContentMissing:
-        return error_page(request, content_missing_message(), status=404)
-
-
-def content_missing_message() -> str:
-    """What a page says when a version's content file is gone from the storage. Shared with
-    the admin."""
-    return _("The content of this version is missing from the storage. An administrator can list "
-             "the versions affected with the vi_check command.")
-
-
-def content_response(version: Version) -> FileResponse:
-    """The content of a version as a download; never shown inline, since it may be active
-    HTML. Shared with the admin."""
-    response = FileResponse(version.open(), as_attachment=True, filename=version.node.name or "content",
-                            content_type=version.content_type or "application/octet-stream")
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+        return pages.content_response(version)
+    except pages.PageError as error:
+        return error_page(request, error.message, status=error.status)
 
 
 @login_required
@@ -234,75 +204,3 @@ def restore(request, serial: int):
     return render(request, "versioned_items/restore.html", {"version": version, "crumbs": crumbs(version.node.path)})
 
 
-def run_search(form: forms.SearchForm, *, page_size: int = SEARCH_PAGE_SIZE, **options):
-    """Search with a valid form's arguments: ``(page, None)``, or ``(None, status)`` with the
-    error added to the form (400 for bad input, 404 for a page past the last one, 503 when the
-    index cannot be read). Shared with the admin's search."""
-    from .search.api import search
-
-    try:
-        results = search(**form.search_arguments(), page_size=page_size, **options)
-        if results.total and results.page > results.num_pages:
-            # Like Django's paginator (and the admin's lists): a page past the end is a 404. A
-            # search that matches nothing keeps its page, to show its spelling suggestion.
-            form.add_error(None, _("There is no page %(page)s: the results have %(pages)s page(s).") % {
-                "page": results.page, "pages": results.num_pages})
-            return None, 404
-        return results, None
-    except InvalidInput as error:
-        form.add_error(None, str(error))
-        return None, 400
-    except IndexUnavailable as error:
-        form.add_error(None, _("Search is not available right now: %(error)s") % {"error": error})
-        return None, 503
-
-
-@login_required
-def search(request):
-    """Full-text search: latest items or every version, as of a time, below a folder, with
-    facets and highlighted snippets."""
-    form = forms.SearchForm(request.GET if "q" in request.GET else None)
-    context = {"form": form}
-    if not form.is_bound:
-        return render(request, "versioned_items/search.html", context)
-    if not form.is_valid():
-        return render(request, "versioned_items/search.html", context, status=400)
-    results, status = run_search(form, facets=True)
-    if results is None:
-        return render(request, "versioned_items/search.html", context, status=status)
-    context.update(results=results, facets=facet_links(request, results.facets),
-                   **page_links(request, results.page, results.has_next),
-                   suggestion_url=suggestion_url(request, results.suggestion))
-    return render(request, "versioned_items/search.html", context)
-
-
-def suggestion_url(request, suggestion: str | None) -> str | None:
-    """The same search with the spelling suggestion as its query text, from the first page.
-    Shared with the admin's search."""
-    return f"?{query_string(request, q=suggestion, page=None)}" if suggestion else None
-
-
-def facet_links(request, facets: dict) -> list[tuple[str, list[dict]]]:
-    """The facets of a search as (title, [{value, count, url, selected}]): a link adds the
-    value to the search, or removes it when it is already chosen."""
-    groups = [(_("Modified by"), "muser", facets.get("muser", [])),
-              (_("Content type"), "content_type", facets.get("content_type", []))]
-    groups += [(name, "attr", [(f"{name}={value}", count) for value, count in values])
-               for name, values in (facets.get("attributes") or {}).items()]
-    result = []
-    for title, param, values in groups:
-        chosen = request.GET.get(param, "")
-        links = [{"value": value.partition("=")[2] if param == "attr" else value, "count": count,
-                  "selected": value == chosen,
-                  "url": "?" + query_string(request, page=None, **{param: None if value == chosen else value})}
-                 for value, count in values if value != ""]
-        if links:
-            result.append((title, links))
-    return result
-
-
-def page_links(request, page: int, has_next: bool) -> dict:
-    return {
-        "previous_url": f"?{query_string(request, page=str(page - 1))}" if page > 1 else None,
-        "next_url": f"?{query_string(request, page=str(page + 1))}" if has_next else None,
-    }

@@ -1,0 +1,1 @@
+"""The site: pages for people who read and restore items (``versioned_items.site.urls``)."""
