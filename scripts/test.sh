@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Run the whole test suite on SQLite, then on a throw-away PostgreSQL cluster, for one
-# Python/Django combination. Fails if either run fails (pytest's "no tests ran", exit 5, too).
+# Run the whole test suite on SQLite, then on a throw-away PostgreSQL cluster, then the core,
+# site and admin tests once more without the search app ("nosearch": a site that installs only
+# the core), for one Python/Django combination. Fails if any run fails (pytest's "no tests
+# ran", exit 5, too).
 #
 #   scripts/test.sh [PYTEST_ARG...]        e.g. scripts/test.sh -x -k listing
 #
 # Environment: PY (default 3.11), DJANGO (a feature release, default 5.2),
-#              VI_TEST_DBS (default "sqlite postgres"; e.g. "sqlite" for a quick run).
+#              VI_TEST_DBS (default "sqlite postgres nosearch"; e.g. "sqlite" for a quick run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PY:-3.11}
 DJANGO=${DJANGO:-5.2}
-VI_TEST_DBS=${VI_TEST_DBS:-sqlite postgres}
+VI_TEST_DBS=${VI_TEST_DBS:-sqlite postgres nosearch}
 
 # "5.2" -> "Django>=5.2,<5.3": the newest patch release of that feature release.
 next_minor="${DJANGO%%.*}.$(( ${DJANGO#*.} + 1 ))"
@@ -22,13 +24,18 @@ versions=$("$venv/bin/python" -c 'import sys, django; print(f"Python {sys.versio
 failed=()
 for db in $VI_TEST_DBS; do
     echo "=== $versions, $db ==="
+    selection=()
     case $db in
-        sqlite)   runner=() ;;
-        postgres) runner=(scripts/pg.sh) ;;
-        *) echo "scripts/test.sh: unknown database '$db' in VI_TEST_DBS (sqlite, postgres)" >&2; exit 2 ;;
+        sqlite)   runner=(env VI_TEST_DB=sqlite) ;;
+        postgres) runner=(scripts/pg.sh env VI_TEST_DB=postgres) ;;
+        # The stress tests already ran above; the browser tests drive the search pages too.
+        nosearch) runner=(env VI_TEST_DB=sqlite VI_TEST_SEARCH=0)
+                  selection=(-m "not slow" --ignore=tests/site/test_browser.py tests/core tests/site tests/admin
+                             tests/project/test_structure.py) ;;
+        *) echo "scripts/test.sh: unknown run '$db' in VI_TEST_DBS (sqlite, postgres, nosearch)" >&2; exit 2 ;;
     esac
     status=0
-    "${runner[@]}" env VI_TEST_DB="$db" "$venv/bin/python" -m pytest "$@" || status=$?
+    "${runner[@]}" "$venv/bin/python" -m pytest "${selection[@]}" "$@" || status=$?
     case $status in
         0) ;;
         5) failed+=("$db (no tests ran)") ;;

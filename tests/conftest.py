@@ -24,5 +24,21 @@ def subprocess_env(django_db_setup) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
-# Fixtures of the search tests (versioned_items.search).
-from .search_fixtures import search_index  # noqa: E402,F401
+#: Whether this run has the search app (tests/settings.py, ``VI_TEST_SEARCH``).
+SEARCH = os.environ.get("VI_TEST_SEARCH", "1") != "0"
+
+if SEARCH:
+    # Fixtures of the search tests (versioned_items.search).
+    from .search_fixtures import search_index  # noqa: E402,F401
+else:
+    collect_ignore_glob = ["search/*"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without the search app, tests marked ``search`` are skipped (they need its pages or indexes)."""
+    if SEARCH:
+        return
+    skip = pytest.mark.skip(reason="needs versioned_items.search (VI_TEST_SEARCH=0)")
+    for item in items:
+        if "search" in item.keywords or "search_index" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)

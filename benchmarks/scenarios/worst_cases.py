@@ -11,7 +11,7 @@ the old code's hangs are reported as "> N s" instead of hanging the benchmark.
 
 The project's answer to most of them is a refusal that names the limit (docs/limits.md): the
 table says how each case ended (``ok``, or the error's class) and how long that took. No
-targets: the bounds themselves are asserted by counting work in tests/test_bounds.py.
+targets: the bounds themselves are asserted by counting work in tests/search/test_bounds.py.
 """
 
 import json

@@ -1,6 +1,6 @@
 """What the reference pages show, read from the code: the settings and the management commands.
 
-Kept free of Sphinx so that tests/test_docs.py can import it too, to check that every setting
+Kept free of Sphinx so that tests/project/test_docs.py can import it too, to check that every setting
 has a description and every command is on the commands page. The directives that render it are
 in ``reference.py``.
 """

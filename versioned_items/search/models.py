@@ -73,6 +73,11 @@ class IndexChange(models.Model):
         return f"{self.get_kind_display()} {self.object_id}"
 
 
+def _count(verbose_name, help_text) -> models.PositiveIntegerField:
+    """A count that a maintenance run may leave empty (not every kind of run counts it)."""
+    return models.PositiveIntegerField(verbose_name, null=True, blank=True, help_text=help_text)
+
+
 class MaintenanceRunQuerySet(models.QuerySet):
     def succeeded(self) -> "MaintenanceRunQuerySet":
         """Runs that finished without an error."""
@@ -115,26 +120,11 @@ class MaintenanceRun(models.Model):
         help_text=_("When the run ended; empty while it runs, and for a run that failed or was killed."),
     )
     error = models.TextField(_("error"), blank=True, help_text=_("Why the run failed; empty if it did not."))
-    latest_documents = models.PositiveIntegerField(
-        _("latest documents"), null=True, blank=True,
-        help_text=_("Documents of the latest index: written by a rebuild, found by an update or a check."),
-    )
-    history_documents = models.PositiveIntegerField(
-        _("history documents"), null=True, blank=True,
-        help_text=_("Documents of the history index: written by a rebuild, found by an update or a check."),
-    )
-    latest_differences = models.PositiveIntegerField(
-        _("latest differences"), null=True, blank=True,
-        help_text=_("Documents of the latest index that were missing, stale or changed (update and check)."),
-    )
-    history_differences = models.PositiveIntegerField(
-        _("history differences"), null=True, blank=True,
-        help_text=_("Documents of the history index that were missing, stale or changed (update and check)."),
-    )
-    statistics_differences = models.PositiveIntegerField(
-        _("statistics differences"), null=True, blank=True,
-        help_text=_("Statistics rows that differed from a recomputation (check)."),
-    )
+    latest_documents = _count(_("latest documents"), _("Documents of the latest index: written by a rebuild, found by an update or a check."))
+    history_documents = _count(_("history documents"), _("Documents of the history index: written by a rebuild, found by an update or a check."))
+    latest_differences = _count(_("latest differences"), _("Documents of the latest index that were missing, stale or changed (update and check)."))
+    history_differences = _count(_("history differences"), _("Documents of the history index that were missing, stale or changed (update and check)."))
+    statistics_differences = _count(_("statistics differences"), _("Statistics rows that differed from a recomputation (check)."))
     applied = models.PositiveIntegerField(
         _("applied"), default=0,
         help_text=_("Outbox entries the run applied (a rebuild: replayed into the new indexes after the swap)."),

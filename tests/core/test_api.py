@@ -15,7 +15,7 @@ from versioned_items.exceptions import (
 from versioned_items.models import Blob, Cluster, Node, Version, direct_writes
 from versioned_items.signals import versions_changed
 
-from .helpers import assert_statistics_exact, snapshot, statements
+from ..helpers import assert_statistics_exact, snapshot, statements
 
 pytestmark = pytest.mark.django_db
 

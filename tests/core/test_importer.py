@@ -11,7 +11,7 @@ from versioned_items.exceptions import InvalidArgument, InvalidPath
 from versioned_items.importer import import_directory
 from versioned_items.models import Cluster, Version
 
-from .helpers import assert_statistics_exact, snapshot
+from ..helpers import assert_statistics_exact, snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from versioned_items import api
 from versioned_items.search import indexing
 from versioned_items.search.models import IndexChange
 
-from .search_fixtures import assert_in_step, found, indexed
+from ..search_fixtures import assert_in_step, found, indexed
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from versioned_items import api
 from versioned_items.exceptions import InvalidArgument, InvalidFilter, InvalidPath, NodeNotFound
 from versioned_items.models import Cluster
 
-from .helpers import all_pages, assert_listing, statements
+from ..helpers import all_pages, assert_listing, statements
 
 pytestmark = pytest.mark.django_db
 

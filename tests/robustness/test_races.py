@@ -19,7 +19,7 @@ from versioned_items import api
 from versioned_items.exceptions import InvalidArgument
 from versioned_items.models import Blob, Cluster, Node, Version
 
-from .helpers import assert_statistics_exact
+from ..helpers import assert_statistics_exact
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -25,7 +25,7 @@ from versioned_items.models import Cluster, Version
 from versioned_items.search import indexing
 from versioned_items.search.api import search
 
-from .helpers import snapshot
+from ..helpers import snapshot
 
 SCRIPT = "<script>alert('pwned')</script>"
 # No "%" or "_": LIKE patterns escape those, and the text must be found verbatim in the parameters.

@@ -18,7 +18,7 @@ from versioned_items.content import content_name, storage
 from versioned_items.integrity import Problem
 from versioned_items.models import Blob, Cluster, Node, Statistics, Version, direct_writes
 
-from .helpers import snapshot
+from ..helpers import snapshot
 
 pytestmark = pytest.mark.django_db
 

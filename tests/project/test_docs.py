@@ -13,7 +13,7 @@ import pytest
 
 from versioned_items.conf import DEFAULTS
 
-from .conftest import REPO_ROOT
+from ..conftest import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
 README = REPO_ROOT / "README.md"

@@ -21,7 +21,7 @@ from versioned_items.search import indexing
 from versioned_items.search.backends import whoosh
 from versioned_items.search.search_indexes import LatestIndex
 
-from .search_fixtures import found, indexed
+from ..search_fixtures import found, indexed
 
 pytestmark = pytest.mark.django_db
 

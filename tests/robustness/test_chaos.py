@@ -7,7 +7,7 @@ content reads back with its recorded SHA-256, and every error a caller saw is on
 exceptions. The operation and error counts are printed (``pytest -s`` shows them).
 
 ``VI_CHAOS_SECONDS`` sets the length of the run (default 15 s per database, for CI); e.g.
-``VI_CHAOS_SECONDS=120 pytest tests/test_chaos.py -s`` for a longer one.
+``VI_CHAOS_SECONDS=120 pytest tests/robustness/test_chaos.py -s`` for a longer one.
 """
 
 import hashlib
@@ -27,8 +27,8 @@ from versioned_items import integrity
 from versioned_items.models import Version
 from versioned_items.search import indexing
 
-from .helpers import assert_statistics_exact
-from .search_fixtures import child_env
+from ..helpers import assert_statistics_exact
+from ..search_fixtures import child_env
 
 WRITERS = 6
 SECONDS = float(os.environ.get("VI_CHAOS_SECONDS", "15"))
@@ -119,7 +119,7 @@ def test_kill_9_then_vi_check_fix_leaves_a_clean_store(search_index, subprocess_
     if worker == "killed_content_write":  # the same bytes put again are stored whole
         from versioned_items import api
 
-        from .chaos_worker import HALF
+        from ..chaos_worker import HALF
 
         version = api.put("killed/write.bin", HALF * 3)
         assert api.open_content(version).read() == HALF * 3

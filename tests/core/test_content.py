@@ -28,7 +28,7 @@ from versioned_items.gitimport import import_git
 from versioned_items.importer import import_directory
 from versioned_items.models import Blob, Version
 
-from .helpers import snapshot
+from ..helpers import snapshot
 
 MiB = 1 << 20
 
@@ -377,7 +377,7 @@ def run_child(env: dict, name: str, *args, **popen) -> subprocess.Popen:
     code = (
         "import json, sys, django\n"
         "django.setup()\n"
-        "from tests import test_content\n"
+        "from tests.core import test_content\n"
         f"result = test_content._child_{name}(*sys.argv[1:])\n"
         "print(json.dumps(result), flush=True)\n"
     )

@@ -20,7 +20,7 @@ from versioned_items.search import compare, documents, extractors, indexing, mai
 from versioned_items.search.models import IndexChange, MaintenanceRun
 from versioned_items.search.search_indexes import OPEN_END
 
-from .search_fixtures import assert_in_step, child_env, found, history_docs, indexed
+from ..search_fixtures import assert_in_step, child_env, found, history_docs, indexed
 
 pytestmark = pytest.mark.django_db
 
@@ -754,7 +754,7 @@ def stock_whoosh(search_index):
     """Both connections on Haystack's own Whoosh backend: a stand-in for "another backend"."""
     from haystack import connections
 
-    from .search_fixtures import ALIASES
+    from ..search_fixtures import ALIASES
 
     for alias in ALIASES:
         connections.connections_info[alias]["ENGINE"] = "haystack.backends.whoosh_backend.WhooshEngine"

@@ -14,7 +14,7 @@ from versioned_items import admin, api
 from versioned_items.models import Attribute, Cluster, Node, Version
 from versioned_items.signals import versions_changed
 
-from .helpers import assert_statistics_exact
+from ..helpers import assert_statistics_exact
 
 pytestmark = pytest.mark.django_db
 

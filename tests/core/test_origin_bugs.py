@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from versioned_items import api
 from versioned_items.models import Cluster, Node, Version
 
-from .helpers import assert_listing, statements
+from ..helpers import assert_listing, statements
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from versioned_items.models import Cluster
 from versioned_items.search import query
 from versioned_items.search.api import search
 
-from .search_fixtures import found, indexed
+from ..search_fixtures import found, indexed
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from versioned_items import api
 from versioned_items.search import indexing
 from versioned_items.search.api import search
 
-from .search_fixtures import indexed
+from ..search_fixtures import indexed
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from versioned_items.models import Cluster, Version
 from versioned_items.search import indexing
 from versioned_items.search.api import search
 
-from .search_fixtures import child_env
+from ..search_fixtures import child_env
 
 WORKERS = 3
 ROUNDS = 12

@@ -9,7 +9,7 @@ import pytest
 
 from versioned_items.models import Version
 
-from .helpers import assert_statistics_exact
+from ..helpers import assert_statistics_exact
 
 WORKERS = 4
 PUTS = 40

@@ -27,8 +27,8 @@ from versioned_items.models import Version
 from versioned_items.search import indexing
 from versioned_items.search.api import search
 
-from .helpers import assert_statistics_exact
-from .search_fixtures import assert_in_step, child_env, found, point_connections_at
+from ..helpers import assert_statistics_exact
+from ..search_fixtures import assert_in_step, child_env, found, point_connections_at
 
 WRITERS = 8
 VERSIONS_EACH = 200
@@ -39,7 +39,7 @@ def run_child(env: dict, name: str, *args, timeout: float = 240) -> subprocess.C
     code = (
         "import json, sys, django\n"
         "django.setup()\n"
-        "from tests import test_faults\n"
+        "from tests.robustness import test_faults\n"
         f"result = test_faults._child_{name}(*sys.argv[1:])\n"
         "print(json.dumps(result), flush=True)\n"
     )
@@ -67,7 +67,7 @@ def test_eight_writers_in_overlapping_subtrees(search_index, subprocess_env, set
     code = (
         "import json, sys, django\n"
         "django.setup()\n"
-        "from tests import test_faults\n"
+        "from tests.robustness import test_faults\n"
         "print(json.dumps(test_faults._child_write(*sys.argv[1:])), flush=True)\n"
     )
     processes = [
@@ -273,7 +273,7 @@ def test_broken_index_keeps_writes_and_vi_rebuild_index_repairs_it(how, search_i
 
 def _use_test_indexes() -> None:
     """In a child: use the parent test's index folder (see search_fixtures.child_env)."""
-    from .search_fixtures import point_connections_at
+    from ..search_fixtures import point_connections_at
 
     point_connections_at(Path(os.environ["VI_SEARCH_INDEX_DIR"]))
 

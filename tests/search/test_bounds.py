@@ -17,7 +17,7 @@ from versioned_items.exceptions import InvalidFilter, InvalidQuery
 from versioned_items.search import query
 from versioned_items.search.api import search
 
-from .search_fixtures import indexed
+from ..search_fixtures import indexed
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,7 @@ from versioned_items.exceptions import VersionedItemsError
 from versioned_items.search import indexing
 from versioned_items.search.api import search
 
-from .helpers import snapshot
+from ..helpers import snapshot
 
 EXAMPLES = int(os.environ.get("VI_HYPOTHESIS_EXAMPLES", "40"))
 bounded = settings(
