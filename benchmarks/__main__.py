@@ -13,12 +13,28 @@ from .report import Result, machine, write_json
 
 # The 1M latency size indexes 1.25M documents: about an hour here, so it runs only on demand
 # (--latency-sizes 10000,100000,1000000).
-FULL = {"size": 5000, "listing_sizes": [10_000, 100_000, 1_000_000], "latency_sizes": [10_000, 100_000],
-        "create_count": 500, "realtime_count": 100, "repeat": 5, "queries": 20, "memory_mb": 200,
-        "asof_size": 100_000}
-SMOKE = {"size": 150, "listing_sizes": [3000, 6000], "latency_sizes": [300, 600],
-         "create_count": 20, "realtime_count": 10, "repeat": 2, "queries": 5, "memory_mb": 20,
-         "asof_size": 150}
+FULL = {
+    "size": 5000,
+    "listing_sizes": [10_000, 100_000, 1_000_000],
+    "latency_sizes": [10_000, 100_000],
+    "create_count": 500,
+    "realtime_count": 100,
+    "repeat": 5,
+    "queries": 20,
+    "memory_mb": 200,
+    "asof_size": 100_000,
+}
+SMOKE = {
+    "size": 150,
+    "listing_sizes": [3000, 6000],
+    "latency_sizes": [300, 600],
+    "create_count": 20,
+    "realtime_count": 10,
+    "repeat": 2,
+    "queries": 5,
+    "memory_mb": 20,
+    "asof_size": 150,
+}
 
 
 def sizes(text: str) -> list[int]:
@@ -30,24 +46,43 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="Benchmarks of versioned_items side by side with their baselines.",
     )
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds): checks that every scenario runs")
-    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), metavar="NAME",
-                        help=f"run only these (repeatable): {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes (seconds): checks that every scenario runs"
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=list(SCENARIOS),
+        metavar="NAME",
+        help=f"run only these (repeatable): {', '.join(SCENARIOS)}",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--git", metavar="REPO", help="replay this git repository's history as the corpus")
     source.add_argument("--dir", metavar="DIR", help="import this directory tree as the corpus")
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
-                        help="database (postgres: reached through PGHOST etc.; default sqlite)")
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="database (postgres: reached through PGHOST etc.; default sqlite)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic corpus (default 1)")
     parser.add_argument("--size", type=int, help="versions written by the indexing and search scenarios")
     parser.add_argument("--asof-size", type=int, help="versions of the asof scenario's corpus (full: 100k)")
-    parser.add_argument("--listing-sizes", type=sizes, help="comma-separated node counts for the listing scenario")
-    parser.add_argument("--latency-sizes", type=sizes, help="comma-separated version counts for the latency scenario")
+    parser.add_argument(
+        "--listing-sizes", type=sizes, help="comma-separated node counts for the listing scenario"
+    )
+    parser.add_argument(
+        "--latency-sizes", type=sizes, help="comma-separated version counts for the latency scenario"
+    )
     parser.add_argument("--create-count", type=int, help="versions per row of the create scenario")
-    parser.add_argument("--realtime-count", type=int, help="single-version transactions per process (realtime)")
+    parser.add_argument(
+        "--realtime-count", type=int, help="single-version transactions per process (realtime)"
+    )
     parser.add_argument("--repeat", type=int, help="repetitions of each timed call (the best counts)")
     parser.add_argument("--queries", type=int, help="distinct queries per search measurement")
-    parser.add_argument("--memory-mb", type=int, help="content size in MB of the memory scenario's put and import")
+    parser.add_argument(
+        "--memory-mb", type=int, help="content size in MB of the memory scenario's put and import"
+    )
     parser.add_argument("--workdir", help="work folder (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and database afterwards")
     options = parser.parse_args(argv)
@@ -65,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
 
     info = machine()
-    print(f"versioned_items benchmarks: {options.db}, {info['cores']} cores, {info['ram']} RAM, "
-          f"Python {info['python']}, {'smoke' if options.smoke else 'full'} sizes, seed {options.seed}")
+    print(
+        f"versioned_items benchmarks: {options.db}, {info['cores']} cores, {info['ram']} RAM, "
+        f"Python {info['python']}, {'smoke' if options.smoke else 'full'} sizes, seed {options.seed}"
+    )
     results, failed = [], []
     try:
         for name in names:

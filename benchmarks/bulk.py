@@ -35,8 +35,9 @@ def tree_paths(root: str, files: int, dirs: int) -> list[str]:
     return paths
 
 
-def load_tree(root: str, files: int, *, dirs: int = 2500, versions: int = 1, pool: int = 2000,
-              seed: int = 1) -> dict:
+def load_tree(
+    root: str, files: int, *, dirs: int = 2500, versions: int = 1, pool: int = 2000, seed: int = 1
+) -> dict:
     """Write the tree described above into an empty store; return its size."""
     from django.db import transaction
 
@@ -72,8 +73,19 @@ def load_tree(root: str, files: int, *, dirs: int = 2500, versions: int = 1, poo
             checksum, size = contents[rng.randrange(pool)]
             cluster = Cluster.NORMAL if v == versions - 1 else Cluster.HISTORY
             mtime = EPOCH + timedelta(seconds=serial)
-            version_rows.append([serial, pk, size, None, mtime, USERS[serial % len(USERS)],
-                                 int(cluster), "text/plain", checksum])
+            version_rows.append(
+                [
+                    serial,
+                    pk,
+                    size,
+                    None,
+                    mtime,
+                    USERS[serial % len(USERS)],
+                    int(cluster),
+                    "text/plain",
+                    checksum,
+                ]
+            )
             refcounts[checksum] += 1
             entry = own.setdefault((pk, int(cluster)), [0, 0, mtime])
             entry[0] += 1
@@ -84,14 +96,20 @@ def load_tree(root: str, files: int, *, dirs: int = 2500, versions: int = 1, poo
     blob_rows = [[c, size, refcounts[c]] for c, size in dict(contents).items() if refcounts[c]]
     with transaction.atomic():
         _insert(Node, ["id", "parent_id", "path", "depth", "versioning", "current_id"], node_rows)
-        _insert(Version, ["serial", "node_id", "size", "source", "mtime", "muser", "cluster",
-                          "content_type", "checksum"], version_rows)
+        _insert(
+            Version,
+            ["serial", "node_id", "size", "source", "mtime", "muser", "cluster", "content_type", "checksum"],
+            version_rows,
+        )
         _insert(Blob, ["checksum", "size", "refcount"], blob_rows)
         _insert(Statistics, ["id", "node_id", "cluster", "population", "size", "mtime"], statistics_rows)
     _after_load(Node, Version, Statistics)
     _store_contents(contents, pool, seed)
-    return {"nodes": len(node_rows), "versions": len(version_rows),
-            "bytes": sum(row[2] for row in version_rows)}
+    return {
+        "nodes": len(node_rows),
+        "versions": len(version_rows),
+        "bytes": sum(row[2] for row in version_rows),
+    }
 
 
 def _content_pool(pool: int, seed: int) -> list[tuple[str, int]]:
@@ -113,7 +131,7 @@ def _store_contents(contents, pool: int, seed: int) -> None:
     from versioned_items.content import content_name, storage
 
     store = storage()
-    for (checksum, _), data in zip(contents, _pool_texts(pool, seed)):
+    for (checksum, _), data in zip(contents, _pool_texts(pool, seed), strict=False):
         name = content_name(checksum)
         if not store.exists(name):
             store.save(name, ContentFile(data))
@@ -133,16 +151,20 @@ def _statistics(own: dict, node_rows: list) -> list[list]:
             entry[1] += size
             entry[2] = max(entry[2], mtime)
             ancestor, level = parent_of[ancestor], level + 1
-    return [[n + 1, pk, cluster, pop, size, mtime]
-            for n, ((pk, cluster), (pop, size, mtime)) in enumerate(sorted(totals.items()))]
+    return [
+        [n + 1, pk, cluster, pop, size, mtime]
+        for n, ((pk, cluster), (pop, size, mtime)) in enumerate(sorted(totals.items()))
+    ]
 
 
 def _insert(model, fields: list[str], rows: list[list], chunk: int = 20000) -> None:
     from django.db import connection
 
     table = model._meta.db_table
-    columns = [model._meta.get_field(f.removesuffix("_id") if f.endswith("_id") and f != "id" else f).column
-               for f in fields]
+    columns = [
+        model._meta.get_field(f.removesuffix("_id") if f.endswith("_id") and f != "id" else f).column
+        for f in fields
+    ]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             raw = cursor.cursor
@@ -156,7 +178,9 @@ def _insert(model, fields: list[str], rows: list[list], chunk: int = 20000) -> N
     sql = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({placeholders})'
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
-            batch = [[adapt(v) if hasattr(v, "tzinfo") else v for v in row] for row in rows[start:start + chunk]]
+            batch = [
+                [adapt(v) if hasattr(v, "tzinfo") else v for v in row] for row in rows[start : start + chunk]
+            ]
             cursor.executemany(sql, batch)
 
 

@@ -52,8 +52,36 @@ class Write:
 def vocabulary(seed: int, size: int = 8000) -> list[str]:
     """``size`` distinct pseudo-words, the same for the same seed; rank 0 is the most common."""
     rng = random.Random(f"vocabulary-{seed}")
-    onsets = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
-              "br", "ch", "cr", "dr", "fl", "gr", "pl", "pr", "sh", "st", "th", "tr"]
+    onsets = [
+        "b",
+        "c",
+        "d",
+        "f",
+        "g",
+        "h",
+        "k",
+        "l",
+        "m",
+        "n",
+        "p",
+        "r",
+        "s",
+        "t",
+        "v",
+        "z",
+        "br",
+        "ch",
+        "cr",
+        "dr",
+        "fl",
+        "gr",
+        "pl",
+        "pr",
+        "sh",
+        "st",
+        "th",
+        "tr",
+    ]
     vowels = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou"]
     codas = ["", "", "n", "r", "s", "t", "l", "m", "nd", "rk", "st"]
     words: dict[str, None] = {}
@@ -67,8 +95,15 @@ def vocabulary(seed: int, size: int = 8000) -> list[str]:
 class SyntheticCorpus:
     """A seeded synthetic corpus of ``nodes`` items and ``versions`` writes (>= nodes)."""
 
-    def __init__(self, nodes: int, versions: int | None = None, *, seed: int = 1, root: str = "corpus",
-                 text_bytes: int = 1000):
+    def __init__(
+        self,
+        nodes: int,
+        versions: int | None = None,
+        *,
+        seed: int = 1,
+        root: str = "corpus",
+        text_bytes: int = 1000,
+    ):
         self.nodes = nodes
         self.versions = max(versions or nodes, nodes)
         self.seed = seed
@@ -82,7 +117,7 @@ class SyntheticCorpus:
             self._cumulative.append(total)
         # Fan-out of the tree: about 50 items per folder, folders in two levels.
         folders = max(1, self.nodes // 50)
-        self._top = max(1, round(folders ** 0.5))
+        self._top = max(1, round(folders**0.5))
         self._sub = max(1, -(-folders // self._top))
 
     def describe(self) -> dict:
@@ -103,7 +138,7 @@ class SyntheticCorpus:
     def text(self, rng: random.Random, nbytes: int) -> str:
         # About 7 bytes per word with its space.
         words = rng.choices(self.words, cum_weights=self._cumulative, k=max(1, nbytes // 7))
-        lines = [" ".join(words[i:i + 12]) for i in range(0, len(words), 12)]
+        lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
         return "\n".join(lines)
 
     def content(self, i: int, version: int) -> tuple[bytes, str]:
@@ -133,7 +168,9 @@ class SyntheticCorpus:
             versions[i] += 1
             data, ctype = self.content(i, versions[i])
             yield Write(
-                path=self.path(i), data=data, content_type=ctype,
+                path=self.path(i),
+                data=data,
+                content_type=ctype,
                 user=USERS[(i + versions[i]) % len(USERS)],
                 attributes={"status": STATUSES[(i + versions[i]) % 3], "priority": str(1 + i % 5)},
                 mtime=EPOCH + timedelta(seconds=w),
@@ -162,12 +199,26 @@ class GitCorpus:
 
     def writes(self) -> Iterator[Write]:
         log = subprocess.run(
-            ["git", "-C", str(self.repo), "log", "--reverse", "--no-merges", "--no-renames",
-             "--format=%x00%H %at %an", "--name-status"],
-            capture_output=True, text=True, check=True,
+            [
+                "git",
+                "-C",
+                str(self.repo),
+                "log",
+                "--reverse",
+                "--no-merges",
+                "--no-renames",
+                "--format=%x00%H %at %an",
+                "--name-status",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
-        reader = subprocess.Popen(["git", "-C", str(self.repo), "cat-file", "--batch"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        reader = subprocess.Popen(
+            ["git", "-C", str(self.repo), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         count = 0
         last = EPOCH.replace(year=1970)
         try:
@@ -187,8 +238,9 @@ class GitCorpus:
                         data = _cat(reader, f"{commit}:{name}")
                         if data is None:
                             continue
-                        yield Write(path=path, data=data, content_type=_guess(name),
-                                    user=author[:150], mtime=mtime)
+                        yield Write(
+                            path=path, data=data, content_type=_guess(name), user=author[:150], mtime=mtime
+                        )
                     count += 1
                     if self.limit and count >= self.limit:
                         return
@@ -297,8 +349,14 @@ def load(writes, batch_size: int = 200) -> dict:
                     except VersionedItemsError:
                         continue  # replayed history may delete what it never saw
                 else:
-                    api.put(w.path, w.data, user=w.user, content_type=w.content_type,
-                            attributes=w.attributes, mtime=w.mtime)
+                    api.put(
+                        w.path,
+                        w.data,
+                        user=w.user,
+                        content_type=w.content_type,
+                        attributes=w.attributes,
+                        mtime=w.mtime,
+                    )
         pending.clear()
 
     for w in writes:

@@ -70,8 +70,10 @@ def end_sessions(application_name: str | None = None) -> None:
 
     if connection.vendor != "postgresql":
         return
-    sql = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-           " WHERE datname = %s AND pid <> pg_backend_pid()")
+    sql = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid()"
+    )
     params = [connection.settings_dict["NAME"]]
     if application_name is not None:
         sql += " AND application_name = %s"
@@ -92,7 +94,10 @@ def start_worker(name: str, *args, **extra_env) -> subprocess.Popen:
     """Start ``python -m benchmarks.worker NAME ARGS`` (it prints one JSON line)."""
     return subprocess.Popen(
         [sys.executable, "-m", "benchmarks.worker", name, *map(str, args)],
-        env=child_env(**extra_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=child_env(**extra_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         cwd=REPO_ROOT,
     )
 
@@ -146,9 +151,13 @@ def stock_connections():
 
     from .settings import VERSIONED_ITEMS
 
-    with override_settings(VERSIONED_ITEMS=VERSIONED_ITEMS | {
-        "LATEST_CONNECTION": "stock_latest", "HISTORY_CONNECTION": "stock_history",
-    }):
+    with override_settings(
+        VERSIONED_ITEMS=VERSIONED_ITEMS
+        | {
+            "LATEST_CONNECTION": "stock_latest",
+            "HISTORY_CONNECTION": "stock_history",
+        }
+    ):
         yield
 
 

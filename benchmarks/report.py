@@ -33,7 +33,8 @@ class Target:
 
     def line(self) -> str:
         status = "MET   " if self.met else "MISSED"
-        return f"  {status} {self.name}: {fmt(self.value)}{self.unit} (target {self.op} {fmt(self.threshold)}{self.unit})"
+        target = f"{self.op} {fmt(self.threshold)}{self.unit}"
+        return f"  {status} {self.name}: {fmt(self.value)}{self.unit} (target {target})"
 
 
 @dataclass
@@ -50,9 +51,13 @@ class Table:
         widths = [max(len(str(r[i])) for r in cells) for i in range(len(self.columns))]
         lines = [self.title]
         for n, row in enumerate(cells):
-            lines.append("  " + "  ".join(
-                str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))
-            ))
+            lines.append(
+                "  "
+                + "  ".join(
+                    str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
             if n == 0:
                 lines.append("  " + "  ".join("-" * w for w in widths))
         return "\n".join(lines)
@@ -120,8 +125,12 @@ def machine() -> dict:
         ram = f"{kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration, ValueError):
         ram = "?"
-    return {"cores": os.cpu_count(), "ram": ram, "python": platform.python_version(),
-            "platform": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "ram": ram,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def write_json(results: list[Result], command: str, db: str, stamp: str | None = None) -> Path:
@@ -137,10 +146,10 @@ def write_json(results: list[Result], command: str, db: str, stamp: str | None =
         "date": now.isoformat(timespec="seconds"),
         "command": command,
         "db": db,
-        "machine": machine() | {"django": django.get_version(),
-                                "whoosh": whoosh.versionstring()},
-        "results": [asdict(r) | {"targets": [asdict(t) | {"met": t.met} for t in r.targets]}
-                    for r in results],
+        "machine": machine() | {"django": django.get_version(), "whoosh": whoosh.versionstring()},
+        "results": [
+            asdict(r) | {"targets": [asdict(t) | {"met": t.met} for t in r.targets]} for r in results
+        ],
     }
     path.write_text(json.dumps(data, indent=2, default=str))
     return path

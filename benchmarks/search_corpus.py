@@ -80,9 +80,9 @@ def objects(side: str, batch: int = 500) -> list:
         load = documents.load_history
     result = []
     for start in range(0, len(ids), batch):
-        found = load(ids[start:start + batch])
+        found = load(ids[start : start + batch])
         fill_texts([getattr(obj, SOURCE_ATTR) for obj in found.values()])
-        result += [found[i] for i in ids[start:start + batch] if i in found]
+        result += [found[i] for i in ids[start : start + batch] if i in found]
     return result
 
 

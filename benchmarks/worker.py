@@ -62,8 +62,13 @@ def realtime(worker: str, count: str, start_file: str) -> dict:
 
         flush_background()
         wait_for_index()
-    return {"worker": worker, "writes_s": writes, "total_s": time.perf_counter() - start,
-            "errors": errors, "logged": counter.counts}
+    return {
+        "worker": worker,
+        "writes_s": writes,
+        "total_s": time.perf_counter() - start,
+        "errors": errors,
+        "logged": counter.counts,
+    }
 
 
 def main() -> None:

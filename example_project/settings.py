@@ -75,9 +75,7 @@ def database_from_url(url: str) -> dict:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(
-            f"DATABASE_URL scheme {parts.scheme!r} is not supported; use postgres://"
-        )
+        raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported; use postgres://")
     name = unquote(parts.path.lstrip("/"))
     if not name:
         raise ImproperlyConfigured(f"DATABASE_URL {url!r} names no database (…/name)")

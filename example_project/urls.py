@@ -5,7 +5,11 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Every page of the site needs a login (settings.LOGIN_URL points here).
-    path("accounts/login/", auth_views.LoginView.as_view(template_name="versioned_items/login.html"), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(template_name="versioned_items/login.html"),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("versioned_items.site.urls")),
 ]

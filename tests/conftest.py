@@ -24,6 +24,7 @@ def subprocess_env(django_db_setup) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
+
 #: Whether this run has the search app (tests/settings.py, ``VI_TEST_SEARCH``).
 SEARCH = os.environ.get("VI_TEST_SEARCH", "1") != "0"
 

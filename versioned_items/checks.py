@@ -16,12 +16,14 @@ def check_sqlite_transaction_mode(app_configs=None, databases=None, **kwargs):
         if config.get("ENGINE", "").endswith("sqlite3"):
             mode = (config.get("OPTIONS") or {}).get("transaction_mode", "")
             if str(mode).upper() != "IMMEDIATE":
-                problems.append(Warning(
-                    f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE.",
-                    hint="Add 'OPTIONS': {'transaction_mode': 'IMMEDIATE'} so concurrent writers "
-                         "queue instead of failing with 'database is locked'.",
-                    id="versioned_items.W001",
-                ))
+                problems.append(
+                    Warning(
+                        f"Database {alias!r} is SQLite without transaction_mode IMMEDIATE.",
+                        hint="Add 'OPTIONS': {'transaction_mode': 'IMMEDIATE'} so concurrent writers "
+                        "queue instead of failing with 'database is locked'.",
+                        id="versioned_items.W001",
+                    )
+                )
     return problems
 
 
@@ -29,9 +31,11 @@ def check_sqlite_transaction_mode(app_configs=None, databases=None, **kwargs):
 def check_storage(app_configs=None, **kwargs):
     alias = app_settings.STORAGE
     if alias not in getattr(settings, "STORAGES", {}):
-        return [Error(
-            f"VERSIONED_ITEMS['STORAGE'] is {alias!r}, which is not a key of settings.STORAGES.",
-            hint="Name a storage defined in STORAGES (the default is 'default').",
-            id="versioned_items.E001",
-        )]
+        return [
+            Error(
+                f"VERSIONED_ITEMS['STORAGE'] is {alias!r}, which is not a key of settings.STORAGES.",
+                hint="Name a storage defined in STORAGES (the default is 'default').",
+                id="versioned_items.E001",
+            )
+        ]
     return []

@@ -123,14 +123,25 @@ class Diff:
         rows = []
         for hunk in self.hunks:
             rows.append(format_html('<tr class="vi-diff-hunk"><td colspan="4">{}</td></tr>', hunk.header))
-            rows.append(format_html_join("", '<tr class="{}"><td class="vi-diff-no">{}</td>'
-                                         '<td class="vi-diff-no">{}</td><td class="vi-diff-sign">{}</td>'
-                                         '<td class="vi-diff-text">{}</td></tr>', (
-                (_ROW_CLASS[line.kind], line.old or "", line.new or "", line.kind, line.text)
-                for line in hunk.lines)))
+            rows.append(
+                format_html_join(
+                    "",
+                    '<tr class="{}"><td class="vi-diff-no">{}</td>'
+                    '<td class="vi-diff-no">{}</td><td class="vi-diff-sign">{}</td>'
+                    '<td class="vi-diff-text">{}</td></tr>',
+                    (
+                        (_ROW_CLASS[line.kind], line.old or "", line.new or "", line.kind, line.text)
+                        for line in hunk.lines
+                    ),
+                )
+            )
         if self.truncated:
-            rows.append(format_html('<tr class="vi-diff-hunk"><td colspan="4">{}</td></tr>',
-                                    _("The diff was cut after %(n)s lines.") % {"n": MAX_DIFF_LINES}))
+            rows.append(
+                format_html(
+                    '<tr class="vi-diff-hunk"><td colspan="4">{}</td></tr>',
+                    _("The diff was cut after %(n)s lines.") % {"n": MAX_DIFF_LINES},
+                )
+            )
         return format_html('<table class="vi-diff">{}</table>', mark_safe("".join(rows)))
 
 
@@ -174,7 +185,9 @@ def diff_lines(old: list[str], new: list[str], *, context: int = 3) -> tuple[lis
         hunk = Hunk(first[1] + 1, last[2] - first[1], first[3] + 1, last[4] - first[3])
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
-                hunk.lines += [Line(" ", i + 1, j + 1, old[i]) for i, j in zip(range(i1, i2), range(j1, j2))]
+                hunk.lines += [
+                    Line(" ", i + 1, j + 1, old[i]) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
+                ]
                 continue
             hunk.lines += [Line("-", i + 1, None, old[i]) for i in range(i1, i2)]
             hunk.lines += [Line("+", None, j + 1, new[j]) for j in range(j1, j2)]
@@ -191,7 +204,9 @@ def diff_versions(old: Version, new: Version, *, context: int = 3) -> Diff:
     """Compare the contents of two versions line by line (a delete marker is empty)."""
     diff = Diff(old, new)
     if max(old.size, new.size) > MAX_DIFF_BYTES:
-        diff.reason = _("The contents are larger than %(n)s bytes and are not compared.") % {"n": MAX_DIFF_BYTES}
+        diff.reason = _("The contents are larger than %(n)s bytes and are not compared.") % {
+            "n": MAX_DIFF_BYTES
+        }
         return diff
     texts = [read_text(version, MAX_DIFF_BYTES) for version in (old, new)]
     if None in texts:
@@ -205,6 +220,10 @@ def diff_versions(old: Version, new: Version, *, context: int = 3) -> Diff:
             "The versions are too large to compare: %(old)s and %(new)s lines, %(distinct)s of them "
             "distinct; comparing them would take more than %(limit)s line comparisons (setting "
             "DIFF_MAX_COST)."
-        ) % {"old": f"{len(old_lines):,}", "new": f"{len(new_lines):,}",
-             "distinct": f"{len(set(old_lines) | set(new_lines)):,}", "limit": f"{app_settings.DIFF_MAX_COST:,}"}
+        ) % {
+            "old": f"{len(old_lines):,}",
+            "new": f"{len(new_lines):,}",
+            "distinct": f"{len(set(old_lines) | set(new_lines)):,}",
+            "limit": f"{app_settings.DIFF_MAX_COST:,}",
+        }
     return diff

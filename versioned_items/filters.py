@@ -88,7 +88,7 @@ def _unquote(value: str, expression: str) -> str:
     if value.startswith('"'):
         if len(value) < 2 or not value.endswith('"'):
             raise InvalidFilter(f"filter {expression!r}: text after the closing quote in {value!r}")
-        return re.sub(r'\\(.)', r"\1", value[1:-1])
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
     if '"' in value:
         raise InvalidFilter(f"filter {expression!r}: a quote inside the unquoted value {value!r}")
     return value
@@ -109,8 +109,10 @@ def parse_filter(expression: str | None) -> list[Term]:
     clean_filter_text(expression, InvalidFilter)
     raws, limit = _split_terms(expression), app_settings.FILTER_MAX_TERMS
     if len(raws) > limit:
-        raise InvalidFilter(f"the filter has {len(raws):,} terms; the limit is {limit:,} "
-                            "(setting FILTER_MAX_TERMS): filter on fewer attributes at once")
+        raise InvalidFilter(
+            f"the filter has {len(raws):,} terms; the limit is {limit:,} "
+            "(setting FILTER_MAX_TERMS): filter on fewer attributes at once"
+        )
     terms = []
     for raw in raws:
         text = raw.strip()

@@ -46,18 +46,21 @@ class TimeField(forms.DateTimeField):
         try:
             result = super().to_python(value.strip() if isinstance(value, str) else value)
         except forms.ValidationError:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid",
-                                        params={"value": repr(value)}) from None
+            raise forms.ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"value": repr(value)}
+            ) from None
         if result is None:
             return None
         try:
             validation.to_utc(result, self.label or "time")  # what the database stores
         except InvalidInput:
-            raise forms.ValidationError(self.error_messages["range"], code="range",
-                                        params={"value": repr(value)}) from None
+            raise forms.ValidationError(
+                self.error_messages["range"], code="range", params={"value": repr(value)}
+            ) from None
         if result > timezone.now():
-            raise forms.ValidationError(self.error_messages["future"], code="future",
-                                        params={"value": result.isoformat(sep=" ")})
+            raise forms.ValidationError(
+                self.error_messages["future"], code="future", params={"value": result.isoformat(sep=" ")}
+            )
         return result
 
 
@@ -95,8 +98,13 @@ class FilterField(forms.CharField):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("required", False)
-        kwargs.setdefault("help_text", _("Terms 'key', '!key' or 'key OP value' (OP one of = != < <= > >=), "
-                                         "separated by commas; all must match."))
+        kwargs.setdefault(
+            "help_text",
+            _(
+                "Terms 'key', '!key' or 'key OP value' (OP one of = != < <= > >=), "
+                "separated by commas; all must match."
+            ),
+        )
         super().__init__(**kwargs)
 
     def validate(self, value):
@@ -110,8 +118,9 @@ class FilterField(forms.CharField):
 def clean_marker(value: str) -> str | None:
     """A paging marker: any printable text; empty means the first page."""
     if validation.control_character(value) is not None:
-        raise forms.ValidationError(_("The page marker %(value)r contains a control character."),
-                                    params={"value": value})
+        raise forms.ValidationError(
+            _("The page marker %(value)r contains a control character."), params={"value": value}
+        )
     return value or None
 
 

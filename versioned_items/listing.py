@@ -15,12 +15,22 @@ key order only for names that extend another name with a character below ``/`` (
 remaining range.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence
 
 from django.db.models import (
-    Case, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, When,
+    Case,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
 )
 from django.db.models.functions import Concat, Length, StrIndex, Substr
 
@@ -29,8 +39,14 @@ from .exceptions import InvalidArgument
 from .filters import filter_q
 from .models import Cluster, Node, Version
 from .validation import (
-    clean_cluster, clean_delimiter, clean_limit, clean_marker, clean_size_range, clean_time,
+    clean_cluster,
+    clean_delimiter,
+    clean_limit,
+    clean_marker,
+    clean_size_range,
+    clean_time,
 )
+
 
 @dataclass
 class Entry:
@@ -55,7 +71,9 @@ class ListResult:
         return self.next_marker is not None
 
 
-def latest_versions(*, before: datetime | None = None, except_cluster: int | None = Cluster.DELETED) -> QuerySet:
+def latest_versions(
+    *, before: datetime | None = None, except_cluster: int | None = Cluster.DELETED
+) -> QuerySet:
     """Each node's latest version as of ``before`` (now when None), leaving out those in
     ``except_cluster``. Without ``before`` this reads the cached current pointer."""
     if before is None:
@@ -156,7 +174,7 @@ def _level_marker(prefix: str, marker: str | None) -> tuple[str, int] | None:
     """The marker as a tree-order position (node path, 0 for its object / 1 for its prefix)."""
     if marker is None or marker < prefix:
         return None
-    rest = marker[len(prefix):] if marker.startswith(prefix) else None
+    rest = marker[len(prefix) :] if marker.startswith(prefix) else None
     if rest is None:
         return (marker, 1)
     name, sep, _ = rest.partition(paths.SEPARATOR)
@@ -203,7 +221,9 @@ def _list_level(visible: QuerySet, prefix: str, marker: str | None, limit: int) 
     return result
 
 
-def _list_grouped(visible: QuerySet, prefix: str, delimiter: str, marker: str | None, limit: int) -> ListResult:
+def _list_grouped(
+    visible: QuerySet, prefix: str, delimiter: str, marker: str | None, limit: int
+) -> ListResult:
     """One query grouping the remaining range by the text up to the first delimiter."""
     start = len(prefix) + 1
     rest = Substr("node__path", start)
@@ -213,8 +233,11 @@ def _list_grouped(visible: QuerySet, prefix: str, delimiter: str, marker: str | 
         visible.filter(paths.prefix_q("node__path", prefix))
         .annotate(position=position)
         .annotate(
-            is_prefix=Case(When(Q(position=0) | ends_at_delimiter, then=Value(0)), default=Value(1),
-                           output_field=IntegerField()),
+            is_prefix=Case(
+                When(Q(position=0) | ends_at_delimiter, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            ),
             key=Case(
                 When(Q(position=0) | ends_at_delimiter, then=F("node__path")),
                 default=Substr("node__path", 1, F("position") + len(prefix) + len(delimiter) - 1),
@@ -223,7 +246,11 @@ def _list_grouped(visible: QuerySet, prefix: str, delimiter: str, marker: str | 
     )
     if marker is not None:
         rows = rows.filter(key__gt=marker)
-    rows = list(rows.values("key", "is_prefix").annotate(serial=Max("serial")).order_by("key", "is_prefix")[: limit + 1])
+    rows = list(
+        rows.values("key", "is_prefix")
+        .annotate(serial=Max("serial"))
+        .order_by("key", "is_prefix")[: limit + 1]
+    )
     result = ListResult()
     for row in rows[:limit]:
         if row["is_prefix"]:

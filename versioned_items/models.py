@@ -81,8 +81,8 @@ class GuardedQuerySet(models.QuerySet):
 
         if current() is None and not _direct_writes.get():
             raise WriteOutsideOperation(
-                f"{self.model.__name__}.objects...{method}() outside an operation would bypass the statistics, "
-                "the content references and the search outbox; write through versioned_items.api"
+                f"{self.model.__name__}.objects...{method}() outside an operation would bypass the "
+                "statistics, the content references and the search outbox; write through versioned_items.api"
             )
 
     def update(self, **kwargs):
@@ -131,9 +131,7 @@ class Node(models.Model):
         unique=True,
         help_text=_("Segments separated by '/', without leading or trailing '/'."),
     )
-    depth = models.PositiveIntegerField(
-        _("depth"), help_text=_("Number of path segments; 0 for the root.")
-    )
+    depth = models.PositiveIntegerField(_("depth"), help_text=_("Number of path segments; 0 for the root."))
     versioning = models.CharField(
         _("versioning"),
         max_length=8,
@@ -185,9 +183,7 @@ class Version(models.Model):
     """One version of a node. Serials grow with every write, across all nodes."""
 
     serial = models.BigAutoField(_("serial"), primary_key=True)
-    node = models.ForeignKey(
-        Node, on_delete=models.PROTECT, related_name="versions", verbose_name=_("node")
-    )
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="versions", verbose_name=_("node"))
     size = models.BigIntegerField(_("size"), default=0, help_text=_("Content length in bytes."))
     source = models.BigIntegerField(
         _("source"),
@@ -197,11 +193,12 @@ class Version(models.Model):
     )
     mtime = models.DateTimeField(_("modified"), help_text=_("When this version was written."))
     muser = models.CharField(
-        _("modified by"), max_length=validation.MAX_USER_LENGTH, blank=True, help_text=_("User name or id of the writer.")
+        _("modified by"),
+        max_length=validation.MAX_USER_LENGTH,
+        blank=True,
+        help_text=_("User name or id of the writer."),
     )
-    cluster = models.PositiveSmallIntegerField(
-        _("cluster"), choices=Cluster.choices, default=Cluster.NORMAL
-    )
+    cluster = models.PositiveSmallIntegerField(_("cluster"), choices=Cluster.choices, default=Cluster.NORMAL)
     content_type = models.CharField(_("content type"), max_length=255, blank=True)
     checksum = models.CharField(
         _("checksum"),
@@ -266,9 +263,7 @@ class Attribute(models.Model):
         verbose_name_plural = _("attributes")
         ordering = ["domain", "key"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["version", "domain", "key"], name="vi_attribute_unique_key"
-            )
+            models.UniqueConstraint(fields=["version", "domain", "key"], name="vi_attribute_unique_key")
         ]
 
     def __str__(self) -> str:
@@ -296,9 +291,7 @@ class Statistics(models.Model):
     class Meta:
         verbose_name = _("statistics")
         verbose_name_plural = _("statistics")
-        constraints = [
-            models.UniqueConstraint(fields=["node", "cluster"], name="vi_statistics_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["node", "cluster"], name="vi_statistics_unique")]
 
     def __str__(self) -> str:
         return f"{self.node_id}/{self.get_cluster_display()}"

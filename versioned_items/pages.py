@@ -23,8 +23,10 @@ class PageError(Exception):
 
 def content_missing_message() -> str:
     """What a page says when a version's content file is gone from the storage."""
-    return _("The content of this version is missing from the storage. An administrator can list "
-             "the versions affected with the vi_check command.")
+    return _(
+        "The content of this version is missing from the storage. An administrator can list "
+        "the versions affected with the vi_check command."
+    )
 
 
 def content_response(version: Version) -> FileResponse:
@@ -37,8 +39,12 @@ def content_response(version: Version) -> FileResponse:
         stream = version.open()
     except ContentMissing:
         raise PageError(content_missing_message(), 404) from None
-    response = FileResponse(stream, as_attachment=True, filename=version.node.name or "content",
-                            content_type=version.content_type or "application/octet-stream")
+    response = FileResponse(
+        stream,
+        as_attachment=True,
+        filename=version.node.name or "content",
+        content_type=version.content_type or "application/octet-stream",
+    )
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -23,4 +23,3 @@ def can_restore(user) -> bool:
 
 def can_purge(user) -> bool:
     return allowed(user, PURGE)
-

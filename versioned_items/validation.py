@@ -59,8 +59,15 @@ def describe(char: str) -> str:
     return f"U+{code:04X} ({name})" if name else f"U+{code:04X}"
 
 
-def clean_text(value: Any, what: str, *, max_length: int | None = None, required: bool = False,
-               allowed: str = "", error: type[InvalidInput] = InvalidArgument) -> str:
+def clean_text(
+    value: Any,
+    what: str,
+    *,
+    max_length: int | None = None,
+    required: bool = False,
+    allowed: str = "",
+    error: type[InvalidInput] = InvalidArgument,
+) -> str:
     """A string with no control character (but ``allowed``), at most ``max_length`` characters,
     not empty if ``required``. ``what`` names it in the message ("attribute key")."""
     if not isinstance(value, str):
@@ -168,7 +175,9 @@ def clean_range(value: Any, name: str, kind: type, *, minimum=None) -> tuple:
     try:
         low, high = value
     except (TypeError, ValueError):
-        raise InvalidArgument(f"{name} {value!r} must be a pair (low, high); use None for an open end") from None
+        raise InvalidArgument(
+            f"{name} {value!r} must be a pair (low, high); use None for an open end"
+        ) from None
     for end in (low, high):
         if end is None:
             continue

@@ -25,8 +25,9 @@ from versioned_items.models import Cluster, Version
 CHUNK = 20  # rows fetched at a time; a restart rarely needs more than two
 
 
-def origin_list(parent: str, *, delimiter: str = "/", marker: str | None = None,
-                limit: int = 1000) -> tuple[ListResult, int]:
+def origin_list(
+    parent: str, *, delimiter: str = "/", marker: str | None = None, limit: int = 1000
+) -> tuple[ListResult, int]:
     """A page of the listing below ``parent`` and the number of queries it took."""
     # In a transaction: outside one, PostgreSQL's server-side cursors are WITH HOLD and
     # compute every remaining row of each query, which would be far slower than the origin.

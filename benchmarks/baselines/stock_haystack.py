@@ -64,4 +64,3 @@ def fill_quickly(alias: str, objects) -> int:
         writer.add_document(**doc)
     writer.commit()
     return len(objects)
-

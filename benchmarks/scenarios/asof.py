@@ -39,7 +39,10 @@ def run(options, result: Result) -> None:
         totals[1] += page.total
     table = result.table(
         f"point-in-time search: first page of 10 with total, mean of {len(queries)} queries",
-        "query", "ms", "matches (sum)", "as-of/plain",
+        "query",
+        "ms",
+        "matches (sum)",
+        "as-of/plain",
     )
     a, p = statistics.fmean(as_of), statistics.fmean(plain)
     table.add("history, no as_of", ms(p), totals[0], 1.0)

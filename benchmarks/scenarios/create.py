@@ -46,36 +46,70 @@ def run(options, result: Result) -> None:
     reset_store()
     corpus = SyntheticCorpus(count, 3 * count, seed=options.seed, root="create")
     writes = list(corpus.writes())
-    new, updates = writes[:count], writes[count:2 * count]
-    table = result.table(f"version create: {count:,} versions per row",
-                         "how", "statements / version", "ms / version", "ratio to bulk_create")
+    new, updates = writes[:count], writes[count : 2 * count]
+    table = result.table(
+        f"version create: {count:,} versions per row",
+        "how",
+        "statements / version",
+        "ms / version",
+        "ratio to bulk_create",
+    )
     rows = {}
     with _hold_index_work():
         for label, batch in (("api.put, new path", new), ("api.put, replace current", updates)):
             statements = 0
             start = time.perf_counter()
             for w in batch:
-                n, _ = count_queries(lambda: api.put(w.path, w.data, user=w.user, content_type=w.content_type,
-                                                     attributes=w.attributes, mtime=w.mtime))
+                n, _ = count_queries(
+                    lambda: api.put(
+                        w.path,
+                        w.data,
+                        user=w.user,
+                        content_type=w.content_type,
+                        attributes=w.attributes,
+                        mtime=w.mtime,
+                    )
+                )
                 statements += n
             rows[label] = (statements / len(batch), (time.perf_counter() - start) / len(batch))
         # Grouped: the same kind of updates, api.batch() of 100 per transaction.
-        grouped = writes[2 * count:3 * count]
+        grouped = writes[2 * count : 3 * count]
         start = time.perf_counter()
         statements = 0
         for i in range(0, len(grouped), 100):
+
             def chunk():
                 with api.batch():
-                    for w in grouped[i:i + 100]:
-                        api.put(w.path, w.data, user=w.user, content_type=w.content_type,
-                                attributes=w.attributes, mtime=w.mtime)
+                    for w in grouped[i : i + 100]:
+                        api.put(
+                            w.path,
+                            w.data,
+                            user=w.user,
+                            content_type=w.content_type,
+                            attributes=w.attributes,
+                            mtime=w.mtime,
+                        )
+
             n, _ = count_queries(chunk)
             statements += n
-        rows["api.batch of 100 puts"] = (statements / len(grouped), (time.perf_counter() - start) / len(grouped))
+        rows["api.batch of 100 puts"] = (
+            statements / len(grouped),
+            (time.perf_counter() - start) / len(grouped),
+        )
         # The floor: the same rows in one bulk_create per 1,000.
         template = list(Version.objects.order_by("serial")[: len(new)])
-        copies = [Version(node_id=v.node_id, size=v.size, mtime=v.mtime, muser=v.muser, cluster=v.cluster,
-                          content_type=v.content_type, checksum=v.checksum) for v in template]
+        copies = [
+            Version(
+                node_id=v.node_id,
+                size=v.size,
+                mtime=v.mtime,
+                muser=v.muser,
+                cluster=v.cluster,
+                content_type=v.content_type,
+                checksum=v.checksum,
+            )
+            for v in template
+        ]
         start = time.perf_counter()
         n, _ = count_queries(lambda: Version.objects.bulk_create(copies, batch_size=1000))
         floor = (n / len(copies), (time.perf_counter() - start) / len(copies))

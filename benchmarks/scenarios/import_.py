@@ -48,7 +48,9 @@ def run(options, result: Result) -> None:
     n = size["versions"]  # a replayed history may skip deletes of what it never saw
     result.corpus = corpus.describe() | size
     if diff.count:
-        result.notes.append(f"after the import the indexes differ from the database in {diff.count} documents")
+        result.notes.append(
+            f"after the import the indexes differ from the database in {diff.count} documents"
+        )
     sc.loaded(options, size | {"load_s": db.seconds + project.seconds})
 
     raw = _raw_whoosh(options)
@@ -61,15 +63,33 @@ def run(options, result: Result) -> None:
     docs = (diff.latest.documents, diff.history.documents)
     table = result.table(
         f"bulk import: {n:,} new versions, documents written latest + history",
-        "who", "documents", "seconds", "versions/s", "project/this",
+        "who",
+        "documents",
+        "seconds",
+        "versions/s",
+        "project/this",
     )
     rate = n / project.seconds
-    table.add("project: outbox drained by group commit", f"{docs[0]:,} + {docs[1]:,}", project.seconds, rate, 1.0)
-    table.add("raw Whoosh: one writer, one commit", f"{raw['docs'][0]:,} + {raw['docs'][1]:,}", raw["seconds"],
-              n / raw["seconds"], ratio(rate, n / raw["seconds"]))
-    table.add("Haystack update_index (stock)", f"{stock_docs[0]:,} + {stock_docs[1]:,}", stock.seconds,
-              n / stock.seconds, ratio(rate, n / stock.seconds))
-    table.add("(project: database writes, API)", f"{pending:,} outbox entries", db.seconds, n / db.seconds, "")
+    table.add(
+        "project: outbox drained by group commit", f"{docs[0]:,} + {docs[1]:,}", project.seconds, rate, 1.0
+    )
+    table.add(
+        "raw Whoosh: one writer, one commit",
+        f"{raw['docs'][0]:,} + {raw['docs'][1]:,}",
+        raw["seconds"],
+        n / raw["seconds"],
+        ratio(rate, n / raw["seconds"]),
+    )
+    table.add(
+        "Haystack update_index (stock)",
+        f"{stock_docs[0]:,} + {stock_docs[1]:,}",
+        stock.seconds,
+        n / stock.seconds,
+        ratio(rate, n / stock.seconds),
+    )
+    table.add(
+        "(project: database writes, API)", f"{pending:,} outbox entries", db.seconds, n / db.seconds, ""
+    )
     result.target("project vs raw Whoosh (speed)", ratio(rate, n / raw["seconds"]), ">=", 0.9)
     result.target("project vs Haystack update_index (speed)", ratio(rate, n / stock.seconds), ">=", 8)
 

@@ -27,13 +27,25 @@ def run(options, result: Result) -> None:
     queries = SyntheticCorpus(1, seed=options.seed).queries(options.queries)
     table = result.table(
         f"search latency, page of 10 with total and highlights, {len(queries)} queries x {options.repeat}",
-        "versions", "items", "rebuild s", "latest p50 ms", "latest p95 ms", "history p50 ms", "history p95 ms",
+        "versions",
+        "items",
+        "rebuild s",
+        "latest p50 ms",
+        "latest p95 ms",
+        "history p50 ms",
+        "history p95 ms",
     )
     for versions in options.latency_sizes:
         reset_store()
         files = max(1, versions // VERSIONS_PER_ITEM)
-        size = bulk.load_tree("lat", files, dirs=max(1, files // 50), versions=VERSIONS_PER_ITEM,
-                              pool=min(5000, max(100, files // 10)), seed=options.seed)
+        size = bulk.load_tree(
+            "lat",
+            files,
+            dirs=max(1, files // 50),
+            versions=VERSIONS_PER_ITEM,
+            pool=min(5000, max(100, files // 10)),
+            seed=options.seed,
+        )
         with Timer() as rebuild:
             indexing.rebuild(procs=2)
         row = [size["versions"], files, rebuild.seconds]
@@ -47,4 +59,7 @@ def run(options, result: Result) -> None:
                     latencies.append(time.perf_counter() - start)
             row += [ms(percentile(latencies, 50)), ms(percentile(latencies, 95))]
         table.add(*row)
-    result.corpus = {"sizes": ", ".join(f"{n:,}" for n in options.latency_sizes), "versions per item": VERSIONS_PER_ITEM}
+    result.corpus = {
+        "sizes": ", ".join(f"{n:,}" for n in options.latency_sizes),
+        "versions per item": VERSIONS_PER_ITEM,
+    }

@@ -32,8 +32,15 @@ def run(options, result: Result) -> None:
     sizes = options.listing_sizes
     table = result.table(
         f"listing: page of {PAGE} with delimiter '/' below '{ROOT}' ({DIRS:,} folders)",
-        "nodes", "page", "project ms", "project queries", "project ms, jit off", "origin ms", "origin queries",
-        "project/origin", "same page",
+        "nodes",
+        "page",
+        "project ms",
+        "project queries",
+        "project ms, jit off",
+        "origin ms",
+        "origin queries",
+        "project/origin",
+        "same page",
     )
     per_size = {}
     for files in sizes:
@@ -46,22 +53,39 @@ def run(options, result: Result) -> None:
         first = api.list_latest(ROOT, delimiter="/", limit=PAGE)
         pages = {"first": None, "middle": first.next_marker}
         for label, marker in pages.items():
-            project_s, _ = best_of(lambda: api.list_latest(ROOT, delimiter="/", marker=marker, limit=PAGE),
-                                   repeat=max(10, 3 * options.repeat))
-            project_q, page = count_queries(lambda: api.list_latest(ROOT, delimiter="/", marker=marker, limit=PAGE))
+            project_s, _ = best_of(
+                lambda: api.list_latest(ROOT, delimiter="/", marker=marker, limit=PAGE),
+                repeat=max(10, 3 * options.repeat),
+            )
+            project_q, page = count_queries(
+                lambda: api.list_latest(ROOT, delimiter="/", marker=marker, limit=PAGE)
+            )
             no_jit = float("nan")
             if connection.vendor == "postgresql":
                 with _jit_off():
-                    no_jit, _ = best_of(lambda: api.list_latest(ROOT, delimiter="/", marker=marker, limit=PAGE),
-                                        repeat=max(10, 3 * options.repeat))
+                    no_jit, _ = best_of(
+                        lambda: api.list_latest(ROOT, delimiter="/", marker=marker, limit=PAGE),
+                        repeat=max(10, 3 * options.repeat),
+                    )
             origin_s, (origin_page, origin_q) = best_of(
-                lambda: origin_list(ROOT, marker=marker, limit=PAGE), repeat=max(1, options.repeat // 2))
+                lambda: origin_list(ROOT, marker=marker, limit=PAGE), repeat=max(1, options.repeat // 2)
+            )
             same = (
                 [e.path for e in page.objects] == [e.path for e in origin_page.objects]
-                and page.prefixes == origin_page.prefixes and page.next_marker == origin_page.next_marker
+                and page.prefixes == origin_page.prefixes
+                and page.next_marker == origin_page.next_marker
             )
-            table.add(size["nodes"], label, ms(project_s), project_q, ms(no_jit), ms(origin_s), origin_q,
-                      ratio(project_s, origin_s), "yes" if same else "NO")
+            table.add(
+                size["nodes"],
+                label,
+                ms(project_s),
+                project_q,
+                ms(no_jit),
+                ms(origin_s),
+                origin_q,
+                ratio(project_s, origin_s),
+                "yes" if same else "NO",
+            )
             per_size.setdefault(files, {})[label] = (project_s, project_q, size["nodes"], no_jit)
             if not same:
                 result.notes.append(f"pages differ at {size['nodes']:,} nodes ({label})")
@@ -69,8 +93,9 @@ def run(options, result: Result) -> None:
     small, large = per_size[sizes[0]], per_size[sizes[-1]]
     if len(sizes) > 1:
         growth = max(large[k][0] / small[k][0] for k in small)
-        result.target(f"time per page, {large['first'][2]:,} vs {small['first'][2]:,} nodes",
-                      growth, "<=", 1.5)
+        result.target(
+            f"time per page, {large['first'][2]:,} vs {small['first'][2]:,} nodes", growth, "<=", 1.5
+        )
         if connection.vendor == "postgresql":
             growth = max(large[k][3] / small[k][3] for k in small)
             result.target("the same with jit off", growth, "<=", 1.5)

@@ -26,10 +26,20 @@ def _run(code: Path, *args, processes: int = 1) -> list[dict]:
     import json
 
     env = child_env()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    children = [subprocess.Popen([sys.executable, "-m", "benchmarks.locking_worker", *map(str, args), str(w)],
-                                 env=env, cwd=code, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for w in range(processes)]
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(code), str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+    )
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.locking_worker", *map(str, args), str(w)],
+            env=env,
+            cwd=code,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(processes)
+    ]
     answers = []
     for child in children:
         out, err = child.communicate(timeout=3600)
@@ -46,11 +56,23 @@ def run(options, result: Result) -> None:
         # The worker module is new: the old tree gets this checkout's copy of it.
         if before_code is not None:
             (before_code / "benchmarks" / "locking_worker.py").write_text(
-                (REPO_ROOT / "benchmarks" / "locking_worker.py").read_text())
-        table = result.table(f"locking cost ({options.db}): ms, {count} operations per process",
-                             "workload", "before", "project", "project/before", "errors before", "errors project")
-        workloads = [("api.put", "put", 1), ("api.batch of 100 puts", "batch", 1),
-                     ("mixed, 4 processes", "mixed", 4), ("mixed, 8 processes", "mixed", 8)]
+                (REPO_ROOT / "benchmarks" / "locking_worker.py").read_text()
+            )
+        table = result.table(
+            f"locking cost ({options.db}): ms, {count} operations per process",
+            "workload",
+            "before",
+            "project",
+            "project/before",
+            "errors before",
+            "errors project",
+        )
+        workloads = [
+            ("api.put", "put", 1),
+            ("api.batch of 100 puts", "batch", 1),
+            ("mixed, 4 processes", "mixed", 4),
+            ("mixed, 8 processes", "mixed", 8),
+        ]
         for label, kind, processes in workloads:
             figures = []
             for code in (before_code, REPO_ROOT):

@@ -73,13 +73,19 @@ def run(options, result: Result) -> None:
     _random_file(work / "put.bin", size)
     for name in ("a.bin", "b.bin"):
         _random_file(tree / name, size // 2)
-    operations = [("put", f"api.put of an open {options.memory_mb} MB file", work / "put.bin"),
-                  ("import", f"vi_import of 2 files of {options.memory_mb // 2} MB", tree)]
+    operations = [
+        ("put", f"api.put of an open {options.memory_mb} MB file", work / "put.bin"),
+        ("import", f"vi_import of 2 files of {options.memory_mb // 2} MB", tree),
+    ]
     with tempfile.TemporaryDirectory(prefix="vi-bench-base-") as base:
         base_code = _export(BASE_COMMIT, Path(base), result)
         table = result.table(
             f"peak resident memory above the process's baseline (MB), content {options.memory_mb} MB",
-            "operation", "before", "project", "before/project", "project baseline RSS",
+            "operation",
+            "before",
+            "project",
+            "before/project",
+            "project baseline RSS",
         )
         for operation, label, target in operations:
             before = _measure(operation, target, base_code) if base_code else None
@@ -99,10 +105,18 @@ def _measure(operation: str, target: Path, code: Path) -> dict:
     reset_store()
     env = child_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
-    child = subprocess.run([sys.executable, "-c", CHILD, operation, str(target)], env=env, cwd=code,
-                           capture_output=True, text=True, timeout=3600)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, operation, str(target)],
+        env=env,
+        cwd=code,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if child.returncode != 0:
-        raise RuntimeError(f"memory child failed on {code} (exit {child.returncode}):\n{child.stderr[-4000:]}")
+        raise RuntimeError(
+            f"memory child failed on {code} (exit {child.returncode}):\n{child.stderr[-4000:]}"
+        )
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
@@ -110,8 +124,9 @@ def _export(commit: str, folder: Path, result: Result) -> Path | None:
     """The source tree of ``commit`` in ``folder`` (git archive), or None with a note."""
     archive = folder / "source.tar"
     with open(archive, "wb") as out:
-        done = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", commit], stdout=out,
-                              stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "archive", commit], stdout=out, stderr=subprocess.PIPE, text=True
+        )
     if done.returncode != 0:
         result.notes.append(f"no 'before' figures: git archive {commit} failed ({done.stderr.strip()})")
         return None
@@ -127,4 +142,3 @@ def _random_file(path: Path, size: int) -> None:
     with open(path, "wb") as f:
         for start in range(0, size, MB):
             f.write(os.urandom(min(MB, size - start)))
-

@@ -38,7 +38,13 @@ def run(options, result: Result) -> None:
     count = options.realtime_count
     table = result.table(
         f"realtime: {count} single-version transactions per process",
-        "processes", "who", "writes/s", "seconds", "errors to callers", "errors logged", "index check",
+        "processes",
+        "who",
+        "writes/s",
+        "seconds",
+        "errors to callers",
+        "errors logged",
+        "index check",
         "project/Haystack",
     )
     for procs in (1, 4):
@@ -51,17 +57,32 @@ def run(options, result: Result) -> None:
         stock["check"] = f"{_missing_history(before)} versions missing"
         speedup = ratio(project["rate"], stock["rate"])
         for who, r in (("project", project), ("Haystack realtime", stock)):
-            table.add(procs, who, r["rate"], r["seconds"], _fmt(r["errors"]), _fmt(r["logged"]), r["check"],
-                      speedup if who == "project" else "")
+            table.add(
+                procs,
+                who,
+                r["rate"],
+                r["seconds"],
+                _fmt(r["errors"]),
+                _fmt(r["logged"]),
+                r["check"],
+                speedup if who == "project" else "",
+            )
         result.target(f"{procs} process(es): project rate / Haystack rate", speedup, ">=", 5)
         lock_errors = sum(n for k, n in {**project["errors"], **project["logged"]}.items() if "Lock" in k)
         result.target(f"{procs} process(es): LockErrors in the project", lock_errors, "<=", 0, unit="")
         other = sum(project["errors"].values()) + sum(project["logged"].values()) - lock_errors
         if other or check.diff.count:
-            sides = {name: {k: sorted(getattr(getattr(check.diff, name), k))[:5] for k in ("missing", "stale", "changed")}
-                     for name in ("latest", "history")}
-            result.notes.append(f"{procs} process(es): project errors {project['errors']} {project['logged']}, "
-                                f"index differences {check.diff.count}: {sides}")
+            sides = {
+                name: {
+                    k: sorted(getattr(getattr(check.diff, name), k))[:5]
+                    for k in ("missing", "stale", "changed")
+                }
+                for name in ("latest", "history")
+            }
+            result.notes.append(
+                f"{procs} process(es): project errors {project['errors']} {project['logged']}, "
+                f"index differences {check.diff.count}: {sides}"
+            )
     indexing.update_index()
 
 
@@ -99,7 +120,11 @@ def _missing_history(after_serial: int) -> int:
     backend = connections["stock_history"].get_backend()
     backend.setup()
     with backend.index.refresh().searcher() as searcher:
-        indexed = {int(f["django_id"]) for f in searcher.all_stored_fields() if f.get("django_ct") == "versioned_items.version"}
+        indexed = {
+            int(f["django_id"])
+            for f in searcher.all_stored_fields()
+            if f.get("django_ct") == "versioned_items.version"
+        }
     return len(serials - indexed)
 
 

@@ -26,17 +26,30 @@ def run(options, result: Result) -> None:
             report = indexing.rebuild(procs=procs)
         diff = indexing.compare()
         if diff.count:
-            result.notes.append(f"after rebuild --procs {procs} the indexes differ from the database in {diff.count} documents")
+            result.notes.append(
+                f"after rebuild --procs {procs} the indexes differ from the database "
+                f"in {diff.count} documents"
+            )
         rows.append((procs, report, t.seconds))
     reset_indexes("stock_latest", "stock_history")
     with stock_connections(), Timer() as stock:
         call_command("rebuild_index", interactive=False, using=["stock_latest", "stock_history"], verbosity=0)
     sc.stock_filled(options)
     stock_docs = sc.stock_doc_count(sc.LATEST) + sc.stock_doc_count(sc.HISTORY)
-    table = result.table("full rebuild of latest + history", "who", "documents", "seconds", "documents/s",
-                         "Haystack time / this")
+    table = result.table(
+        "full rebuild of latest + history",
+        "who",
+        "documents",
+        "seconds",
+        "documents/s",
+        "Haystack time / this",
+    )
     for procs, report, seconds in rows:
         docs = report.latest + report.history
-        table.add(f"project rebuild --procs {procs}", docs, seconds, docs / seconds, ratio(stock.seconds, seconds))
-        result.target(f"Haystack rebuild_index time / project --procs {procs}", ratio(stock.seconds, seconds), ">=", 8)
+        table.add(
+            f"project rebuild --procs {procs}", docs, seconds, docs / seconds, ratio(stock.seconds, seconds)
+        )
+        result.target(
+            f"Haystack rebuild_index time / project --procs {procs}", ratio(stock.seconds, seconds), ">=", 8
+        )
     table.add("Haystack rebuild_index (stock)", stock_docs, stock.seconds, stock_docs / stock.seconds, 1.0)

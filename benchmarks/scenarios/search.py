@@ -35,9 +35,15 @@ def run(options, result: Result) -> None:
     queries = sc.make(options).queries(options.queries)
     result.corpus = {k: v for k, v in info.items() if k != "load_s"}
     table = result.table(
-        f"search: first page of 10 with total, mean of {len(queries)} two-word queries (best of {options.repeat})",
-        "index", "project ms", "with highlights ms", "raw Whoosh ms", "Haystack SQS ms",
-        "project/raw", "Haystack/project",
+        f"search: first page of 10 with total, mean of {len(queries)} two-word queries "
+        f"(best of {options.repeat})",
+        "index",
+        "project ms",
+        "with highlights ms",
+        "raw Whoosh ms",
+        "Haystack SQS ms",
+        "project/raw",
+        "Haystack/project",
     )
     for side in (sc.LATEST, sc.HISTORY):
         history = side == sc.HISTORY
@@ -47,7 +53,9 @@ def run(options, result: Result) -> None:
         times = {"project": [], "highlight": [], "raw": [], "sqs": []}
         mismatched = 0
         for text in queries:
-            t, page = best_of(lambda: search(text, history=history, page_size=10, highlight=False), options.repeat)
+            t, page = best_of(
+                lambda: search(text, history=history, page_size=10, highlight=False), options.repeat
+            )
             times["project"].append(t)
             t, _ = best_of(lambda: search(text, history=history, page_size=10), options.repeat)
             times["highlight"].append(t)
@@ -61,6 +69,7 @@ def run(options, result: Result) -> None:
             mismatched += total != page.total
 
             with stock_connections():
+
                 def sqs():
                     found = SearchQuerySet(using=sc.stock_alias(side)).auto_query(text)
                     return list(found[:10]), found.count()
@@ -69,10 +78,23 @@ def run(options, result: Result) -> None:
             times["sqs"].append(t)
         searcher.close()
         mean = {k: statistics.fmean(v) for k, v in times.items()}
-        table.add(side, ms(mean["project"]), ms(mean["highlight"]), ms(mean["raw"]), ms(mean["sqs"]),
-                  ratio(mean["project"], mean["raw"]), ratio(mean["sqs"], mean["project"]))
-        result.target(f"{side}: project time / raw Whoosh time", ratio(mean["project"], mean["raw"]), "<=", 1.5)
-        result.target(f"{side}: Haystack SQS time / project time", ratio(mean["sqs"], mean["project"]), ">=", 10)
+        table.add(
+            side,
+            ms(mean["project"]),
+            ms(mean["highlight"]),
+            ms(mean["raw"]),
+            ms(mean["sqs"]),
+            ratio(mean["project"], mean["raw"]),
+            ratio(mean["sqs"], mean["project"]),
+        )
+        result.target(
+            f"{side}: project time / raw Whoosh time", ratio(mean["project"], mean["raw"]), "<=", 1.5
+        )
+        result.target(
+            f"{side}: Haystack SQS time / project time", ratio(mean["sqs"], mean["project"]), ">=", 10
+        )
         if mismatched:
-            result.notes.append(f"{side}: {mismatched} of {len(queries)} queries gave another total than raw Whoosh "
-                                "(the project also filters, e.g. leaves out delete markers in history)")
+            result.notes.append(
+                f"{side}: {mismatched} of {len(queries)} queries gave another total than raw Whoosh "
+                "(the project also filters, e.g. leaves out delete markers in history)"
+            )

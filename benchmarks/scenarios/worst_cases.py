@@ -75,12 +75,20 @@ def run(options, result: Result) -> None:
     result.corpus = {"items": items, "distinct words": distinct}
     with tempfile.TemporaryDirectory(prefix="vi-bench-base-") as base:
         base_code = _export(BASE_COMMIT, Path(base), result)
-        table = result.table(f"worst cases: seconds (outcome), timeout {timeout:g} s per case",
-                             "case", "before s", "before outcome", "project s", "project outcome")
+        table = result.table(
+            f"worst cases: seconds (outcome), timeout {timeout:g} s per case",
+            "case",
+            "before s",
+            "before outcome",
+            "project s",
+            "project outcome",
+        )
         for label, case, argument in CASES:
             before = _measure(case, argument, base_code, timeout) if base_code else {}
             after = _measure(case, argument, REPO_ROOT, timeout)
-            table.add(label, before.get("shown", "-"), before.get("outcome", "-"), after["shown"], after["outcome"])
+            table.add(
+                label, before.get("shown", "-"), before.get("outcome", "-"), after["shown"], after["outcome"]
+            )
 
 
 def _load_corpus(items: int, words_per_item: int, seed: int) -> int:
@@ -104,13 +112,21 @@ def _measure(case: str, argument, code: Path, timeout: float) -> dict:
     env = child_env(PGAPPNAME=CHILD_APP)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
     try:
-        child = subprocess.run([sys.executable, "-c", CHILD, case, json.dumps(argument)], env=env, cwd=code,
-                               capture_output=True, text=True, timeout=timeout)
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, case, json.dumps(argument)],
+            env=env,
+            cwd=code,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         end_sessions(CHILD_APP)  # its statement would go on running on the server
         return {"shown": f"> {timeout:g}", "outcome": "timed out"}
     if child.returncode != 0:
-        raise RuntimeError(f"worst-case child failed on {code} (exit {child.returncode}):\n{child.stderr[-4000:]}")
+        raise RuntimeError(
+            f"worst-case child failed on {code} (exit {child.returncode}):\n{child.stderr[-4000:]}"
+        )
     answer = json.loads(child.stdout.strip().splitlines()[-1])
     answer["shown"] = round(answer["seconds"], 3)
     return answer

@@ -25,14 +25,20 @@ JAN, FEB, JUN = (datetime(2024, month, 1, tzinfo=UTC) for month in (1, 2, 6))
 def tree():
     """docs/a.txt (three versions), docs/b.txt (deleted), docs/img.png, top.txt."""
     with api.batch():
-        a = [api.put("docs/a.txt", f"line {i}\n<b>x</b>\n", user=user, attributes={"rev": str(i)}, mtime=when)
-             for i, (user, when) in enumerate([("ann", JAN), ("bob", FEB), ("cy", JUN)], 1)]
+        a = [
+            api.put("docs/a.txt", f"line {i}\n<b>x</b>\n", user=user, attributes={"rev": str(i)}, mtime=when)
+            for i, (user, when) in enumerate([("ann", JAN), ("bob", FEB), ("cy", JUN)], 1)
+        ]
         api.put("docs/b.txt", "bee\n", user="ann", mtime=JAN)
         api.delete("docs/b.txt", user="bob")
         api.put("docs/img.png", b"\x89PNG\x00", user="ann", mtime=FEB)
         api.put("top.txt", "top\n", user="ann", mtime=FEB)
-    return {"a": a, "docs": Node.objects.get(path="docs"), "a_node": Node.objects.get(path="docs/a.txt"),
-            "b_node": Node.objects.get(path="docs/b.txt")}
+    return {
+        "a": a,
+        "docs": Node.objects.get(path="docs"),
+        "a_node": Node.objects.get(path="docs/a.txt"),
+        "b_node": Node.objects.get(path="docs/b.txt"),
+    }
 
 
 def permission(codename, model=Version):
@@ -44,8 +50,12 @@ def permission(codename, model=Version):
 def staff(client, django_user_model):
     """A staff user who may view nodes and versions and edit attributes, but not restore or purge."""
     user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
-    user.user_permissions.add(permission("view_node", Node), permission("view_version"), permission("change_version"),
-                              *(permission(f"{action}_attribute", Attribute) for action in ("add", "change", "delete")))
+    user.user_permissions.add(
+        permission("view_node", Node),
+        permission("view_version"),
+        permission("change_version"),
+        *(permission(f"{action}_attribute", Attribute) for action in ("add", "change", "delete")),
+    )
     client.force_login(user)
     client.user = user
     return client
@@ -81,15 +91,23 @@ def test_node_list_shows_each_node_with_its_current_version(admin_client, tree):
     assert reverse("admin:versioned_items_node_add") not in html
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({"cluster": "2"}, ["docs/b.txt"]),
-    ({"cluster": "folder"}, ["", "docs"]),
-    ({"type": "image/"}, ["docs/img.png"]),
-    ({"user": "cy"}, ["docs/a.txt"]),
-    ({"under": "docs"}, ["docs", "docs/a.txt", "docs/b.txt", "docs/img.png"]),
-    ({"current__mtime__gte": "2024-01-15 00:00:00+00:00", "current__mtime__lt": "2024-03-01 00:00:00+00:00"},
-     ["docs/img.png", "top.txt"]),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"cluster": "2"}, ["docs/b.txt"]),
+        ({"cluster": "folder"}, ["", "docs"]),
+        ({"type": "image/"}, ["docs/img.png"]),
+        ({"user": "cy"}, ["docs/a.txt"]),
+        ({"under": "docs"}, ["docs", "docs/a.txt", "docs/b.txt", "docs/img.png"]),
+        (
+            {
+                "current__mtime__gte": "2024-01-15 00:00:00+00:00",
+                "current__mtime__lt": "2024-03-01 00:00:00+00:00",
+            },
+            ["docs/img.png", "top.txt"],
+        ),
+    ],
+)
 def test_node_list_filters(admin_client, tree, params, expected):
     response = admin_client.get(changelist(), params)
     assert [node.path for node in response.context["cl"].result_list] == expected
@@ -131,7 +149,9 @@ def test_bad_filter_values_get_a_friendly_400(admin_client, tree):
     response = admin_client.get(changelist(), {"current__mtime__gte": "not-a-date"}, follow=True)
     assert response.status_code == 400
     assert "filter values in the address are not valid" in response.content.decode()
-    assert admin_client.get(changelist(), {"p": "99"}, follow=True).status_code == 404  # past the last page (docs/limits.md)
+    assert (
+        admin_client.get(changelist(), {"p": "99"}, follow=True).status_code == 404
+    )  # past the last page (docs/limits.md)
 
 
 # --- the node page ---------------------------------------------------------------------------
@@ -197,14 +217,27 @@ def test_version_page_shows_escaped_content_and_links(admin_client, tree):
 def attribute_form(version, rows, extra=()):
     """POST data for the attribute inline: existing ``rows`` (Attribute, changes) and new ones."""
     prefix = "attributes"
-    data = {f"{prefix}-TOTAL_FORMS": str(len(rows) + len(extra)), f"{prefix}-INITIAL_FORMS": str(len(rows)),
-            f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": "1000", "_continue": "1"}
+    data = {
+        f"{prefix}-TOTAL_FORMS": str(len(rows) + len(extra)),
+        f"{prefix}-INITIAL_FORMS": str(len(rows)),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+        "_continue": "1",
+    }
     for i, (attribute, changes) in enumerate(rows):
-        values = {"id": attribute.pk, "version": version.serial, "domain": attribute.domain, "key": attribute.key,
-                  "value": attribute.value, **changes}
+        values = {
+            "id": attribute.pk,
+            "version": version.serial,
+            "domain": attribute.domain,
+            "key": attribute.key,
+            "value": attribute.value,
+            **changes,
+        }
         data.update({f"{prefix}-{i}-{k}": v for k, v in values.items()})
     for j, values in enumerate(extra, len(rows)):
-        data.update({f"{prefix}-{j}-{k}": v for k, v in {"version": version.serial, "domain": "", **values}.items()})
+        data.update(
+            {f"{prefix}-{j}-{k}": v for k, v in {"version": version.serial, "domain": "", **values}.items()}
+        )
     return data
 
 
@@ -224,14 +257,18 @@ def test_attributes_are_edited_inline_through_the_api(staff, tree, changes_sent)
     version = tree["a"][2]
     attribute = Attribute.objects.get(version=version, key="rev")
     url = reverse("admin:versioned_items_version_change", args=[version.serial])
-    data = attribute_form(version, [(attribute, {"value": "three"})], extra=[{"key": "color", "value": "red"}])
+    data = attribute_form(
+        version, [(attribute, {"value": "three"})], extra=[{"key": "color", "value": "red"}]
+    )
     response = staff.post(url, data)
     assert response.status_code == 302, response.context and response.context["errors"]
     assert api.get_attributes(version.serial) == {"color": "red", "rev": "three"}
     assert changes_sent == [{version.serial}]  # one API operation, which the indexes follow
     # Rename a key and delete another.
-    rows = [(a, {"key": "colour"} if a.key == "color" else {"DELETE": "on"})
-            for a in Attribute.objects.filter(version=version).order_by("key")]
+    rows = [
+        (a, {"key": "colour"} if a.key == "color" else {"DELETE": "on"})
+        for a in Attribute.objects.filter(version=version).order_by("key")
+    ]
     staff.post(url, attribute_form(version, rows))
     assert api.get_attributes(version.serial) == {"colour": "red"}
     assert Version.objects.get(serial=version.serial).size == version.size
@@ -253,7 +290,10 @@ def test_nodes_and_versions_cannot_be_added_changed_or_deleted_by_forms(admin_cl
     version, node = tree["a"][2], tree["a_node"]
     assert admin_client.get(reverse("admin:versioned_items_node_add")).status_code == 403
     assert admin_client.get(reverse("admin:versioned_items_version_add")).status_code == 403
-    assert admin_client.post(reverse("admin:versioned_items_version_delete", args=[version.serial])).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:versioned_items_version_delete", args=[version.serial])).status_code
+        == 403
+    )
     assert admin_client.post(reverse("admin:versioned_items_node_delete", args=[node.pk])).status_code == 403
     # The version's own fields are read-only: a POST changes nothing but attributes.
     url = reverse("admin:versioned_items_version_change", args=[version.serial])
@@ -263,12 +303,18 @@ def test_nodes_and_versions_cannot_be_added_changed_or_deleted_by_forms(admin_cl
 
 def test_diff_and_content(admin_client, tree):
     a1, _, a3 = tree["a"]
-    response = admin_client.get(reverse("admin:versioned_items_version_diff"), {"old": a1.serial, "new": a3.serial})
+    response = admin_client.get(
+        reverse("admin:versioned_items_version_diff"), {"old": a1.serial, "new": a3.serial}
+    )
     html = response.content.decode()
     assert response.status_code == 200 and "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
     assert admin_client.get(reverse("admin:versioned_items_version_diff"), {"old": "x"}).status_code == 400
-    assert admin_client.get(reverse("admin:versioned_items_version_diff"),
-                            {"old": 999998, "new": a1.serial}).status_code == 404
+    assert (
+        admin_client.get(
+            reverse("admin:versioned_items_version_diff"), {"old": 999998, "new": a1.serial}
+        ).status_code
+        == 404
+    )
     download = admin_client.get(reverse("admin:versioned_items_version_content", args=[a1.serial]))
     assert download["Content-Disposition"] == 'attachment; filename="a.txt"'
 
@@ -294,11 +340,13 @@ def test_restore_action_on_the_version_list(admin_client, tree):
     data = {"action": "restore_selected", "_selected_action": [a1.serial, a2.serial]}
     refused = admin_client.post(changelist("version"), {**data, "index": "0"}, follow=True)
     assert "at most one version per item" in refused.content.decode()
-    confirm = admin_client.post(changelist("version"), {"action": "restore_selected", "index": "0",
-                                                        "_selected_action": [a2.serial]})
+    confirm = admin_client.post(
+        changelist("version"), {"action": "restore_selected", "index": "0", "_selected_action": [a2.serial]}
+    )
     assert confirm.status_code == 200 and "docs/a.txt #" in confirm.content.decode()
-    admin_client.post(changelist("version"), {"action": "restore_selected", "_selected_action": [a2.serial],
-                                              "post": "yes"})
+    admin_client.post(
+        changelist("version"), {"action": "restore_selected", "_selected_action": [a2.serial], "post": "yes"}
+    )
     assert api.lookup("docs/a.txt").source == a2.serial
 
 
@@ -308,22 +356,37 @@ def test_undelete_from_the_node_page_and_the_list(admin_client, tree):
     admin_client.post(url, {"post": "yes"})
     assert api.open_content(api.lookup("docs/b.txt")).read() == b"bee\n"
     api.delete("docs/b.txt")
-    admin_client.post(changelist(), {"action": "undelete_selected", "_selected_action": [tree["b_node"].pk],
-                                     "post": "yes"})
+    admin_client.post(
+        changelist(), {"action": "undelete_selected", "_selected_action": [tree["b_node"].pk], "post": "yes"}
+    )
     assert api.lookup("docs/b.txt") is not None
 
 
 def test_staff_without_the_permission_cannot_restore_undelete_or_purge(staff, tree):
     a1 = tree["a"][0]
-    for url in (reverse("admin:versioned_items_version_restore", args=[a1.serial]),
-                reverse("admin:versioned_items_node_undelete", args=[tree["b_node"].pk]),
-                reverse("admin:versioned_items_node_purge", args=[tree["docs"].pk])):
+    for url in (
+        reverse("admin:versioned_items_version_restore", args=[a1.serial]),
+        reverse("admin:versioned_items_node_undelete", args=[tree["b_node"].pk]),
+        reverse("admin:versioned_items_node_purge", args=[tree["docs"].pk]),
+    ):
         assert staff.get(url).status_code == 403, url
         assert staff.post(url, {"post": "yes", "before": "2024-03-01"}).status_code == 403, url
-    for action, model in (("undelete_selected", "node"), ("purge_selected", "node"), ("restore_selected", "version")):
+    for action, model in (
+        ("undelete_selected", "node"),
+        ("purge_selected", "node"),
+        ("restore_selected", "version"),
+    ):
         selected = tree["b_node"].pk if model == "node" else a1.serial
-        staff.post(changelist(model), {"action": action, "_selected_action": [selected], "post": "yes",
-                                       "before": "2024-03-01", "clusters": "1"})
+        staff.post(
+            changelist(model),
+            {
+                "action": action,
+                "_selected_action": [selected],
+                "post": "yes",
+                "before": "2024-03-01",
+                "clusters": "1",
+            },
+        )
     page = staff.get(node_page(tree["a_node"])).content.decode()
     assert "Restore" not in page and "Purge" not in page
     assert "Undelete" not in staff.get(node_page(tree["b_node"])).content.decode()
@@ -343,11 +406,19 @@ def test_staff_with_the_restore_permission_can_restore_and_undelete_but_not_purg
     assert restore_url in staff.get(version_page(a1)).content.decode()
     assert "Undelete" in staff.get(node_page(tree["b_node"])).content.decode()
     assert "Purge" not in staff.get(node_page(tree["docs"])).content.decode()
-    assert staff.post(reverse("admin:versioned_items_version_restore", args=[a1.serial]),
-                      {"post": "yes"}).status_code == 302
+    assert (
+        staff.post(
+            reverse("admin:versioned_items_version_restore", args=[a1.serial]), {"post": "yes"}
+        ).status_code
+        == 302
+    )
     assert api.lookup("docs/a.txt").source == a1.serial
-    assert staff.post(reverse("admin:versioned_items_node_undelete", args=[tree["b_node"].pk]),
-                      {"post": "yes"}).status_code == 302
+    assert (
+        staff.post(
+            reverse("admin:versioned_items_node_undelete", args=[tree["b_node"].pk]), {"post": "yes"}
+        ).status_code
+        == 302
+    )
     assert api.lookup("docs/b.txt") is not None
     purge = reverse("admin:versioned_items_node_purge", args=[tree["docs"].pk])
     assert staff.post(purge, {"before": "2024-03-01", "clusters": "1", "post": "yes"}).status_code == 403
@@ -377,7 +448,10 @@ def test_purge_asks_for_a_date_then_says_what_goes(admin_client, tree):
     html = summary.content.decode()
     # docs/a.txt's first two versions and docs/b.txt's only version went to history before March
     assert summary.context["total"] == (3, 2 * 16 + 4)
-    assert "3 versions of 36 bytes written before 2024-03-01 00:00:00" in html and 'name="post" value="yes"' in html
+    assert (
+        "3 versions of 36 bytes written before 2024-03-01 00:00:00" in html
+        and 'name="post" value="yes"' in html
+    )
     assert api.versions("docs/a.txt").count() == 3
     done = admin_client.post(url, {"before": "2024-03-01", "clusters": "1", "post": "yes"})
     assert done.status_code == 302
@@ -387,8 +461,10 @@ def test_purge_asks_for_a_date_then_says_what_goes(admin_client, tree):
 
 def test_purge_action_on_overlapping_selection(admin_client, tree):
     selected = [tree["docs"].pk, tree["a_node"].pk]
-    response = admin_client.post(changelist(), {"action": "purge_selected", "_selected_action": selected,
-                                                "before": "2024-03-01", "clusters": "1"})
+    response = admin_client.post(
+        changelist(),
+        {"action": "purge_selected", "_selected_action": selected, "before": "2024-03-01", "clusters": "1"},
+    )
     assert [label for label, _ in response.context["items"]] == ["docs"]
     assert response.context["total"][0] == 3
 
@@ -427,7 +503,9 @@ def test_changelist_search_box_queries_the_index(admin_client, indexed_tree):
 
 def test_admin_search_history_and_as_of(admin_client, indexed_tree):
     history = admin_search(admin_client, q="line", history="on")
-    assert sorted(hit.serial for hit in history.context["results"]) == sorted(v.serial for v in indexed_tree["a"])
+    assert sorted(hit.serial for hit in history.context["results"]) == sorted(
+        v.serial for v in indexed_tree["a"]
+    )
     then = admin_search(admin_client, q="line", before="2024-03-01")
     assert [hit.serial for hit in then.context["results"]] == [indexed_tree["a"][1].serial]
     bad = admin_search(admin_client, q="line AND")
@@ -464,7 +542,9 @@ def test_index_panel_shows_status_and_asks_before_each_task(admin_client, indexe
     assert panel.status_code == 200
     status = panel.context["status"]
     assert [(index.name, index.documents, index.pending) for index in status.indexes] == [
-        ("latest", 3, 0), ("history", 7, 0)]
+        ("latest", 3, 0),
+        ("history", 7, 0),
+    ]
     html = panel.content.decode()
     assert html.count("never") == 4  # neither index was rebuilt or checked yet
     for task in ("check", "update", "rebuild"):
@@ -473,11 +553,14 @@ def test_index_panel_shows_status_and_asks_before_each_task(admin_client, indexe
     assert admin_client.get(index_url(task="explode")).status_code == 400
 
 
-@pytest.mark.parametrize("task, text", [
-    ("check", "No differences"),
-    ("update", "then fixed 0 documents"),
-    ("rebuild", "Wrote 3 latest and 7 history documents"),
-])
+@pytest.mark.parametrize(
+    "task, text",
+    [
+        ("check", "No differences"),
+        ("update", "then fixed 0 documents"),
+        ("rebuild", "Wrote 3 latest and 7 history documents"),
+    ],
+)
 def test_index_tasks_run_from_the_admin(admin_client, indexed_tree, task, text):
     response = admin_client.post(index_url(), {"task": task, "post": "yes"})
     assert response.status_code == 200
@@ -546,7 +629,10 @@ def test_malformed_ids_and_filter_values_are_never_a_500(admin_client, tree):
     assert admin_client.get(f"/admin/versioned_items/node/{huge}/change/").status_code == 404
     assert admin_client.get(f"/admin/versioned_items/version/{huge}/change/").status_code == 404
     assert admin_client.get(f"/admin/versioned_items/version/{huge}/restore/", follow=True).status_code == 404
-    assert admin_client.get(reverse("admin:versioned_items_version_diff"), {"old": huge, "new": 1}).status_code == 400
+    assert (
+        admin_client.get(reverse("admin:versioned_items_version_diff"), {"old": huge, "new": 1}).status_code
+        == 400
+    )
     for params in ({"user": "a\x00b"}, {"type": "\x00"}, {"under": "a\x00b"}, {"under": "../x"}):
         response = admin_client.get(changelist(), params)
         assert response.status_code == 200, params
@@ -567,7 +653,15 @@ def test_index_panel_explains_a_missing_index(admin_client, indexed_tree, tmp_pa
 
 def test_actions_refuse_more_than_they_handle(admin_client, tree, monkeypatch):
     monkeypatch.setattr(admin.base, "MAX_SELECTED", 2)
-    response = admin_client.post(changelist(), {"action": "purge_selected", "select_across": "1", "index": "0",
-                                                "_selected_action": [tree["docs"].pk]}, follow=True)
+    response = admin_client.post(
+        changelist(),
+        {
+            "action": "purge_selected",
+            "select_across": "1",
+            "index": "0",
+            "_selected_action": [tree["docs"].pk],
+        },
+        follow=True,
+    )
     assert "Select at most 2 objects" in response.content.decode()
     assert api.versions("docs/a.txt").count() == 3

@@ -45,7 +45,9 @@ def sha(data: bytes) -> str:
 def stored_files(subfolder: str = "") -> set[str]:
     """Names of the files under CONTENT_PREFIX (or one of its subfolders) in the storage."""
     root = Path(content.storage().path(content.temporary_prefix())).parent / subfolder
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    return (
+        {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    )
 
 
 def final_path(checksum: str) -> Path:
@@ -332,8 +334,12 @@ def _mount_tmpfs(folder: Path, size: str) -> bool:
     if os.geteuid() != 0:
         return False
     try:
-        return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+            ).returncode
+            == 0
+        )
     except OSError:  # no mount program
         return False
 
@@ -345,7 +351,10 @@ def small_disk(tmp_path, settings):
     mount.mkdir()
     mounted = _mount_tmpfs(mount, "2m")
     backend = "django.core.files.storage.FileSystemStorage" if mounted else f"{__name__}.FullDiskStorage"
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": backend, "OPTIONS": {"location": str(mount)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": backend, "OPTIONS": {"location": str(mount)}},
+    }
     try:
         yield mount
     finally:
@@ -381,8 +390,14 @@ def run_child(env: dict, name: str, *args, **popen) -> subprocess.Popen:
         f"result = test_content._child_{name}(*sys.argv[1:])\n"
         "print(json.dumps(result), flush=True)\n"
     )
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 def answers(processes: list[subprocess.Popen], timeout: float = 120) -> list[dict]:
@@ -430,9 +445,13 @@ def test_kill_9_during_a_content_write_then_a_put_of_the_same_bytes(subprocess_e
     staged_before = stored_files("tmp")
     child = run_child(subprocess_env, "slow_put", "killed/big.bin")
     assert child.stdout.readline().strip() == "stalled"
-    wait_for(lambda: any(Path(content.storage().path(f"{content.temporary_prefix()}/{name}")).stat().st_size
-                         == SLOW_STOP for name in stored_files("tmp") - staged_before),
-             what="the child's staged file to hold what it read")
+    wait_for(
+        lambda: any(
+            Path(content.storage().path(f"{content.temporary_prefix()}/{name}")).stat().st_size == SLOW_STOP
+            for name in stored_files("tmp") - staged_before
+        ),
+        what="the child's staged file to hold what it read",
+    )
     child.send_signal(signal.SIGKILL)
     child.communicate(timeout=30)
     assert child.returncode == -signal.SIGKILL
@@ -463,7 +482,9 @@ def _child_put_then_die_before_commit(path: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_kill_9_after_the_move_before_the_commit_leaves_a_whole_file_that_is_reused(subprocess_env, clean_storage):
+def test_kill_9_after_the_move_before_the_commit_leaves_a_whole_file_that_is_reused(
+    subprocess_env, clean_storage
+):
     data = payload(2 * MiB, seed=13)
     child = run_child(subprocess_env, "put_then_die_before_commit", "dying/a.bin")
     child.communicate(timeout=60)
@@ -497,8 +518,9 @@ def _child_same_bytes(worker: str, rounds: str, start_file: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_processes_putting_and_freeing_the_same_bytes_end_with_one_whole_file(subprocess_env, tmp_path,
-                                                                              clean_storage):
+def test_processes_putting_and_freeing_the_same_bytes_end_with_one_whole_file(
+    subprocess_env, tmp_path, clean_storage
+):
     workers, rounds = 4, 12
     data = payload(2 * MiB, seed=14)
     start = tmp_path / "start"
@@ -534,7 +556,9 @@ def test_concurrent_puts_of_the_same_bytes_store_one_file(subprocess_env, tmp_pa
     assert {r["checksum"] for r in results} == {checksum}
     assert Blob.objects.get(checksum=checksum).refcount == workers
     finals = {name for name in stored_files() if not name.startswith("tmp/")}
-    assert [name for name in finals if name.endswith(checksum)] == [content.content_name(checksum).split("/", 1)[1]]
+    assert [name for name in finals if name.endswith(checksum)] == [
+        content.content_name(checksum).split("/", 1)[1]
+    ]
     assert stored_files("tmp") == staged_before
     assert final_path(checksum).stat().st_size == 3 * MiB
 
@@ -560,9 +584,15 @@ def test_git_import_streams_blobs(tmp_path, settings, clean_storage):
         pytest.skip("git is not installed")
     app_settings(settings, CONTENT_CHUNK_BYTES=64 * 1024)
     repo = tmp_path / "repo"
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "T",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "T",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     big, small = payload(6 * MiB, seed=17), b"small\n"
     repo.mkdir()
     (repo / "big.bin").write_bytes(big)
@@ -581,6 +611,9 @@ def test_text_that_cannot_be_encoded_or_decoded_is_refused(tmp_path, clean_stora
     with pytest.raises(InvalidArgument, match="not valid text"):
         api.put("text/surrogate", "lone \udc80 surrogate")
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9")
-    with open(tmp_path / "latin1.txt", encoding="utf-8") as source, pytest.raises(InvalidArgument, match="not valid text"):
+    with (
+        open(tmp_path / "latin1.txt", encoding="utf-8") as source,
+        pytest.raises(InvalidArgument, match="not valid text"),
+    ):
         api.put("text/latin1", source)
     assert snapshot() == before

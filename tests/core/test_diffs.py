@@ -22,7 +22,11 @@ def test_diff_lines_numbers_both_sides():
     assert not truncated
     assert [h.header for h in hunks] == ["@@ -1,3 +1,4 @@"]
     assert lines(hunks) == [
-        (" ", 1, 1, "a"), ("-", 2, None, "b"), ("+", None, 2, "B"), (" ", 3, 3, "c"), ("+", None, 4, "d"),
+        (" ", 1, 1, "a"),
+        ("-", 2, None, "b"),
+        ("+", None, 2, "B"),
+        (" ", 3, 3, "c"),
+        ("+", None, 4, "d"),
     ]
 
 

@@ -5,7 +5,7 @@ from versioned_items.filters import Term, as_number, parse_filter
 
 
 def test_terms():
-    assert parse_filter("a, !b, c=1, d != x y, e<=2.5, f>=-3, g<z, h>\"q, r\"") == [
+    assert parse_filter('a, !b, c=1, d != x y, e<=2.5, f>=-3, g<z, h>"q, r"') == [
         Term("a", "exists"),
         Term("b", "missing"),
         Term("c", "=", "1"),
@@ -25,18 +25,21 @@ def test_empty_value_is_allowed():
     assert parse_filter("k=") == [Term("k", "=", "")]
 
 
-@pytest.mark.parametrize("expression, message", [
-    ("a,,b", "empty term"),
-    ("a,", "empty term"),
-    ("a==1", "unknown operator"),
-    ("a=>1", "unknown operator"),
-    ("=1", "not 'key'"),
-    ("a b", "not 'key'"),
-    ('a="x', "unclosed"),
-    ('a="x"y', "after the closing quote"),
-    ("a=x\x00", "control"),
-    ("!", "not 'key'"),
-])
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("a,,b", "empty term"),
+        ("a,", "empty term"),
+        ("a==1", "unknown operator"),
+        ("a=>1", "unknown operator"),
+        ("=1", "not 'key'"),
+        ("a b", "not 'key'"),
+        ('a="x', "unclosed"),
+        ('a="x"y', "after the closing quote"),
+        ("a=x\x00", "control"),
+        ("!", "not 'key'"),
+    ],
+)
 def test_malformed_expressions_name_the_problem(expression, message):
     with pytest.raises(InvalidFilter, match=message):
         parse_filter(expression)

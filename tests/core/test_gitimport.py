@@ -25,9 +25,14 @@ class Repo:
     """A throw-away git repository with commits of chosen authors and times."""
 
     # No user or system git configuration (identity, signing, hooks) leaks into the tests.
-    ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_AUTHOR_NAME": "Tester", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "Tester", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    ENV = {
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Tester",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "Tester",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
 
     def __init__(self, path):
         self.path = path
@@ -35,8 +40,13 @@ class Repo:
         self.git("init", "-q", "-b", "main")
 
     def git(self, *args, env=None):
-        return subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True,
-                              env={**os.environ, **self.ENV, **(env or {})}).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(self.path), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.ENV, **(env or {})},
+        ).stdout.strip()
 
     def commit(self, message, author, when, files):
         """Write (content) or remove (None) files, then commit them; return the commit id."""
@@ -49,9 +59,14 @@ class Repo:
             file.write_bytes(content.encode() if isinstance(content, str) else content)
             self.git("add", name)
         stamp = when.isoformat()
-        env = {"GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": f"{author}@example.com",
-               "GIT_COMMITTER_NAME": author, "GIT_COMMITTER_EMAIL": f"{author}@example.com",
-               "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+        env = {
+            "GIT_AUTHOR_NAME": author,
+            "GIT_AUTHOR_EMAIL": f"{author}@example.com",
+            "GIT_COMMITTER_NAME": author,
+            "GIT_COMMITTER_EMAIL": f"{author}@example.com",
+            "GIT_AUTHOR_DATE": stamp,
+            "GIT_COMMITTER_DATE": stamp,
+        }
         self.git("commit", "-q", "--allow-empty", "-m", message, env=env)
         return self.git("rev-parse", "HEAD")
 
@@ -62,15 +77,21 @@ def repo(tmp_path):
     repo.ids = [
         repo.commit("Add a and b\n\nWith a body.", "Ann", D1, {"a.txt": "one\n", "docs/b.txt": "bee\n"}),
         repo.commit("Change a, drop b", "Bob", D2, {"a.txt": "one\ntwo\n", "docs/b.txt": None}),
-        repo.commit("Bring b back, add a picture", "Ann", D3,
-                    {"docs/b.txt": "bee again\n", "img.bin": b"\x89PNG\x00\x01\x02"}),
+        repo.commit(
+            "Bring b back, add a picture",
+            "Ann",
+            D3,
+            {"docs/b.txt": "bee again\n", "img.bin": b"\x89PNG\x00\x01\x02"},
+        ),
     ]
     return repo
 
 
 def history(path):
-    return [(v.get_cluster_display(), v.muser, api.get_attributes(v.serial).get("commit"))
-            for v in api.versions(path).order_by("serial")]
+    return [
+        (v.get_cluster_display(), v.muser, api.get_attributes(v.serial).get("commit"))
+        for v in api.versions(path).order_by("serial")
+    ]
 
 
 def test_every_commit_that_touches_a_file_becomes_a_version(repo):
@@ -78,7 +99,11 @@ def test_every_commit_that_touches_a_file_becomes_a_version(repo):
     assert (report.commits, report.known, report.versions, report.deleted) == (3, 0, 5, 1)
     c1, c2, c3 = repo.ids
     assert history("src/a.txt") == [("history", "Ann", c1), ("normal", "Bob", c2)]
-    assert history("src/docs/b.txt") == [("history", "Ann", c1), ("deleted", "Bob", c2), ("normal", "Ann", c3)]
+    assert history("src/docs/b.txt") == [
+        ("history", "Ann", c1),
+        ("deleted", "Bob", c2),
+        ("normal", "Ann", c3),
+    ]
     assert api.open_content(api.lookup("src/a.txt")).read() == b"one\ntwo\n"
     assert api.open_content(api.lookup("src/img.bin")).read() == b"\x89PNG\x00\x01\x02"
 
@@ -87,7 +112,10 @@ def test_versions_carry_commit_time_id_and_message(repo):
     import_git(repo.path)
     first, second = api.versions("a.txt").order_by("serial")
     assert (first.mtime, second.mtime) == (D1, D2)
-    assert api.get_attributes(first.serial) == {"commit": repo.ids[0], "message": "Add a and b\n\nWith a body."}
+    assert api.get_attributes(first.serial) == {
+        "commit": repo.ids[0],
+        "message": "Add a and b\n\nWith a body.",
+    }
     marker = api.versions("docs/b.txt").order_by("serial")[1]
     assert marker.is_delete_marker
     assert api.get_attributes(marker.serial)["message"] == "Change a, drop b"
@@ -110,8 +138,13 @@ def test_merges_bring_their_changes_relative_to_the_first_parent(repo):
     side = repo.commit("Side work", "Dee", D3, {"side.txt": "s\n"})
     repo.git("checkout", "-q", "main")
     repo.commit("Main work", "Ann", D3, {"a.txt": "main\n"})
-    repo.git("merge", "-q", "--no-edit", "side", env={"GIT_COMMITTER_DATE": D3.isoformat(),
-                                                      "GIT_AUTHOR_DATE": D3.isoformat()})
+    repo.git(
+        "merge",
+        "-q",
+        "--no-edit",
+        "side",
+        env={"GIT_COMMITTER_DATE": D3.isoformat(), "GIT_AUTHOR_DATE": D3.isoformat()},
+    )
     merge = repo.git("rev-parse", "HEAD")
     import_git(repo.path)
     assert [c for _, _, c in history("side.txt")] == [side, merge]

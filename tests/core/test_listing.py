@@ -17,29 +17,40 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def tree():
-    for path in ("docs/a.txt", "docs/b/one.txt", "docs/b/two.txt", "docs/c/deep/x.txt",
-                 "docs/gone.txt", "other.txt"):
+    for path in (
+        "docs/a.txt",
+        "docs/b/one.txt",
+        "docs/b/two.txt",
+        "docs/c/deep/x.txt",
+        "docs/gone.txt",
+        "other.txt",
+    ):
         api.put(path, b"x" * len(path))
     api.delete("docs/gone.txt")
 
 
 def test_flat_listing_of_a_subtree(tree):
-    assert_listing(api.list_latest("docs"),
-                   objects=["docs/a.txt", "docs/b/one.txt", "docs/b/two.txt", "docs/c/deep/x.txt"])
+    assert_listing(
+        api.list_latest("docs"),
+        objects=["docs/a.txt", "docs/b/one.txt", "docs/b/two.txt", "docs/c/deep/x.txt"],
+    )
 
 
 def test_delimiter_gives_common_prefixes_once(tree):
-    assert_listing(api.list_latest("docs", delimiter="/"),
-                   objects=["docs/a.txt"], prefixes=["docs/b/", "docs/c/"])
+    assert_listing(
+        api.list_latest("docs", delimiter="/"), objects=["docs/a.txt"], prefixes=["docs/b/", "docs/c/"]
+    )
     assert_listing(api.list_latest(delimiter="/"), objects=["other.txt"], prefixes=["docs/"])
-    assert_listing(api.list_latest(prefix="docs/b/", delimiter="/"),
-                   objects=["docs/b/one.txt", "docs/b/two.txt"])
+    assert_listing(
+        api.list_latest(prefix="docs/b/", delimiter="/"), objects=["docs/b/one.txt", "docs/b/two.txt"]
+    )
 
 
 def test_prefix_inside_a_level(tree):
     assert_listing(api.list_latest("docs", prefix="b/t"), objects=["docs/b/two.txt"])
-    assert_listing(api.list_latest(prefix="docs/", delimiter="/", paths_filter=["docs/c*"]),
-                   prefixes=["docs/c/"])
+    assert_listing(
+        api.list_latest(prefix="docs/", delimiter="/", paths_filter=["docs/c*"]), prefixes=["docs/c/"]
+    )
 
 
 def test_a_node_can_be_object_and_prefix():
@@ -92,7 +103,10 @@ def test_deleted_items_are_hidden_unless_asked(tree):
 
 def test_size_range_and_properties(tree):
     page = api.list_latest("docs", size_range=(14, 14), properties=True)
-    assert [(e.path, e.version.size) for e in page.objects] == [("docs/b/one.txt", 14), ("docs/b/two.txt", 14)]
+    assert [(e.path, e.version.size) for e in page.objects] == [
+        ("docs/b/one.txt", 14),
+        ("docs/b/two.txt", 14),
+    ]
     assert_listing(api.list_latest("docs", size_range=(None, 10)), objects=["docs/a.txt"])
 
 
@@ -107,11 +121,11 @@ def test_attribute_filters():
 
     assert paths_for("n") == ["f/a", "f/b", "f/c"]
     assert paths_for("!n") == ["f/d"]
-    assert paths_for("n<10") == ["f/a"]          # numeric, not '10' < '9'
+    assert paths_for("n<10") == ["f/a"]  # numeric, not '10' < '9'
     assert paths_for("n>=9.5") == ["f/b"]
     assert paths_for("n=10.0") == ["f/b"]
     assert paths_for("n!=9") == ["f/b"]
-    assert paths_for("colour>blue") == ["f/a"]   # strings compare as strings
+    assert paths_for("colour>blue") == ["f/a"]  # strings compare as strings
     assert paths_for("colour=red, n<100") == ["f/a"]
     assert paths_for("n=x") == ["f/c"]
     assert [e.path for e in api.list_latest("f", filter="colour", delimiter="/").objects] == ["f/a", "f/b"]
@@ -125,20 +139,23 @@ def test_other_delimiters_follow_s3():
     assert_listing(page, prefixes=["g/a-"], next_marker="g/a-")
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"parent": "missing"}, NodeNotFound, "missing"),
-    ({"prefix": "a//"}, InvalidPath, "segment"),
-    ({"limit": -1}, InvalidArgument, "limit -1"),
-    ({"limit": 10**6}, InvalidArgument, "limit"),
-    ({"limit": "10"}, InvalidArgument, "limit"),
-    ({"size_range": (5, 1)}, InvalidArgument, "greater"),
-    ({"size_range": 5}, InvalidArgument, "pair"),
-    ({"filter": "k=1,,"}, InvalidFilter, "empty term"),
-    ({"except_cluster": 9}, InvalidArgument, "except_cluster 9"),
-    ({"marker": "a\x00"}, InvalidArgument, "marker"),
-    ({"delimiter": "\n"}, InvalidArgument, "delimiter"),
-    ({"paths_filter": "docs"}, InvalidArgument, "list"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"parent": "missing"}, NodeNotFound, "missing"),
+        ({"prefix": "a//"}, InvalidPath, "segment"),
+        ({"limit": -1}, InvalidArgument, "limit -1"),
+        ({"limit": 10**6}, InvalidArgument, "limit"),
+        ({"limit": "10"}, InvalidArgument, "limit"),
+        ({"size_range": (5, 1)}, InvalidArgument, "greater"),
+        ({"size_range": 5}, InvalidArgument, "pair"),
+        ({"filter": "k=1,,"}, InvalidFilter, "empty term"),
+        ({"except_cluster": 9}, InvalidArgument, "except_cluster 9"),
+        ({"marker": "a\x00"}, InvalidArgument, "marker"),
+        ({"delimiter": "\n"}, InvalidArgument, "delimiter"),
+        ({"paths_filter": "docs"}, InvalidArgument, "list"),
+    ],
+)
 def test_bad_arguments(tree, kwargs, error, message):
     with pytest.raises(error, match=message):
         api.list_latest(**kwargs)
@@ -158,7 +175,7 @@ def test_a_page_costs_the_same_queries_however_many_prefixes(before):
             api.put(f"size{n}/dir{i:03}/file", b"1")
         if before:
             moment = api.lookup(f"size{n}/dir000/file").mtime + dt.timedelta(seconds=1)
-            moment = min(moment, dt.datetime.now(dt.timezone.utc))
+            moment = min(moment, dt.datetime.now(dt.UTC))
         sql = _page_statements(parent=f"size{n}", delimiter="/", limit=1000, before=moment, filter="!k")
         # one to find the parent, one for the page
         assert len(sql) == 2, sql

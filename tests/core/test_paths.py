@@ -4,32 +4,38 @@ from versioned_items import paths
 from versioned_items.exceptions import InvalidPath
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ("docs/a.txt", "docs/a.txt"),
-    ("/docs/a.txt", "docs/a.txt"),
-    ("ünï/cödé ✓.txt", "ünï/cödé ✓.txt"),
-    ("a" * 1024, "a" * 1024),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("docs/a.txt", "docs/a.txt"),
+        ("/docs/a.txt", "docs/a.txt"),
+        ("ünï/cödé ✓.txt", "ünï/cödé ✓.txt"),
+        ("a" * 1024, "a" * 1024),
+    ],
+)
 def test_clean_path_accepts(raw, clean):
     assert paths.clean_path(raw) == clean
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("", "empty"),
-    ("/", "empty"),
-    ("a//b", "segment"),
-    ("a/", "segment"),
-    ("a/./b", "'.'"),
-    ("a/../b", "'..'"),
-    ("..", "'..'"),
-    ("a\x00b", "U+0000"),
-    ("a\nb", "U+000A"),
-    ("a\x7fb", "U+007F"),
-    ("a" * 1025, "1024 bytes"),
-    ("é" * 513, "1024 bytes"),
-    (b"bytes", "string"),
-    (None, "string"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("", "empty"),
+        ("/", "empty"),
+        ("a//b", "segment"),
+        ("a/", "segment"),
+        ("a/./b", "'.'"),
+        ("a/../b", "'..'"),
+        ("..", "'..'"),
+        ("a\x00b", "U+0000"),
+        ("a\nb", "U+000A"),
+        ("a\x7fb", "U+007F"),
+        ("a" * 1025, "1024 bytes"),
+        ("é" * 513, "1024 bytes"),
+        (b"bytes", "string"),
+        (None, "string"),
+    ],
+)
 def test_clean_path_rejects_with_the_reason(raw, message):
     with pytest.raises(InvalidPath, match=message.replace(".", r"\.").replace("+", r"\+")):
         paths.clean_path(raw)

@@ -4,8 +4,8 @@ reads a whole table (a sequential scan, or an index walked end to end without a 
 index to use; on SQLite, EXPLAIN QUERY PLAN must show no full SCAN of a table."""
 
 import contextlib
-import json
 import datetime as dt
+import json
 
 import pytest
 from django.db import connection
@@ -49,8 +49,11 @@ def table_scans(sql, params):
             return list(_full_scans(plan[0]["Plan"]))
         cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
         details = [row[-1] for row in cursor.fetchall()]
-        return [d for d in details if d.startswith("SCAN ") and "CONSTANT ROW" not in d
-                and not d.startswith("SCAN (")]
+        return [
+            d
+            for d in details
+            if d.startswith("SCAN ") and "CONSTANT ROW" not in d and not d.startswith("SCAN (")
+        ]
 
 
 FILLER = 3000
@@ -100,7 +103,7 @@ def test_put_uses_indexes(populated):
 def test_lookup_uses_indexes(populated):
     with recorded() as statements:
         api.lookup("plan/d0/f0")
-        api.lookup("plan/d0/f0", before=dt.datetime.now(dt.timezone.utc))
+        api.lookup("plan/d0/f0", before=dt.datetime.now(dt.UTC))
     assert_no_scans(statements)
 
 

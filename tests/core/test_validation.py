@@ -8,7 +8,13 @@ import pytest
 from django import forms as django_forms
 
 from versioned_items import api, changes, forms, listing, paths, validation
-from versioned_items.exceptions import InvalidArgument, InvalidFilter, InvalidInput, InvalidPath, WriteOutsideOperation
+from versioned_items.exceptions import (
+    InvalidArgument,
+    InvalidFilter,
+    InvalidInput,
+    InvalidPath,
+    WriteOutsideOperation,
+)
 from versioned_items.filters import parse_filter
 from versioned_items.models import Attribute, Node, Statistics, Version, direct_writes
 
@@ -22,6 +28,7 @@ PRINTABLE = ["\u200d", "\u200f", "\ue000", "\U000e0080"]
 
 def every_rule():
     """Each layer's check of one piece of text, as a callable that raises on a bad character."""
+
     def form_marker(text):
         try:
             forms.clean_marker(text)
@@ -95,20 +102,36 @@ def test_the_model_field_uses_the_rule_of_the_user_name():
     assert Version._meta.get_field("muser").max_length == validation.MAX_USER_LENGTH
 
 
-@pytest.mark.parametrize("queryset", [
-    lambda: Node.objects.all(), lambda: Version.objects.all(), lambda: Attribute.objects.all(),
-    lambda: Statistics.objects.all(), lambda: api.children(""), lambda: api.versions("docs/a.txt"),
-], ids=["nodes", "versions", "attributes", "statistics", "api.children", "api.versions"])
+@pytest.mark.parametrize(
+    "queryset",
+    [
+        lambda: Node.objects.all(),
+        lambda: Version.objects.all(),
+        lambda: Attribute.objects.all(),
+        lambda: Statistics.objects.all(),
+        lambda: api.children(""),
+        lambda: api.versions("docs/a.txt"),
+    ],
+    ids=["nodes", "versions", "attributes", "statistics", "api.children", "api.versions"],
+)
 def test_querysets_refuse_writes_outside_an_operation(queryset):
     api.put("docs/a.txt", b"alpha", attributes={"k": "v"})
-    before = (Node.objects.count(), Version.objects.count(), Attribute.objects.count(),
-              list(Statistics.objects.values_list("population", "size")))
+    before = (
+        Node.objects.count(),
+        Version.objects.count(),
+        Attribute.objects.count(),
+        list(Statistics.objects.values_list("population", "size")),
+    )
     with pytest.raises(WriteOutsideOperation, match="versioned_items.api"):
         queryset().update(mtime=None) if queryset().model is Version else queryset().delete()
     with pytest.raises(WriteOutsideOperation):
         queryset().delete()
-    assert before == (Node.objects.count(), Version.objects.count(), Attribute.objects.count(),
-                      list(Statistics.objects.values_list("population", "size")))
+    assert before == (
+        Node.objects.count(),
+        Version.objects.count(),
+        Attribute.objects.count(),
+        list(Statistics.objects.values_list("population", "size")),
+    )
 
 
 def test_direct_writes_lift_the_guard_for_this_context_only():

@@ -36,13 +36,18 @@ def test_the_walk_sees_the_core_and_resolves_relative_imports():
     files = {p.relative_to(PACKAGE).as_posix() for p in core_modules()}
     assert {"api.py", "models.py", "admin/nodes.py", "site/views.py", "extensions.py"} <= files
     assert "versioned_items.pages" in imported_modules(PACKAGE / "site" / "views.py")  # from .. import pages
-    assert "versioned_items.search.indexing" in imported_modules(SEARCH / "admin.py")  # from . import indexing
+    assert "versioned_items.search.indexing" in imported_modules(
+        SEARCH / "admin.py"
+    )  # from . import indexing
 
 
 @pytest.mark.parametrize("path", core_modules(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_no_core_module_imports_the_search_app(path):
-    offending = {name for name in imported_modules(path)
-                 if name == "versioned_items.search" or name.startswith("versioned_items.search.")}
+    offending = {
+        name
+        for name in imported_modules(path)
+        if name == "versioned_items.search" or name.startswith("versioned_items.search.")
+    }
     assert not offending, f"{path.relative_to(PACKAGE)} imports {sorted(offending)}"
 
 
@@ -51,5 +56,6 @@ def test_no_core_template_names_the_search_pages():
     assert templates
     for template in templates:
         text = template.read_text()
-        assert "versioned_items:search" not in text and "node_search" not in text and "node_index" not in text, (
-            template.relative_to(PACKAGE))
+        assert (
+            "versioned_items:search" not in text and "node_search" not in text and "node_index" not in text
+        ), template.relative_to(PACKAGE)

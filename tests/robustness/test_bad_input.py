@@ -29,16 +29,49 @@ from ..helpers import snapshot
 
 EXAMPLES = int(os.environ.get("VI_HYPOTHESIS_EXAMPLES", "40"))
 bounded = settings(
-    max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 100, database=None,
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES <= 100,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 # --- strategies -----------------------------------------------------------------------------
 
-NASTY = ["", "/", "//", ".", "..", "a/..", "../a", "a/./b", "a//b", "a/", "/a/", "a\x00b", "\x00",
-         "a\nb", "tab\there", "\x7f", "\u0085next-line", "\ud800", "a/\udfff", "x" * 1025,
-         "é" * 600, "😀/" * 300 + "z", " ", " /a", "a/ /b", "NUL\x00/b", "%00", "..%2f", "a\\b",
-         "'; DROP TABLE versioned_items_node; --", "\u202eevil", "\ufeffbom"]
+NASTY = [
+    "",
+    "/",
+    "//",
+    ".",
+    "..",
+    "a/..",
+    "../a",
+    "a/./b",
+    "a//b",
+    "a/",
+    "/a/",
+    "a\x00b",
+    "\x00",
+    "a\nb",
+    "tab\there",
+    "\x7f",
+    "\u0085next-line",
+    "\ud800",
+    "a/\udfff",
+    "x" * 1025,
+    "é" * 600,
+    "😀/" * 300 + "z",
+    " ",
+    " /a",
+    "a/ /b",
+    "NUL\x00/b",
+    "%00",
+    "..%2f",
+    "a\\b",
+    "'; DROP TABLE versioned_items_node; --",
+    "\u202eevil",
+    "\ufeffbom",
+]
 SEGMENTS = st.one_of(
     st.sampled_from(["", ".", "..", "a", "é", "😀", " ", "\t", "\x00", "\x1f", "%", "'", '"', "*"]),
     st.text(max_size=8),
@@ -47,35 +80,92 @@ paths = st.one_of(
     st.sampled_from(NASTY),
     st.text(max_size=40),
     st.lists(SEGMENTS, min_size=1, max_size=6).map("/".join),
-    st.integers(-3, 3), st.none(), st.binary(max_size=5), st.floats(allow_nan=True),
+    st.integers(-3, 3),
+    st.none(),
+    st.binary(max_size=5),
+    st.floats(allow_nan=True),
 )
 filters = st.one_of(
     st.text(alphabet='ab=!<>,"\\ 1.-\x00\n', max_size=20),
-    st.sampled_from(["", ",", "a,", "!", "!a", "a=", "a==b", 'a="x', 'a="x"y', "a<=b,c>=1e999",
-                     "a=1e400", "a=nan", "a=-0", "a !~ b", "=b", "a\x00=b"]),
-    st.integers(), st.none(),
+    st.sampled_from(
+        [
+            "",
+            ",",
+            "a,",
+            "!",
+            "!a",
+            "a=",
+            "a==b",
+            'a="x',
+            'a="x"y',
+            "a<=b,c>=1e999",
+            "a=1e400",
+            "a=nan",
+            "a=-0",
+            "a !~ b",
+            "=b",
+            "a\x00=b",
+        ]
+    ),
+    st.integers(),
+    st.none(),
 )
 queries = st.one_of(
     st.text(alphabet='ab AND OR NOT TO()[]{}":*?~^+-\\/\x00', max_size=30),
-    st.sampled_from(["(", ")", '"', "[a TO", "a:", ":a", "AND", "a OR", "NOT", "*", "**", "?",
-                     "path:", "mtime:[x TO y]", "size:[9 TO 1]", "mtime:[20300101 TO]",
-                     "color:[a TO b]", "a~", "a^x", "x" * 5000, "\x00", "/", "\\"]),
+    st.sampled_from(
+        [
+            "(",
+            ")",
+            '"',
+            "[a TO",
+            "a:",
+            ":a",
+            "AND",
+            "a OR",
+            "NOT",
+            "*",
+            "**",
+            "?",
+            "path:",
+            "mtime:[x TO y]",
+            "size:[9 TO 1]",
+            "mtime:[20300101 TO]",
+            "color:[a TO b]",
+            "a~",
+            "a^x",
+            "x" * 5000,
+            "\x00",
+            "/",
+            "\\",
+        ]
+    ),
     st.text(max_size=30),
 )
 times = st.one_of(
     st.none(),
     st.datetimes(timezones=st.sampled_from([None, UTC])),
-    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
-                 timezones=st.just(UTC)),
-    st.sampled_from([datetime.min, datetime.max, datetime.max.replace(tzinfo=UTC),
-                     datetime.min.replace(tzinfo=UTC),
-                     # before the year 1 once in UTC: overflowed in Django's conversion
-                     datetime.min.replace(tzinfo=timezone(timedelta(hours=14))),
-                     datetime.max.replace(tzinfo=timezone(timedelta(hours=-14)))]),
-    st.integers(), st.text(max_size=5),
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)),
+    st.sampled_from(
+        [
+            datetime.min,
+            datetime.max,
+            datetime.max.replace(tzinfo=UTC),
+            datetime.min.replace(tzinfo=UTC),
+            # before the year 1 once in UTC: overflowed in Django's conversion
+            datetime.min.replace(tzinfo=timezone(timedelta(hours=14))),
+            datetime.max.replace(tzinfo=timezone(timedelta(hours=-14))),
+        ]
+    ),
+    st.integers(),
+    st.text(max_size=5),
 )
-limits = st.one_of(st.integers(-10**9, 10**9), st.sampled_from([0, 1, 10_000, 10_001, True, False]),
-                   st.floats(allow_nan=True), st.text(max_size=4), st.none())
+limits = st.one_of(
+    st.integers(-(10**9), 10**9),
+    st.sampled_from([0, 1, 10_000, 10_001, True, False]),
+    st.floats(allow_nan=True),
+    st.text(max_size=4),
+    st.none(),
+)
 
 
 # --- the property ---------------------------------------------------------------------------
@@ -141,18 +231,37 @@ def test_move_delete_remove(store, source, destination):
 
 
 @bounded
-@given(parent=paths, prefix=paths, delimiter=st.one_of(st.none(), st.text(max_size=20), st.integers()),
-       marker=st.one_of(st.none(), paths), limit=limits, expression=filters, before=times,
-       size_range=st.one_of(st.none(), st.tuples(limits, limits), st.integers(), st.text(max_size=3)))
+@given(
+    parent=paths,
+    prefix=paths,
+    delimiter=st.one_of(st.none(), st.text(max_size=20), st.integers()),
+    marker=st.one_of(st.none(), paths),
+    limit=limits,
+    expression=filters,
+    before=times,
+    size_range=st.one_of(st.none(), st.tuples(limits, limits), st.integers(), st.text(max_size=3)),
+)
 def test_list_latest(store, parent, prefix, delimiter, marker, limit, expression, before, size_range):
-    rejects_cleanly(lambda: api.list_latest(
-        parent, prefix=prefix, delimiter=delimiter, marker=marker, limit=limit, filter=expression,
-        before=before, size_range=size_range,
-    ))
+    rejects_cleanly(
+        lambda: api.list_latest(
+            parent,
+            prefix=prefix,
+            delimiter=delimiter,
+            marker=marker,
+            limit=limit,
+            filter=expression,
+            before=before,
+            size_range=size_range,
+        )
+    )
 
 
 @bounded
-@given(path=paths, before=times, clusters=st.one_of(st.lists(st.integers(-2, 4), max_size=3), st.text(max_size=3)))
+@given(
+    path=paths,
+    before=times,
+    clusters=st.one_of(st.lists(st.integers(-2, 4), max_size=3), st.text(max_size=3)),
+)
 def test_points_in_time_and_purge(store, path, before, clusters):
     rejects_cleanly(lambda: api.lookup(path, before=before))
     rejects_cleanly(lambda: api.latest_statistics(path, before=before))
@@ -161,10 +270,17 @@ def test_points_in_time_and_purge(store, path, before, clusters):
 
 
 @bounded
-@given(serial=st.one_of(st.integers(-5, 10**20), st.sampled_from([2**63 - 1, 2**63, 2**64]),
-                        st.text(max_size=3), st.none(), st.booleans()),
-       key=st.one_of(st.text(max_size=300), st.none(), st.integers()),
-       value=st.one_of(st.text(max_size=20), st.integers(), st.none()))
+@given(
+    serial=st.one_of(
+        st.integers(-5, 10**20),
+        st.sampled_from([2**63 - 1, 2**63, 2**64]),
+        st.text(max_size=3),
+        st.none(),
+        st.booleans(),
+    ),
+    key=st.one_of(st.text(max_size=300), st.none(), st.integers()),
+    value=st.one_of(st.text(max_size=20), st.integers(), st.none()),
+)
 def test_attributes_and_versions(store, serial, key, value):
     rejects_cleanly(lambda: api.set_attributes(serial, {key: value}))
     rejects_cleanly(lambda: api.get_attributes(serial, [key]))
@@ -177,26 +293,44 @@ def test_attributes_and_versions(store, serial, key, value):
 
 
 @bounded
-@given(text=queries, as_of=times, under=st.one_of(st.none(), paths),
-       page=limits, page_size=limits,
-       sort=st.one_of(st.sampled_from(["relevance", "-mtime", "size", "bogus", "", "--size"]), st.integers()))
+@given(
+    text=queries,
+    as_of=times,
+    under=st.one_of(st.none(), paths),
+    page=limits,
+    page_size=limits,
+    sort=st.one_of(st.sampled_from(["relevance", "-mtime", "size", "bogus", "", "--size"]), st.integers()),
+)
 def test_search(store, text, as_of, under, page, page_size, sort):
     rejects_cleanly(lambda: search(text, as_of=as_of, under=under, page=page, page_size=page_size, sort=sort))
 
 
 @bounded
-@given(history=st.booleans(),
-       size_range=st.one_of(st.none(), st.tuples(limits, limits), st.text(max_size=3)),
-       mtime_range=st.one_of(st.none(), st.tuples(times, times), st.integers()),
-       attributes=st.one_of(st.none(), st.dictionaries(st.text(max_size=10), st.one_of(st.none(), st.text(max_size=10)), max_size=3)),
-       content_type=st.one_of(st.none(), st.text(max_size=20)),
-       muser=st.one_of(st.none(), st.text(max_size=10), st.lists(st.text(max_size=5), max_size=3)),
-       cluster=st.one_of(st.none(), st.integers(-3, 5), st.text(max_size=2)))
+@given(
+    history=st.booleans(),
+    size_range=st.one_of(st.none(), st.tuples(limits, limits), st.text(max_size=3)),
+    mtime_range=st.one_of(st.none(), st.tuples(times, times), st.integers()),
+    attributes=st.one_of(
+        st.none(),
+        st.dictionaries(st.text(max_size=10), st.one_of(st.none(), st.text(max_size=10)), max_size=3),
+    ),
+    content_type=st.one_of(st.none(), st.text(max_size=20)),
+    muser=st.one_of(st.none(), st.text(max_size=10), st.lists(st.text(max_size=5), max_size=3)),
+    cluster=st.one_of(st.none(), st.integers(-3, 5), st.text(max_size=2)),
+)
 def test_search_filters(store, history, size_range, mtime_range, attributes, content_type, muser, cluster):
-    rejects_cleanly(lambda: search(
-        "hello", history=history, size_range=size_range, mtime_range=mtime_range, attributes=attributes,
-        content_type=content_type, muser=muser, cluster=cluster,
-    ))
+    rejects_cleanly(
+        lambda: search(
+            "hello",
+            history=history,
+            size_range=size_range,
+            mtime_range=mtime_range,
+            attributes=attributes,
+            content_type=content_type,
+            muser=muser,
+            cluster=cluster,
+        )
+    )
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -218,18 +352,28 @@ def _text_args(values):
 
 
 @bounded
-@given(text=queries.filter(lambda s: isinstance(s, str) and "\x00" not in s),
-       as_of=_text_args(["2024-01-01", "2024-13-01", "9999-12-31T23:59:59", "0001-01-01T00:00+14:00",
-                         "tomorrow", "", "2024-01-01T00:00:00-23:59"]),
-       under=_text_args(["docs", "..", "a//b", "", "/"]),
-       limit=_text_args(["0", "-1", "10", "1000000", "x", "1e3"]))
+@given(
+    text=queries.filter(lambda s: isinstance(s, str) and "\x00" not in s),
+    as_of=_text_args(
+        [
+            "2024-01-01",
+            "2024-13-01",
+            "9999-12-31T23:59:59",
+            "0001-01-01T00:00+14:00",
+            "tomorrow",
+            "",
+            "2024-01-01T00:00:00-23:59",
+        ]
+    ),
+    under=_text_args(["docs", "..", "a//b", "", "/"]),
+    limit=_text_args(["0", "-1", "10", "1000000", "x", "1e3"]),
+)
 def test_vi_search_command(store, text, as_of, under, limit):
     command_rejects_cleanly("vi_search", text, "--as-of", as_of, "--under", under, "--limit", limit, "--json")
 
 
 @bounded
-@given(under=_text_args(["..", "a/../b", "", "/", "x" * 1100]),
-       batch=_text_args(["0", "-5", "1", "x"]))
+@given(under=_text_args(["..", "a/../b", "", "/", "x" * 1100]), batch=_text_args(["0", "-5", "1", "x"]))
 def test_vi_import_command(store, tmp_path_factory, under, batch):
     folder = tmp_path_factory.mktemp("import")
     (folder / "a.txt").write_text("imported text")
@@ -237,24 +381,43 @@ def test_vi_import_command(store, tmp_path_factory, under, batch):
     command_rejects_cleanly("vi_import", str(folder / "missing"), "--under", "ok")
 
 
-@pytest.mark.parametrize("args", [
-    ("vi_rebuild_index", "--procs", "0"), ("vi_rebuild_index", "--batch-size", "-1"),
-    ("vi_rebuild_index", "--procs", "x"), ("vi_dump_index", "--bogus"), ("vi_search",),
-    ("vi_check", "extra"), ("vi_update_index", "--dry-run", "--nope"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("vi_rebuild_index", "--procs", "0"),
+        ("vi_rebuild_index", "--batch-size", "-1"),
+        ("vi_rebuild_index", "--procs", "x"),
+        ("vi_dump_index", "--bogus"),
+        ("vi_search",),
+        ("vi_check", "extra"),
+        ("vi_update_index", "--dry-run", "--nope"),
+    ],
+)
 def test_commands_refuse_bad_arguments(store, args):
     command_rejects_cleanly(*args)
 
 
 # --- the site --------------------------------------------------------------------------------
 
-site_parameters = st.fixed_dictionaries({}, optional={
-    "q": st.text(max_size=20), "as_of": st.text(max_size=25), "before": st.text(max_size=25),
-    "marker": st.text(max_size=20), "limit": st.text(max_size=6), "page": st.text(max_size=6),
-    "filter": st.text(max_size=20), "under": st.text(max_size=20), "history": st.text(max_size=3),
-    "sort": st.text(max_size=6), "a": st.text(max_size=8), "b": st.text(max_size=8),
-    "serial": st.text(max_size=6), "v": st.text(max_size=6),
-})
+site_parameters = st.fixed_dictionaries(
+    {},
+    optional={
+        "q": st.text(max_size=20),
+        "as_of": st.text(max_size=25),
+        "before": st.text(max_size=25),
+        "marker": st.text(max_size=20),
+        "limit": st.text(max_size=6),
+        "page": st.text(max_size=6),
+        "filter": st.text(max_size=20),
+        "under": st.text(max_size=20),
+        "history": st.text(max_size=3),
+        "sort": st.text(max_size=6),
+        "a": st.text(max_size=8),
+        "b": st.text(max_size=8),
+        "serial": st.text(max_size=6),
+        "v": st.text(max_size=6),
+    },
+)
 site_paths = st.one_of(
     st.sampled_from(["", "docs", "docs/readme.txt", "..", "a/../b", "%2e%2e/x", "x" * 1100, "%00", "é/ü"]),
     st.text(alphabet="ab/.%é😀 ", max_size=15),
@@ -272,8 +435,14 @@ def _site_urls():
     from django.urls import NoReverseMatch, reverse
 
     names = []
-    for name, kwargs in [("home", {}), ("browse", {}), ("browse", {"prefix": "docs"}),
-                         ("item", {"path": "docs/readme.txt"}), ("diff", {}), ("search", {})]:
+    for name, kwargs in [
+        ("home", {}),
+        ("browse", {}),
+        ("browse", {"prefix": "docs"}),
+        ("item", {"path": "docs/readme.txt"}),
+        ("diff", {}),
+        ("search", {}),
+    ]:
         try:
             names.append((name, reverse(f"versioned_items:{name}", kwargs=kwargs)))
         except NoReverseMatch:
@@ -300,5 +469,3 @@ def test_site_bad_input(site, params, path):
         if response.status_code == 400:
             assert response.content.strip(), "a 400 without a message"
         assert state() == before, (url, params)
-
-

@@ -18,8 +18,13 @@ PUTS = 40
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_keep_statistics_exact(subprocess_env):
     processes = [
-        subprocess.Popen([sys.executable, "-m", "tests.workers", "put_many", str(w), str(PUTS)],
-                         env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.workers", "put_many", str(w), str(PUTS)],
+            env=subprocess_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(WORKERS)
     ]
     results = []

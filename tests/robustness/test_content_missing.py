@@ -48,20 +48,35 @@ def test_site_item_page_says_content_missing(reader, lost):
     assert f"#{lost['old'].serial}" in response.content.decode()  # the history is still there
 
 
-@pytest.mark.parametrize(("user", "url"), [
-    ("reader", lambda v: reverse("versioned_items:content", args=[v["version"].serial])),
-    ("reader", lambda v: f"{reverse('versioned_items:diff')}?old={v['old'].serial}&new={v['version'].serial}"),
-    ("admin_client", lambda v: reverse("admin:versioned_items_version_content", args=[v["version"].serial])),
-    ("admin_client",
-     lambda v: f"{reverse('admin:versioned_items_version_diff')}?old={v['old'].serial}&new={v['version'].serial}"),
-])
+@pytest.mark.parametrize(
+    ("user", "url"),
+    [
+        ("reader", lambda v: reverse("versioned_items:content", args=[v["version"].serial])),
+        (
+            "reader",
+            lambda v: f"{reverse('versioned_items:diff')}?old={v['old'].serial}&new={v['version'].serial}",
+        ),
+        (
+            "admin_client",
+            lambda v: reverse("admin:versioned_items_version_content", args=[v["version"].serial]),
+        ),
+        (
+            "admin_client",
+            lambda v: (
+                f"{reverse('admin:versioned_items_version_diff')}?old={v['old'].serial}&new={v['version'].serial}"
+            ),
+        ),
+    ],
+)
 def test_downloads_and_diffs_are_404_with_a_message(request, lost, user, url):
     response = request.getfixturevalue(user).get(url(lost))
     assert response.status_code == 404 and MESSAGE in response.content.decode()
 
 
 def test_admin_version_page_says_content_missing(admin_client, lost):
-    response = admin_client.get(reverse("admin:versioned_items_version_change", args=[lost["version"].serial]))
+    response = admin_client.get(
+        reverse("admin:versioned_items_version_change", args=[lost["version"].serial])
+    )
     assert response.status_code == 200 and MESSAGE in response.content.decode()
 
 

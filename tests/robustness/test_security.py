@@ -42,7 +42,7 @@ def url(name: str, *args, **kwargs) -> str:
 def assert_escaped(html: str) -> None:
     """The hostile script tag is on the page, but only as escaped text (pages have script
     tags of their own, so look for this one)."""
-    assert "<script>alert(" not in html, html[html.find("<script>alert("):][:300]
+    assert "<script>alert(" not in html, html[html.find("<script>alert(") :][:300]
     assert "&lt;script&gt;alert(" in html
 
 
@@ -103,7 +103,9 @@ def test_admin_search_and_diff_escape(hostile_item, admin_client):
     assert response.status_code == 200
     assert_escaped(response.content.decode())
     serials = sorted(Version.objects.values_list("serial", flat=True))
-    response = admin_client.get(url("admin:versioned_items_version_diff"), {"old": serials[0], "new": serials[1]})
+    response = admin_client.get(
+        url("admin:versioned_items_version_diff"), {"old": serials[0], "new": serials[1]}
+    )
     assert response.status_code == 200
     assert_escaped(response.content.decode())
 
@@ -139,10 +141,21 @@ def assert_parameterised(seen, text=HOSTILE):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("operation", [
-    "put", "lookup", "listing prefix", "listing marker", "listing paths filter", "filter value",
-    "attribute value", "attribute keys prefix", "move", "purge",
-])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "put",
+        "lookup",
+        "listing prefix",
+        "listing marker",
+        "listing paths filter",
+        "filter value",
+        "attribute value",
+        "attribute keys prefix",
+        "move",
+        "purge",
+    ],
+)
 def test_values_reach_sql_only_as_parameters(search_index, operation):
     path = f"sql/{HOSTILE}/item.txt"
     version = api.put(path, b"some content", attributes={"k": "v"})
@@ -168,8 +181,16 @@ def test_values_reach_sql_only_as_parameters(search_index, operation):
 
 def site_urls():
     found = []
-    for name, args in [("home", []), ("browse", []), ("browse", ["docs/"]), ("item", ["docs/a.txt"]),
-                       ("diff", []), ("content", [1]), ("restore", [1]), ("search", [])]:
+    for name, args in [
+        ("home", []),
+        ("browse", []),
+        ("browse", ["docs/"]),
+        ("item", ["docs/a.txt"]),
+        ("diff", []),
+        ("content", [1]),
+        ("restore", [1]),
+        ("search", []),
+    ]:
         try:
             found.append(reverse(f"versioned_items:{name}", args=args))
         except NoReverseMatch:
@@ -195,16 +216,21 @@ def test_every_site_page_needs_a_login(client):
 def test_admin_pages_need_a_staff_login(client, django_user_model):
     api.put("docs/a.txt", b"secret")
     node = api.get_node("docs/a.txt")
-    pages = [reverse("admin:versioned_items_node_changelist"),
-             reverse("admin:versioned_items_node_change", args=[node.pk]),
-             reverse("admin:versioned_items_version_changelist")]
+    pages = [
+        reverse("admin:versioned_items_node_changelist"),
+        reverse("admin:versioned_items_node_change", args=[node.pk]),
+        reverse("admin:versioned_items_version_changelist"),
+    ]
     user = django_user_model.objects.create_user("not-staff", password="pw")
     for login in (None, user):
         if login:
             client.force_login(login)
         for page in pages:
             response = client.get(page)
-            assert response.status_code == 302 and "login" in response["Location"], (page, response.status_code)
+            assert response.status_code == 302 and "login" in response["Location"], (
+                page,
+                response.status_code,
+            )
 
 
 # --- permissions of the maintenance actions --------------------------------------------------
@@ -250,17 +276,51 @@ def _maintenance_requests(node, first):
     selected = {"_selected_action": [node.pk], "post": "yes"}
     before = (timezone.now() - timedelta(minutes=30)).strftime("%Y-%m-%d %H:%M")
     return [
-        ("restore", "undelete action", lambda c: c.post(changelist_node, {**selected, "action": "undelete_selected"})),
-        ("restore", "undelete page", lambda c: c.post(url("admin:versioned_items_node_undelete", node.pk), {"post": "yes"})),
-        ("restore", "restore action", lambda c: c.post(changelist_version, {
-            "_selected_action": [first.serial], "post": "yes", "action": "restore_selected"})),
-        ("restore", "restore page", lambda c: c.post(url("admin:versioned_items_version_restore", first.serial), {"post": "yes"})),
+        (
+            "restore",
+            "undelete action",
+            lambda c: c.post(changelist_node, {**selected, "action": "undelete_selected"}),
+        ),
+        (
+            "restore",
+            "undelete page",
+            lambda c: c.post(url("admin:versioned_items_node_undelete", node.pk), {"post": "yes"}),
+        ),
+        (
+            "restore",
+            "restore action",
+            lambda c: c.post(
+                changelist_version,
+                {"_selected_action": [first.serial], "post": "yes", "action": "restore_selected"},
+            ),
+        ),
+        (
+            "restore",
+            "restore page",
+            lambda c: c.post(url("admin:versioned_items_version_restore", first.serial), {"post": "yes"}),
+        ),
         ("restore", "site restore", lambda c: c.post(url("versioned_items:restore", first.serial))),
-        ("purge", "purge action", lambda c: c.post(changelist_node, {
-            **selected, "action": "purge_selected", "before": before, "clusters": ["1", "2"]})),
-        ("purge", "purge page", lambda c: c.post(url("admin:versioned_items_node_purge", node.pk), {
-            "post": "yes", "before": before, "clusters": ["1", "2"]})),
-        ("index", "index rebuild", lambda c: c.post(url("admin:versioned_items_node_index"), {"task": "rebuild", "post": "yes"})),
+        (
+            "purge",
+            "purge action",
+            lambda c: c.post(
+                changelist_node,
+                {**selected, "action": "purge_selected", "before": before, "clusters": ["1", "2"]},
+            ),
+        ),
+        (
+            "purge",
+            "purge page",
+            lambda c: c.post(
+                url("admin:versioned_items_node_purge", node.pk),
+                {"post": "yes", "before": before, "clusters": ["1", "2"]},
+            ),
+        ),
+        (
+            "index",
+            "index rebuild",
+            lambda c: c.post(url("admin:versioned_items_node_index"), {"task": "rebuild", "post": "yes"}),
+        ),
     ]
 
 

@@ -22,7 +22,9 @@ from ..search_fixtures import indexed
 pytestmark = pytest.mark.django_db
 
 # A vocabulary of distinct words, all starting with "b" and all holding an "a".
-WORDS = ["b" + "".join(letters) + "a" for letters in itertools.product(string.ascii_lowercase[:20], repeat=3)][:3000]
+WORDS = [
+    "b" + "".join(letters) + "a" for letters in itertools.product(string.ascii_lowercase[:20], repeat=3)
+][:3000]
 LIMITS = {"SEARCH_MAX_EXPANSION": 100, "SEARCH_MAX_TERMS_SCANNED": 1000, "SUGGEST_BUDGET": 500}
 
 
@@ -83,8 +85,10 @@ def test_a_leading_wildcard_reads_at_most_the_scan_limit(vocabulary):
 def test_an_expansion_within_the_limits_is_searched_once(vocabulary):
     with limits():
         work = expand("bbb*", vocabulary)
-        raw = query.run_whoosh(connections[app_settings.LATEST_CONNECTION].get_backend(),
-                               query.SearchRequest(query="bbb*", suggest=False))
+        raw = query.run_whoosh(
+            connections[app_settings.LATEST_CONNECTION].get_backend(),
+            query.SearchRequest(query="bbb*", suggest=False),
+        )
     matches = [w for w in WORDS if w.startswith("bbb")]
     assert work.terms_expanded == len(matches) and work.terms_scanned == len(matches)
     assert raw.total == 1 and raw.work.terms_expanded == len(matches)
@@ -114,8 +118,9 @@ def test_limits_follow_the_settings(vocabulary):
 def test_query_text_has_a_length_limit(search_index):
     with pytest.raises(InvalidQuery) as error:
         search("x" * 1001)
-    assert str(error.value) == ("the query has 1,001 characters; the limit is 1,000 "
-                                "(setting SEARCH_MAX_QUERY_CHARS): shorten it")
+    assert str(error.value) == (
+        "the query has 1,001 characters; the limit is 1,000 (setting SEARCH_MAX_QUERY_CHARS): shorten it"
+    )
     with limits(SEARCH_MAX_QUERY_CHARS=10), pytest.raises(InvalidQuery, match="limit is 10 "):
         search("budget report")
 
@@ -156,8 +161,10 @@ def test_a_suggestion_within_the_budget_is_found(vocabulary):
 
 def test_the_search_reports_the_suggestion_work(vocabulary):
     with limits():
-        raw = query.run_whoosh(connections[app_settings.LATEST_CONNECTION].get_backend(),
-                               query.SearchRequest(query="bzzzzz", suggest=True, highlight=False))
+        raw = query.run_whoosh(
+            connections[app_settings.LATEST_CONNECTION].get_backend(),
+            query.SearchRequest(query="bzzzzz", suggest=True, highlight=False),
+        )
     assert raw.work.suggestion_candidates == LIMITS["SUGGEST_BUDGET"]
 
 
@@ -184,12 +191,15 @@ def test_the_search_field_has_the_length_limit(reader, search_index):
     assert "The query has 21 characters; the limit is 20: shorten it." in response.content.decode()
 
 
-@pytest.mark.parametrize("q, message", [
-    ("*a*", "matches more than 100 words of the index (setting SEARCH_MAX_EXPANSION)"),
-    ("*zq*", "needs more than 1,000 words of the index to be read"),
-    (" ".join(["w"] * 51), "the limit is 50 (setting SEARCH_MAX_QUERY_WORDS)"),
-    ("mtime:notadate", "mtime takes a date (UTC) such as 2025, 2025-03 or 2025-03-01"),
-])
+@pytest.mark.parametrize(
+    "q, message",
+    [
+        ("*a*", "matches more than 100 words of the index (setting SEARCH_MAX_EXPANSION)"),
+        ("*zq*", "needs more than 1,000 words of the index to be read"),
+        (" ".join(["w"] * 51), "the limit is 50 (setting SEARCH_MAX_QUERY_WORDS)"),
+        ("mtime:notadate", "mtime takes a date (UTC) such as 2025, 2025-03 or 2025-03-01"),
+    ],
+)
 def test_a_query_over_a_limit_is_a_400_with_the_limit(reader, vocabulary, q, message):
     with limits():
         response = search_page(reader, q=q)
@@ -221,10 +231,13 @@ def test_a_costly_diff_is_too_large_to_compare_on_the_site_and_in_the_admin(read
     new = api.put("big.txt", few_distinct(40_000, "bb"))
     diff = diffs.diff_versions(old, new)
     assert not diff.comparable and diff.reason.startswith(
-        "The versions are too large to compare: 40,000 and 40,000 lines, 5 of them distinct")
+        "The versions are too large to compare: 40,000 and 40,000 lines, 5 of them distinct"
+    )
     assert "more than 5,000,000 line comparisons (setting DIFF_MAX_COST)" in diff.reason
-    for client, url in ((reader, reverse("versioned_items:diff")),
-                        (admin_client, reverse("admin:versioned_items_version_diff"))):
+    for client, url in (
+        (reader, reverse("versioned_items:diff")),
+        (admin_client, reverse("admin:versioned_items_version_diff")),
+    ):
         response = client.get(url, {"old": old.serial, "new": new.serial})
         assert response.status_code == 200
         assert "too large to compare: 40,000 and 40,000 lines" in response.content.decode()
@@ -232,7 +245,9 @@ def test_a_costly_diff_is_too_large_to_compare_on_the_site_and_in_the_admin(read
 
 def test_an_ordinary_diff_is_within_the_budget():
     old = api.put("doc.txt", "\n".join(f"line {n}" for n in range(40_000)).encode())
-    new = api.put("doc.txt", "\n".join(f"line {n}" if n != 20_000 else "changed" for n in range(40_000)).encode())
+    new = api.put(
+        "doc.txt", "\n".join(f"line {n}" if n != 20_000 else "changed" for n in range(40_000)).encode()
+    )
     diff = diffs.diff_versions(old, new)
     assert diff.comparable and (diff.added, diff.removed) == (1, 1)
 
@@ -243,14 +258,19 @@ def test_an_ordinary_diff_is_within_the_budget():
 def test_a_filter_has_a_maximum_number_of_terms(reader):
     api.put("docs/a.txt", b"a", attributes={"k0": "1"})
     at_limit = ", ".join(f"!k{n}" for n in range(1, 51))
-    assert [e.path for e in api.list_latest(filter="k0=1, " + ", ".join(f"!k{n}" for n in range(1, 50))).objects] \
-        == ["docs/a.txt"]
+    assert [
+        e.path for e in api.list_latest(filter="k0=1, " + ", ".join(f"!k{n}" for n in range(1, 50))).objects
+    ] == ["docs/a.txt"]
     assert len(filters.parse_filter(at_limit)) == 50
     with pytest.raises(InvalidFilter) as error:
         api.list_latest(filter=", ".join(f"k{n}=1" for n in range(500)))
-    assert str(error.value) == ("the filter has 500 terms; the limit is 50 (setting FILTER_MAX_TERMS): "
-                                "filter on fewer attributes at once")
-    response = reader.get(reverse("versioned_items:browse"), {"filter": ", ".join(f"k{n}" for n in range(51))})
+    assert str(error.value) == (
+        "the filter has 500 terms; the limit is 50 (setting FILTER_MAX_TERMS): "
+        "filter on fewer attributes at once"
+    )
+    response = reader.get(
+        reverse("versioned_items:browse"), {"filter": ", ".join(f"k{n}" for n in range(51))}
+    )
     assert response.status_code == 400
     assert "the filter has 51 terms; the limit is 50" in response.content.decode()
     with limits(FILTER_MAX_TERMS=2), pytest.raises(InvalidFilter, match="the limit is 2 "):
@@ -265,8 +285,10 @@ def test_a_search_page_past_the_end_is_a_404_on_the_site_and_in_the_admin(reader
         api.put(f"docs/{n}.txt", b"budget")
     indexed()
     assert search_page(reader, q="budget", page=1).status_code == 200
-    for client, url in ((reader, reverse("versioned_items:search")),
-                        (admin_client, reverse("admin:versioned_items_node_search"))):
+    for client, url in (
+        (reader, reverse("versioned_items:search")),
+        (admin_client, reverse("admin:versioned_items_node_search")),
+    ):
         response = client.get(url, {"q": "budget", "page": 9999})
         assert response.status_code == 404
         assert "There is no page 9999: the results have 1 page(s)." in response.content.decode()

@@ -1,8 +1,7 @@
 """The search API: query text, filters, point-in-time, recycle bin, sorting, paging,
 highlights, facets, results without database queries."""
 
-from datetime import datetime
-from datetime import timedelta
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import pytest
@@ -32,15 +31,34 @@ def _index(search_index):
 def library():
     """A few items with attributes, types and users; returns {name: version}."""
     versions = {
-        "guide": api.put("docs/guide.md", b"# Install guide\n\nRun **pip install** first.",
-                         user="ann", content_type="text/markdown", attributes={"lang": "en", "level": "1"}),
-        "page": api.put("docs/web/page.html", b"<h1>Budget</h1><p>Tom &amp; Jerry budget plan</p>",
-                        user="bob", content_type="text/html", attributes={"lang": "de"}),
-        "data": api.put("data/numbers.json", b'{"title": "budget figures", "rows": [1, 2]}',
-                        user="ann", content_type="application/json"),
+        "guide": api.put(
+            "docs/guide.md",
+            b"# Install guide\n\nRun **pip install** first.",
+            user="ann",
+            content_type="text/markdown",
+            attributes={"lang": "en", "level": "1"},
+        ),
+        "page": api.put(
+            "docs/web/page.html",
+            b"<h1>Budget</h1><p>Tom &amp; Jerry budget plan</p>",
+            user="bob",
+            content_type="text/html",
+            attributes={"lang": "de"},
+        ),
+        "data": api.put(
+            "data/numbers.json",
+            b'{"title": "budget figures", "rows": [1, 2]}',
+            user="ann",
+            content_type="application/json",
+        ),
         "image": api.put("pics/budget.png", b"\x89PNG binary", user="cid", content_type="image/png"),
-        "notes": api.put("docs/notes.txt", b"meeting notes about the budget " * 3, user="bob",
-                         domain="dc", attributes={"creator": "Eve"}),
+        "notes": api.put(
+            "docs/notes.txt",
+            b"meeting notes about the budget " * 3,
+            user="bob",
+            domain="dc",
+            attributes={"creator": "Eve"},
+        ),
     }
     indexed()
     return versions
@@ -48,7 +66,12 @@ def library():
 
 def test_words_match_content_path_name_and_attributes(library):
     assert found("install") == ["docs/guide.md"]
-    assert set(found("budget")) == {"docs/web/page.html", "data/numbers.json", "pics/budget.png", "docs/notes.txt"}
+    assert set(found("budget")) == {
+        "docs/web/page.html",
+        "data/numbers.json",
+        "pics/budget.png",
+        "docs/notes.txt",
+    }
     assert found("numbers") == ["data/numbers.json"]  # the path's words
     assert found("en") == ["docs/guide.md"]  # attribute values are searched too
 
@@ -59,7 +82,11 @@ def test_name_matches_rank_first(library):
 
 def test_field_queries(library):
     assert found("muser:ann", sort="path") == ["data/numbers.json", "docs/guide.md"]
-    assert found("content_type:text", sort="path") == ["docs/guide.md", "docs/notes.txt", "docs/web/page.html"]
+    assert found("content_type:text", sort="path") == [
+        "docs/guide.md",
+        "docs/notes.txt",
+        "docs/web/page.html",
+    ]
     assert found("content_type:text/html") == ["docs/web/page.html"]
     assert found("path_exact:docs/notes.txt") == ["docs/notes.txt"]
     assert found("name:guide") == ["docs/guide.md"]
@@ -74,8 +101,21 @@ def test_attribute_queries(library):
     assert found("lang:e*") == ["docs/guide.md"]
 
 
-@pytest.mark.parametrize("text", ["budget (plan", "budget plan)", '"budget plan', "budget AND", "OR budget",
-                                  "muser:", "size:[1 TO", "size:[x TO 5]", "mtime:[bad TO 2020]", "lang:[a TO b]"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "budget (plan",
+        "budget plan)",
+        '"budget plan',
+        "budget AND",
+        "OR budget",
+        "muser:",
+        "size:[1 TO",
+        "size:[x TO 5]",
+        "mtime:[bad TO 2020]",
+        "lang:[a TO b]",
+    ],
+)
 def test_malformed_query_raises_invalid_query(library, text):
     with pytest.raises(InvalidQuery) as error:
         search(text)
@@ -165,16 +205,19 @@ def test_results_come_from_the_index_without_queries(library, django_assert_num_
 # --- spelling suggestions --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, suggestion", [
-    ("budgte", "budget"),  # a stem of the content
-    ("Meetnig notes", "Meeting notes"),  # the word as the documents write it, in the typed case
-    ("pip AND instll AND gide", "pip AND install AND guide"),
-    ("numbrs", "numbers"),  # a word of the paths
-    ("path:nmbers", "path:numbers"),
-    ("budget", None),  # nothing to correct
-    ("zzyzx", None),  # nothing close enough
-    ("NOT budgte", None),  # not a word the user looks for
-])
+@pytest.mark.parametrize(
+    "text, suggestion",
+    [
+        ("budgte", "budget"),  # a stem of the content
+        ("Meetnig notes", "Meeting notes"),  # the word as the documents write it, in the typed case
+        ("pip AND instll AND gide", "pip AND install AND guide"),
+        ("numbrs", "numbers"),  # a word of the paths
+        ("path:nmbers", "path:numbers"),
+        ("budget", None),  # nothing to correct
+        ("zzyzx", None),  # nothing close enough
+        ("NOT budgte", None),  # not a word the user looks for
+    ],
+)
 def test_spelling_suggestions_come_from_the_index(library, text, suggestion):
     assert search(text).suggestion == suggestion
 
@@ -227,7 +270,9 @@ def test_point_in_time(library):
     # The same versions as the storage API's lookup.
     for path in ("docs/guide.md", "docs/notes.txt", "docs/web/page.html"):
         version = api.lookup(path, before=before_edit)
-        assert [h.serial for h in search(as_of=before_edit, under="docs", page_size=100) if h.path == path] == [version.serial]
+        assert [
+            h.serial for h in search(as_of=before_edit, under="docs", page_size=100) if h.path == path
+        ] == [version.serial]
 
 
 def test_point_in_time_at_the_ends_of_the_validity_interval(library):
@@ -254,18 +299,21 @@ def test_recycle_bin(library):
     assert found("meeting") == []
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"sort": "name"}, InvalidArgument),
-    ({"page": 0}, InvalidArgument),
-    ({"page_size": 5000}, InvalidArgument),
-    ({"as_of": timezone.now().replace(tzinfo=None)}, InvalidArgument),
-    ({"as_of": timezone.now() + timedelta(days=1)}, InvalidArgument),
-    ({"cluster": 7}, InvalidArgument),
-    ({"under": "a/../b"}, InvalidPath),
-    ({"size_range": (5, 1)}, InvalidArgument),
-    ({"size_range": 5}, InvalidArgument),
-    ({"mtime_range": (timezone.now().replace(tzinfo=None), None)}, InvalidArgument),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"sort": "name"}, InvalidArgument),
+        ({"page": 0}, InvalidArgument),
+        ({"page_size": 5000}, InvalidArgument),
+        ({"as_of": timezone.now().replace(tzinfo=None)}, InvalidArgument),
+        ({"as_of": timezone.now() + timedelta(days=1)}, InvalidArgument),
+        ({"cluster": 7}, InvalidArgument),
+        ({"under": "a/../b"}, InvalidPath),
+        ({"size_range": (5, 1)}, InvalidArgument),
+        ({"size_range": 5}, InvalidArgument),
+        ({"mtime_range": (timezone.now().replace(tzinfo=None), None)}, InvalidArgument),
+    ],
+)
 def test_bad_arguments_name_the_value(kwargs, error):
     with pytest.raises(error):
         search("x", **kwargs)
@@ -278,10 +326,13 @@ def test_hit_of_a_version_removed_since_is_none(library):
     assert page.hits[0].node is not None
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"mtime_range": (datetime(1, 1, 1, tzinfo=timezone_of(14)), None)},
-    {"as_of": datetime(1, 1, 1, tzinfo=timezone_of(14))},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"mtime_range": (datetime(1, 1, 1, tzinfo=timezone_of(14)), None)},
+        {"as_of": datetime(1, 1, 1, tzinfo=timezone_of(14))},
+    ],
+)
 def test_times_out_of_range_in_utc_are_refused(kwargs):
     with pytest.raises(InvalidArgument, match="out of range"):
         search("x", **kwargs)

@@ -34,7 +34,10 @@ def backend(search_index):
 
 
 def docs(n, text="word"):
-    return [{"id": f"t.doc.{i}", "django_ct": "t.doc", "django_id": str(i), "content": f"{text} {i}"} for i in range(n)]
+    return [
+        {"id": f"t.doc.{i}", "django_ct": "t.doc", "django_id": str(i), "content": f"{text} {i}"}
+        for i in range(n)
+    ]
 
 
 def test_schema_fits_the_fields(backend):
@@ -43,7 +46,13 @@ def test_schema_fits_the_fields(backend):
     assert all(schema[name].column_type for name in ("mtime", "size", "path_exact", "muser", "cluster"))
     assert isinstance(schema["ancestors"].analyzer, whoosh.SeparatorTokenizer)
     assert [t.text for t in schema["content_type"].analyzer("Text/HTML; charset=x")] == ["text/html", "text"]
-    assert [t.text for t in schema["path"].analyzer("docs/Q1-report_v2.txt")] == ["docs", "q1", "report", "v2", "txt"]
+    assert [t.text for t in schema["path"].analyzer("docs/Q1-report_v2.txt")] == [
+        "docs",
+        "q1",
+        "report",
+        "v2",
+        "txt",
+    ]
 
 
 def test_spelling_only_on_request(search_index):
@@ -73,7 +82,9 @@ def test_a_batch_opens_one_searcher_and_replaces_old_documents(backend, monkeypa
 def test_one_commit_per_batch(backend, monkeypatch):
     commits = []
     real = SegmentWriter.commit
-    monkeypatch.setattr(SegmentWriter, "commit", lambda self, *a, **k: commits.append(1) or real(self, *a, **k))
+    monkeypatch.setattr(
+        SegmentWriter, "commit", lambda self, *a, **k: commits.append(1) or real(self, *a, **k)
+    )
     backend.write_documents(docs(50))
     assert commits == [1]
 
@@ -118,8 +129,9 @@ def test_the_searcher_is_reused_until_the_index_changes(backend):
 def test_searchqueryset_works_without_the_registered_models_query(backend, monkeypatch):
     api.put("docs/a.txt", b"haystack words")
     indexed()
-    monkeypatch.setattr(whoosh.WhooshSearchBackend, "build_models_list",
-                        lambda self: pytest.fail("registered-models query"))
+    monkeypatch.setattr(
+        whoosh.WhooshSearchBackend, "build_models_list", lambda self: pytest.fail("registered-models query")
+    )
     results = SearchQuerySet(using="vi_latest").auto_query("haystack")
     assert [r.path_exact for r in results] == ["docs/a.txt"]
 
@@ -161,7 +173,9 @@ def test_stored_texts_find_by_serial_and_content(search_index):
     v1 = api.put("docs/a.txt", b"reusable text")
     indexed()
     history = indexing.history_side().backend
-    by_serial, by_key = history.stored_texts([v1.serial], [(v1.checksum, "text/plain"), ("nope", "text/plain")])
+    by_serial, by_key = history.stored_texts(
+        [v1.serial], [(v1.checksum, "text/plain"), ("nope", "text/plain")]
+    )
     assert by_serial == {v1.serial: ("reusable text", "ok")}
     assert by_key == {(v1.checksum, "text/plain"): ("reusable text", "ok")}
 
@@ -195,14 +209,17 @@ class NicknameIndex(PersonIndex):
 
 def people(*names):
     joined = datetime(2024, 1, 1)  # naive: Haystack's engine cannot index aware datetimes
-    return [User(id=i, username=name, first_name=f"nick{i}", date_joined=joined + timedelta(days=i))
-            for i, name in enumerate(names, start=1)]
+    return [
+        User(id=i, username=name, first_name=f"nick{i}", date_joined=joined + timedelta(days=i))
+        for i, name in enumerate(names, start=1)
+    ]
 
 
 @pytest.fixture
 def other_connection(tmp_path):
     """``other_connection(engine=..., **options)``: the backend of connection ``other`` (a Whoosh
     folder under tmp_path) holding PersonIndex only; call again to switch engine or options."""
+
     def connect(engine=whoosh.__name__ + ".WhooshEngine", index=PersonIndex, **options):
         connections.connections_info[OTHER] = {"ENGINE": engine, "PATH": str(tmp_path / OTHER), **options}
         connections.reload(OTHER)

@@ -35,10 +35,13 @@ def test_shared_path_and_stock_engine(settings):
     assert ids(checks.check_connections()) == ["versioned_items_search.E003", "versioned_items_search.W001"]
 
 
-@pytest.mark.parametrize("routers", [
-    [],
-    ["haystack.routers.DefaultRouter", checks.ROUTER],
-])
+@pytest.mark.parametrize(
+    "routers",
+    [
+        [],
+        ["haystack.routers.DefaultRouter", checks.ROUTER],
+    ],
+)
 def test_router_missing_or_after_the_default(settings, routers):
     settings.HAYSTACK_ROUTERS = routers
     assert ids(checks.check_router()) == ["versioned_items_search.E004"]
@@ -57,11 +60,14 @@ def test_a_literal_ellipsis_entry_is_reported(settings):
     assert "versioned_items_search.E005" in ids(run_checks())
 
 
-@pytest.mark.parametrize("entry, expected", [
-    ({"PATH": "/tmp/x"}, "versioned_items_search.E005"),
-    ({"ENGINE": ENGINE}, "versioned_items_search.E006"),
-    ({"ENGINE": ENGINE, "STORAGE": "ram"}, None),
-])
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({"PATH": "/tmp/x"}, "versioned_items_search.E005"),
+        ({"ENGINE": ENGINE}, "versioned_items_search.E006"),
+        ({"ENGINE": ENGINE, "STORAGE": "ram"}, None),
+    ],
+)
 def test_malformed_entries(settings, entry, expected):
     settings.HAYSTACK_CONNECTIONS = {**settings.HAYSTACK_CONNECTIONS, "mine": entry}
     assert ids(checks.check_connection_entries()) == ([expected] if expected else [])

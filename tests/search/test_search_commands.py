@@ -87,11 +87,14 @@ def test_search_offers_a_spelling_suggestion():
     assert json.loads(run("vi_search", "alhpa", "--json"))["suggestion"] == "alpha"
 
 
-@pytest.mark.parametrize("args, message", [
-    (("vi_search", "alpha ("), "unclosed"),
-    (("vi_search", "alpha", "--as-of", "yesterday"), "ISO date"),
-    (("vi_search", "alpha", "--under", "a/../b"), "'..'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("vi_search", "alpha ("), "unclosed"),
+        (("vi_search", "alpha", "--as-of", "yesterday"), "ISO date"),
+        (("vi_search", "alpha", "--under", "a/../b"), "'..'"),
+    ],
+)
 def test_search_errors_become_command_errors(args, message):
     with pytest.raises(CommandError, match=message):
         run(*args)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from django.db.models import F
 
 from versioned_items.models import Cluster, Version
@@ -25,8 +24,13 @@ def test_concurrent_writers_leave_the_indexes_in_step(search_index, subprocess_e
     settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_SYNC": False}
     env = child_env(subprocess_env, search_index)
     processes = [
-        subprocess.Popen([sys.executable, "-m", "tests.search_workers", "write_mix", str(w), str(ROUNDS)],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.search_workers", "write_mix", str(w), str(ROUNDS)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(WORKERS)
     ]
     results = []

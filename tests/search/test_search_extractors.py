@@ -13,26 +13,32 @@ def run(data: bytes, content_type: str):
     return extract(lambda: io.BytesIO(data), content_type, label="test")
 
 
-@pytest.mark.parametrize("content_type, extractor", [
-    ("text/plain", extractors.plain_text),
-    ("text/csv; charset=utf-8", extractors.plain_text),
-    ("TEXT/HTML", extractors.markup_text),
-    ("application/xhtml+xml", extractors.markup_text),
-    ("image/svg+xml", extractors.markup_text),
-    ("application/json", extractors.json_text),
-    ("application/ld+json", extractors.json_text),
-    ("text/markdown", extractors.markdown_text),
-    ("image/png", None),
-    ("application/octet-stream", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "content_type, extractor",
+    [
+        ("text/plain", extractors.plain_text),
+        ("text/csv; charset=utf-8", extractors.plain_text),
+        ("TEXT/HTML", extractors.markup_text),
+        ("application/xhtml+xml", extractors.markup_text),
+        ("image/svg+xml", extractors.markup_text),
+        ("application/json", extractors.json_text),
+        ("application/ld+json", extractors.json_text),
+        ("text/markdown", extractors.markdown_text),
+        ("image/png", None),
+        ("application/octet-stream", None),
+        ("", None),
+    ],
+)
 def test_registry_picks_the_most_specific_extractor(content_type, extractor):
     assert find_extractor(content_type) is extractor
 
 
 def test_html_is_stripped_of_tags_scripts_and_entities():
-    result = run(b"<html><head><style>p{}</style><script>var secret=1</script></head>"
-                 b"<body><h1>Title</h1><p>Tom &amp; Jerry</p></body></html>", "text/html")
+    result = run(
+        b"<html><head><style>p{}</style><script>var secret=1</script></head>"
+        b"<body><h1>Title</h1><p>Tom &amp; Jerry</p></body></html>",
+        "text/html",
+    )
     assert result == extractors.Extraction("Title\nTom & Jerry", extractors.OK)
 
 
@@ -42,10 +48,18 @@ def test_json_gives_keys_and_values():
 
 
 def test_markdown_loses_its_punctuation():
-    text = run(b"# Head\n\n* item **bold** and `code`\n\n[link](http://x.org) ![alt](i.png)\n```\nfenced\n```",
-               "text/markdown").text
+    text = run(
+        b"# Head\n\n* item **bold** and `code`\n\n[link](http://x.org) ![alt](i.png)\n```\nfenced\n```",
+        "text/markdown",
+    ).text
     assert "#" not in text and "**" not in text and "`" not in text and "![" not in text
-    assert "Head" in text and "bold" in text and "link http://x.org" in text and "alt" in text and "fenced" in text
+    assert (
+        "Head" in text
+        and "bold" in text
+        and "link http://x.org" in text
+        and "alt" in text
+        and "fenced" in text
+    )
 
 
 def test_charset_is_honoured():

@@ -87,11 +87,13 @@ def test_remove_version_promotes_the_previous_one():
 
 
 def test_promotion_reuses_the_text_already_extracted(monkeypatch):
-    v1 = api.put("docs/a.txt", b"alpha")
+    api.put("docs/a.txt", b"alpha")
     v2 = api.put("docs/a.txt", b"beta")
     indexed()
     calls = []
-    monkeypatch.setattr(documents, "extract_text", lambda source: calls.append(source) or extractors.Extraction("x", "ok"))
+    monkeypatch.setattr(
+        documents, "extract_text", lambda source: calls.append(source) or extractors.Extraction("x", "ok")
+    )
     api.remove_version(v2.serial)
     indexed()
     assert calls == []  # the latest document of v1 took its text from the history index
@@ -213,11 +215,13 @@ def test_entries_are_idempotent_in_any_order_and_repeated():
     v1 = api.put("docs/a.txt", b"alpha")
     api.put("docs/a.txt", b"beta")
     # Replay the same entries again, reversed: the index still follows the database.
-    IndexChange.objects.bulk_create([
-        IndexChange(kind=IndexChange.Kind.HISTORY, object_id=v1.serial),
-        IndexChange(kind=IndexChange.Kind.LATEST, object_id=v1.node_id),
-        IndexChange(kind=IndexChange.Kind.HISTORY, object_id=v1.serial),
-    ])
+    IndexChange.objects.bulk_create(
+        [
+            IndexChange(kind=IndexChange.Kind.HISTORY, object_id=v1.serial),
+            IndexChange(kind=IndexChange.Kind.LATEST, object_id=v1.node_id),
+            IndexChange(kind=IndexChange.Kind.HISTORY, object_id=v1.serial),
+        ]
+    )
     indexed()
     assert found("beta") == ["docs/a.txt"]
     assert_in_step()
@@ -411,7 +415,9 @@ def test_entries_left_by_a_dead_process_are_applied_by_the_next_writer():
     assert v1.serial in history_docs()
 
 
-def test_commit_hooks_run_inside_a_test_transaction_apply_in_place(settings, django_capture_on_commit_callbacks):
+def test_commit_hooks_run_inside_a_test_transaction_apply_in_place(
+    settings, django_capture_on_commit_callbacks
+):
     # The applier thread could not see this transaction's entries, and on SQLite would wait
     # for its write lock until the timeout.
     settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_SYNC": False}
@@ -426,7 +432,9 @@ def test_commit_hooks_run_inside_a_test_transaction_apply_in_place(settings, dja
 
 
 def _entries(count: int) -> list[int]:
-    IndexChange.objects.bulk_create([IndexChange(kind=IndexChange.Kind.LATEST, object_id=n) for n in range(count)])
+    IndexChange.objects.bulk_create(
+        [IndexChange(kind=IndexChange.Kind.LATEST, object_id=n) for n in range(count)]
+    )
     return list(IndexChange.objects.values_list("id", flat=True))
 
 
@@ -485,7 +493,9 @@ def test_the_applier_leaves_the_deletion_to_a_busy_sqlite_writer_quietly(setting
         writer.close()
     assert indexing.flush_background(10)
     assert IndexChange.objects.count() == 0 and not outbox._unsettled
-    assert [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("versioned_items")] == []
+    assert [
+        r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("versioned_items")
+    ] == []
     assert "database is locked" not in caplog.text
 
 
@@ -502,7 +512,9 @@ def _within(seconds: float, condition) -> bool:
 def test_a_failing_applier_logs_once_until_it_works_again(monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="versioned_items.search")
     applier = outbox._Applier()
-    monkeypatch.setattr(outbox, "_apply_in_background", lambda: (_ for _ in ()).throw(IndexUnavailable("down")))
+    monkeypatch.setattr(
+        outbox, "_apply_in_background", lambda: (_ for _ in ()).throw(IndexUnavailable("down"))
+    )
     for _ in range(3):
         assert applier._round(0.0) == 0.0
     assert caplog.text.count("Applying index changes failed") == 1
@@ -596,8 +608,8 @@ def test_update_index_fixes_only_the_differences():
     indexed()
     backend_latest = indexing.latest_side().backend
     backend_history = indexing.history_side().backend
-    backend_latest.remove("versioned_items.node.%d" % v1.node_id)  # a missing document
-    backend_history.remove("versioned_items.version.%d" % v1.serial)
+    backend_latest.remove(f"versioned_items.node.{v1.node_id}")  # a missing document
+    backend_history.remove(f"versioned_items.version.{v1.serial}")
     api.set_attributes(v1.serial, {"k": "changed"})
     IndexChange.objects.all().delete()  # a change whose entries got lost
     stale = api.put("docs/stale.txt", b"stale")
@@ -657,13 +669,17 @@ def test_rebuild_update_and_check_record_their_runs():
 def test_index_status_reports_each_index(django_assert_num_queries):
     status = indexing.index_status()
     assert [(i.name, i.documents, i.pending, i.last_rebuild, i.last_check) for i in status.indexes] == [
-        ("latest", 0, 0, None, None), ("history", 0, 0, None, None)]
+        ("latest", 0, 0, None, None),
+        ("history", 0, 0, None, None),
+    ]
     _sample_store()
     indexed()
     indexing.rebuild()
     api.put("docs/late.txt", b"late")  # two changes wait in the outbox
     api.put("docs/a.txt", b"alpha three")
-    IndexChange.objects.filter(kind=IndexChange.Kind.HISTORY).update(created=timezone.now() - timedelta(minutes=5))
+    IndexChange.objects.filter(kind=IndexChange.Kind.HISTORY).update(
+        created=timezone.now() - timedelta(minutes=5)
+    )
     with django_assert_num_queries(3):
         latest, history = indexing.index_status().indexes
     assert (latest.documents, history.documents) == (2, 5)
@@ -679,7 +695,9 @@ def test_index_status_keeps_the_last_successful_check_and_shows_a_failed_one(mon
     api.set_attributes(api.lookup("docs/a.txt").serial, {"k": "lost"})
     IndexChange.objects.all().delete()  # both documents of the current version now differ
     indexing.check()
-    monkeypatch.setattr(compare, "compare", lambda **kwargs: (_ for _ in ()).throw(IndexUnavailable("index down")))
+    monkeypatch.setattr(
+        compare, "compare", lambda **kwargs: (_ for _ in ()).throw(IndexUnavailable("index down"))
+    )
     with pytest.raises(IndexUnavailable):
         indexing.check()
     status = indexing.index_status()
@@ -721,7 +739,10 @@ def test_rebuild_killed_with_sigkill_leaves_the_live_index_answering(search_inde
     env = child_env(subprocess_env, search_index)
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.search_workers", "slow_rebuild", "5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     # Half-way: the child has indexed some batches into its temporary index.
     temp = search_index / "vi_history.rebuild"

@@ -11,11 +11,13 @@ pytestmark = pytest.mark.django_db
 
 
 def test_pending_in_order_and_without_applied():
-    IndexChange.objects.bulk_create([
-        IndexChange(kind=IndexChange.Kind.HISTORY, object_id=3),
-        IndexChange(kind=IndexChange.Kind.LATEST, object_id=1, applied=True),
-        IndexChange(kind=IndexChange.Kind.LATEST, object_id=2),
-    ])
+    IndexChange.objects.bulk_create(
+        [
+            IndexChange(kind=IndexChange.Kind.HISTORY, object_id=3),
+            IndexChange(kind=IndexChange.Kind.LATEST, object_id=1, applied=True),
+            IndexChange(kind=IndexChange.Kind.LATEST, object_id=2),
+        ]
+    )
     assert [e.object_id for e in IndexChange.objects.pending()] == [3, 1, 2]
     assert [e.object_id for e in IndexChange.objects.pending(include_applied=False)] == [3, 2]
     assert str(IndexChange.objects.first()) == "history document of a version 3"
@@ -23,11 +25,13 @@ def test_pending_in_order_and_without_applied():
 
 def test_backlog_counts_pending_entries_per_kind_with_the_oldest():
     old = timezone.now() - timedelta(minutes=5)
-    IndexChange.objects.bulk_create([
-        IndexChange(kind=IndexChange.Kind.HISTORY, object_id=1, created=old),
-        IndexChange(kind=IndexChange.Kind.HISTORY, object_id=2),
-        IndexChange(kind=IndexChange.Kind.LATEST, object_id=1, applied=True),
-    ])
+    IndexChange.objects.bulk_create(
+        [
+            IndexChange(kind=IndexChange.Kind.HISTORY, object_id=1, created=old),
+            IndexChange(kind=IndexChange.Kind.HISTORY, object_id=2),
+            IndexChange(kind=IndexChange.Kind.LATEST, object_id=1, applied=True),
+        ]
+    )
     assert IndexChange.objects.backlog() == {IndexChange.Kind.HISTORY: (2, old)}
 
 
@@ -43,10 +47,12 @@ def test_only_the_newest_runs_of_each_kind_are_kept():
 
 def test_succeeded_runs_finished_without_an_error():
     now = timezone.now()
-    MaintenanceRun.objects.bulk_create([
-        MaintenanceRun(kind="check", finished=now, latest_differences=1, history_differences=2),
-        MaintenanceRun(kind="check", error="IndexUnavailable: down"),
-        MaintenanceRun(kind="rebuild"),  # still running, or killed
-    ])
+    MaintenanceRun.objects.bulk_create(
+        [
+            MaintenanceRun(kind="check", finished=now, latest_differences=1, history_differences=2),
+            MaintenanceRun(kind="check", error="IndexUnavailable: down"),
+            MaintenanceRun(kind="rebuild"),  # still running, or killed
+        ]
+    )
     [run] = MaintenanceRun.objects.succeeded()
     assert run.differences == 3 and str(run).startswith("check ")

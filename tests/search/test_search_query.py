@@ -5,7 +5,14 @@ from haystack import connections
 from whoosh import query as wq
 
 from versioned_items.exceptions import InvalidQuery
-from versioned_items.search.query import SearchRequest, _correctable_terms, _one_edit, check_syntax, parse, whoosh_query
+from versioned_items.search.query import (
+    SearchRequest,
+    _correctable_terms,
+    _one_edit,
+    check_syntax,
+    parse,
+    whoosh_query,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +33,17 @@ def test_words_search_the_default_field(schema):
     assert {t[0] for t in q.iter_all_terms()} == {"text"}
 
 
-@pytest.mark.parametrize("text, term", [
-    ("color:red", ("attrs", "color=red")),
-    ("Color:RED", ("attrs", "color=red")),
-    ("dc.creator:Eve", ("attrs", "dc.creator=eve")),
-    ('color:"dark red"', ("attrs", "color=dark red")),
-    ("muser:alice", ("muser", "alice")),
-    ("content_type:text", ("content_type", "text")),
-])
+@pytest.mark.parametrize(
+    "text, term",
+    [
+        ("color:red", ("attrs", "color=red")),
+        ("Color:RED", ("attrs", "color=red")),
+        ("dc.creator:Eve", ("attrs", "dc.creator=eve")),
+        ('color:"dark red"', ("attrs", "color=dark red")),
+        ("muser:alice", ("muser", "alice")),
+        ("content_type:text", ("content_type", "text")),
+    ],
+)
 def test_field_and_attribute_terms(schema, text, term):
     assert list(parse(text, schema).iter_all_terms()) == [term]
 
@@ -43,28 +53,31 @@ def test_attribute_wildcards(schema):
     assert parse("color:*", schema) == wq.Prefix("attrs", "color=")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a (b", "unclosed '('"),
-    ("a b)", "')' without a matching '('"),
-    ('"a b', "unclosed '\"'"),
-    ("a AND", "ends with the operator AND"),
-    ("OR a", "starts with the operator OR"),
-    ("size:[1 TO", "never closes it"),
-    ("a ] b", "never opened"),
-    ("muser: x", "gives no value"),
-    ("size:[x TO 5]", "size takes a whole number such as 1024, or a range such as [0 TO 1024]"),
-    ("size:abc", "size takes a whole number such as 1024"),
-    ("size:12.5", "'12.5' is not one"),
-    ("size:>5", "'>5' is not one"),
-    ("cluster:x", "cluster takes a whole number"),
-    ("mtime:notadate", "mtime takes a date (UTC) such as 2025, 2025-03 or 2025-03-01"),
-    ("mtime:2025-13-01", "'2025-13-01' is not one"),
-    ("mtime:[bad TO 2020]", "or a range such as [2025-01-01 TO 2025-03-01]; '[bad TO 2020]' is not one"),
-    ("valid_until:yesterday", "valid_until takes a date"),
-    ("serial:12", "the field 'serial' is stored with the results but cannot be searched"),
-    ("content:budget", "words without a field name search the content"),
-    ("color:[a TO b]", "cannot take a range"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a (b", "unclosed '('"),
+        ("a b)", "')' without a matching '('"),
+        ('"a b', "unclosed '\"'"),
+        ("a AND", "ends with the operator AND"),
+        ("OR a", "starts with the operator OR"),
+        ("size:[1 TO", "never closes it"),
+        ("a ] b", "never opened"),
+        ("muser: x", "gives no value"),
+        ("size:[x TO 5]", "size takes a whole number such as 1024, or a range such as [0 TO 1024]"),
+        ("size:abc", "size takes a whole number such as 1024"),
+        ("size:12.5", "'12.5' is not one"),
+        ("size:>5", "'>5' is not one"),
+        ("cluster:x", "cluster takes a whole number"),
+        ("mtime:notadate", "mtime takes a date (UTC) such as 2025, 2025-03 or 2025-03-01"),
+        ("mtime:2025-13-01", "'2025-13-01' is not one"),
+        ("mtime:[bad TO 2020]", "or a range such as [2025-01-01 TO 2025-03-01]; '[bad TO 2020]' is not one"),
+        ("valid_until:yesterday", "valid_until takes a date"),
+        ("serial:12", "the field 'serial' is stored with the results but cannot be searched"),
+        ("content:budget", "words without a field name search the content"),
+        ("color:[a TO b]", "cannot take a range"),
+    ],
+)
 def test_malformed_queries_say_what_is_wrong(schema, text, message):
     with pytest.raises(InvalidQuery) as error:
         parse(text, schema)
@@ -98,7 +111,9 @@ def test_history_excludes_deleted_unless_asked(schema):
 def test_only_typed_words_of_the_spelled_fields_are_corrected(schema):
     q = parse('budgets path:reprot NOT gone muser:ann "dark lamb" wild* color:red Q1-notes', schema)
     assert [(t.fieldname, t.text, t.startchar) for t in _correctable_terms(q)] == [
-        ("text", "budget", 0), ("path", "reprot", 13)]
+        ("text", "budget", 0),
+        ("path", "reprot", 13),
+    ]
 
 
 def test_one_edit_away():

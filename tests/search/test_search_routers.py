@@ -9,18 +9,21 @@ from versioned_items.search.routers import VersionedItemsRouter
 from versioned_items.search.search_indexes import HistoryIndex, LatestIndex
 
 
-@pytest.mark.parametrize("hints, alias", [
-    ({"index": LatestIndex()}, "vi_latest"),
-    ({"index": HistoryIndex()}, "vi_history"),
-    ({"instance": Node(path="a")}, "vi_latest"),
-    ({"instance": Version()}, "vi_history"),
-    ({"models": {Node}}, "vi_latest"),
-    ({"models": {Version}}, "vi_history"),
-    ({"models": {Node, Version}}, None),
-    ({"models": set()}, None),
-    ({"instance": User()}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "hints, alias",
+    [
+        ({"index": LatestIndex()}, "vi_latest"),
+        ({"index": HistoryIndex()}, "vi_history"),
+        ({"instance": Node(path="a")}, "vi_latest"),
+        ({"instance": Version()}, "vi_history"),
+        ({"models": {Node}}, "vi_latest"),
+        ({"models": {Version}}, "vi_history"),
+        ({"models": {Node, Version}}, None),
+        ({"models": set()}, None),
+        ({"instance": User()}, None),
+        ({}, None),
+    ],
+)
 def test_routes(hints, alias):
     router = VersionedItemsRouter()
     assert router.for_write(**hints) == alias
@@ -43,8 +46,9 @@ def test_indexes_ignore_other_connections(search_index, monkeypatch):
     node = Node.objects.get(pk=api.put("a/b.txt", b"x").node_id)
     index = LatestIndex()
     updates = []
-    monkeypatch.setattr(type(connections["default"].get_backend()), "update",
-                        lambda self, *a, **k: updates.append(a))
+    monkeypatch.setattr(
+        type(connections["default"].get_backend()), "update", lambda self, *a, **k: updates.append(a)
+    )
     index.update_object(node, using="default")  # as a realtime signal processor would
     index.remove_object(node, using="default")
     assert updates == []

@@ -44,9 +44,12 @@ QUERIES = {
     "api revised in history": lambda: _page(search("revised", history=True, sort="path", page_size=50)),
     "api gamma by relevance": lambda: _page(search("gamma", page_size=50), ranked=True),
     "api below docs, page 2": lambda: _page(search("alpha", under="docs", sort="path", page=2, page_size=7)),
-    "sqs auto_query": lambda: sorted(r.path_exact for r in SearchQuerySet(using="vi_latest").auto_query("beta")),
-    "sqs filter and order": lambda: [r.path_exact for r in
-                                     SearchQuerySet(using="vi_latest").filter(text="alpha").order_by("path_exact")],
+    "sqs auto_query": lambda: sorted(
+        r.path_exact for r in SearchQuerySet(using="vi_latest").auto_query("beta")
+    ),
+    "sqs filter and order": lambda: [
+        r.path_exact for r in SearchQuerySet(using="vi_latest").filter(text="alpha").order_by("path_exact")
+    ],
     "sqs history count": lambda: SearchQuerySet(using="vi_history").filter(text="revised").count(),
 }
 
@@ -63,8 +66,15 @@ def write_until(stop: threading.Event, wrote_once: threading.Event) -> int:
     commits = 0
     try:
         while not stop.is_set():
-            docs = [{"id": f"filler.doc.{commits}.{n}", "django_ct": "filler.doc", "django_id": str(n),
-                     "text": f"filler words {n}"} for n in range(20)]
+            docs = [
+                {
+                    "id": f"filler.doc.{commits}.{n}",
+                    "django_ct": "filler.doc",
+                    "django_id": str(n),
+                    "text": f"filler words {n}",
+                }
+                for n in range(20)
+            ]
             backend.write_documents(docs, delete_ids=[f"filler.doc.{commits - 1}.0"])
             commits += 1
             wrote_once.set()

@@ -14,15 +14,25 @@ from versioned_items import api
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps calling hosts that this machine's
 # closed network refuses; --no-sandbox because CI runs as root.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 JAN, JUN = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC)
 
 pytestmark = [
     pytest.mark.browser,
     # CI installs Chromium, so there a missing browser fails instead of skipping.
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason=f"{CHROMIUM} is missing"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason=f"{CHROMIUM} is missing"
+    ),
 ]
 
 
@@ -65,7 +75,9 @@ def corpus(transactional_db, search_index, django_user_model):
         for i in range(60):
             api.put(f"many/f{i:02}.txt", f"file {i}\n", user="ann")
         old = api.put("docs/guide.txt", "Welcome to the zebracorn guide.\nStep one.\n", user="ann", mtime=JAN)
-        new = api.put("docs/guide.txt", "Welcome to the updated guide.\nStep one.\nStep two.\n", user="bob", mtime=JUN)
+        new = api.put(
+            "docs/guide.txt", "Welcome to the updated guide.\nStep one.\nStep two.\n", user="bob", mtime=JUN
+        )
     wait_for_index()
     return {"old": old, "new": new}
 
@@ -136,7 +148,9 @@ def test_search_highlights_then_history_and_as_of(page, corpus):
     page.uncheck("input[name=history]")
     page.fill("input[name=before]", "2024-03-01")
     search(page, "guide")
-    expect(page.locator(".vi-search-layout .vi-note").first).to_have_text(re.compile(r"1 match .*as of 2024-03-01"))
+    expect(page.locator(".vi-search-layout .vi-note").first).to_have_text(
+        re.compile(r"1 match .*as of 2024-03-01")
+    )
     expect(page.locator(".vi-snippet")).to_contain_text("zebracorn")
 
 

@@ -19,9 +19,16 @@ JAN, MAR, JUN = (datetime(2024, month, 1, tzinfo=UTC) for month in (1, 3, 6))
 def tree():
     """docs/a.txt (two versions), docs/logo.png, docs/gone.txt (deleted), notes.md."""
     with api.batch():
-        a1 = api.put("docs/a.txt", "first\n<script>x</script>\n", user="ann", attributes={"status": "draft"}, mtime=JAN)
-        a2 = api.put("docs/a.txt", "second\n<script>x</script>\n", user="bob", attributes={"status": "final"},
-                     mtime=JUN)
+        a1 = api.put(
+            "docs/a.txt", "first\n<script>x</script>\n", user="ann", attributes={"status": "draft"}, mtime=JAN
+        )
+        a2 = api.put(
+            "docs/a.txt",
+            "second\n<script>x</script>\n",
+            user="bob",
+            attributes={"status": "final"},
+            mtime=JUN,
+        )
         api.put("docs/logo.png", b"\x89PNG\x00\x00", user="ann", mtime=JAN)
         api.put("docs/gone.txt", "bye\n", user="ann", mtime=JAN)
         api.delete("docs/gone.txt", user="bob")
@@ -81,7 +88,9 @@ def test_every_page_needs_a_login(client, tree):
 
 def test_login_page_logs_in_and_comes_back(client, user, tree):
     url = reverse("versioned_items:browse", args=["docs/"])
-    response = client.post(f"/accounts/login/?next={quote(url)}", {"username": "reader", "password": "pw", "next": url})
+    response = client.post(
+        f"/accounts/login/?next={quote(url)}", {"username": "reader", "password": "pw", "next": url}
+    )
     assert response.status_code == 302 and response["Location"] == url
     assert client.get(url).status_code == 200
 
@@ -127,16 +136,19 @@ def test_browse_flat_lists_every_item_below(reader, tree):
     assert [row["name"] for row in response.context["rows"]] == ["docs/a.txt", "docs/logo.png", "notes.md"]
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"before": "yesterday"}, "is not a date or time"),
-    ({"before": "2999-01-01"}, "is in the future"),
-    ({"before": "0001-01-01T00:00+14:00"}, "outside the years 1 to 9999"),
-    ({"before": "9999-12-31T23:59-14:00"}, "outside the years 1 to 9999"),
-    ({"filter": "status=="}, "unknown operator"),
-    ({"filter": 'title="open'}, "unclosed double quote"),
-    ({"limit": "7"}, "Select a valid choice"),
-    ({"marker": "a\x01b"}, "control character"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"before": "yesterday"}, "is not a date or time"),
+        ({"before": "2999-01-01"}, "is in the future"),
+        ({"before": "0001-01-01T00:00+14:00"}, "outside the years 1 to 9999"),
+        ({"before": "9999-12-31T23:59-14:00"}, "outside the years 1 to 9999"),
+        ({"filter": "status=="}, "unknown operator"),
+        ({"filter": 'title="open'}, "unclosed double quote"),
+        ({"limit": "7"}, "Select a valid choice"),
+        ({"marker": "a\x01b"}, "control character"),
+    ],
+)
 def test_browse_shows_bad_input_on_the_page_with_400(reader, tree, params, message):
     response = reader.get(reverse("versioned_items:browse", args=["docs/"]), params)
     assert response.status_code == 400
@@ -174,7 +186,9 @@ def test_item_shows_text_attributes_and_history(reader, tree):
     assert [(a.key, a.value) for a in response.context["attributes"]] == [("status", "final")]
     rows = response.context["history"]
     assert [(v.serial, p.serial if p else None) for v, p in rows] == [
-        (tree["a2"].serial, tree["a1"].serial), (tree["a1"].serial, None)]
+        (tree["a2"].serial, tree["a1"].serial),
+        (tree["a1"].serial, None),
+    ]
     assert f"?old={tree['a1'].serial}&amp;new={tree['a2'].serial}" in html
 
 
@@ -217,14 +231,18 @@ def test_item_query_count(reader, tree, django_assert_num_queries):
 
 
 def test_diff_page(reader, tree):
-    response = reader.get(reverse("versioned_items:diff"), {"old": tree["a1"].serial, "new": tree["a2"].serial})
+    response = reader.get(
+        reverse("versioned_items:diff"), {"old": tree["a1"].serial, "new": tree["a2"].serial}
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert 'class="vi-diff-removed"' in html and ">first</td>" in html and ">second</td>" in html
 
 
-@pytest.mark.parametrize("params, status", [({"old": "1"}, 400), ({"old": "x", "new": "1"}, 400),
-                                            ({"old": "999998", "new": "999999"}, 404)])
+@pytest.mark.parametrize(
+    "params, status",
+    [({"old": "1"}, 400), ({"old": "x", "new": "1"}, 400), ({"old": "999998", "new": "999999"}, 404)],
+)
 def test_diff_errors(reader, tree, params, status):
     assert reader.get(reverse("versioned_items:diff"), params).status_code == status
 
@@ -328,12 +346,15 @@ def test_search_facet_links_and_subtree(reader, indexed_tree):
     assert sorted(hit.path for hit in below) == ["docs/a.txt", "docs/logo.png"]
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"q": '"unclosed'}, "unclosed"),
-    ({"q": "x", "before": "soon"}, "is not a date or time"),
-    ({"q": "x", "under": "a//b"}, "empty"),
-    ({"q": "x", "attr": "novalue"}, "is not &#x27;name=value&#x27;"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"q": '"unclosed'}, "unclosed"),
+        ({"q": "x", "before": "soon"}, "is not a date or time"),
+        ({"q": "x", "under": "a//b"}, "empty"),
+        ({"q": "x", "attr": "novalue"}, "is not &#x27;name=value&#x27;"),
+    ],
+)
 def test_search_bad_input_is_a_400_with_a_message(reader, indexed_tree, params, message):
     response = search_page(reader, **params)
     assert response.status_code == 400
@@ -357,4 +378,7 @@ def test_numbers_too_large_for_the_database_are_not_found(reader, tree):
     assert reader.get(f"/content/{huge}/").status_code == 404
     assert reader.get(f"/restore/{huge}/").status_code == 404
     assert reader.get(reverse("versioned_items:diff"), {"old": huge, "new": "1"}).status_code == 400
-    assert reader.get(reverse("versioned_items:item", args=["docs/a.txt"]), {"version": 2**63}).status_code == 400
+    assert (
+        reader.get(reverse("versioned_items:item", args=["docs/a.txt"]), {"version": 2**63}).status_code
+        == 400
+    )

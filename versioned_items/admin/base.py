@@ -12,12 +12,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import api, permissions
-from ..forms import MAX_ID
 from ..exceptions import VersionedItemsError
+from ..forms import MAX_ID
 from .changelist import CountLimitPaginator, FastChangeList
 
 #: Objects an action handles at once.
 MAX_SELECTED = 500
+
 
 class ReadOnlyTreeAdmin(admin.ModelAdmin):
     """Lists and pages for nodes and versions; changes only through the API's operations."""
@@ -37,8 +38,11 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
     def changelist_view(self, request, extra_context=None):
         if ERROR_FLAG in request.GET:
             # Django redirects here when a filter value in the address cannot be used.
-            return self.error_response(request, _("Some filter values in the address are not valid."),
-                                       back=reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+            return self.error_response(
+                request,
+                _("Some filter values in the address are not valid."),
+                back=reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"),
+            )
         return super().changelist_view(request, extra_context)
 
     def has_add_permission(self, request, obj=None):
@@ -64,9 +68,16 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
     def confirm(self, request, queryset, *, title, items, question, button, form=None, status=200, **context):
         """The confirmation page of an action: what will happen, and a button that posts it."""
         context = self.page_context(
-            request, title, items=items, question=question, button=button, form=form,
-            action=request.POST.get("action", ""), selected=[obj.pk for obj in queryset],
-            action_checkbox_name=ACTION_CHECKBOX_NAME, cancel_url=self.cancel_url(queryset),
+            request,
+            title,
+            items=items,
+            question=question,
+            button=button,
+            form=form,
+            action=request.POST.get("action", ""),
+            selected=[obj.pk for obj in queryset],
+            action_checkbox_name=ACTION_CHECKBOX_NAME,
+            cancel_url=self.cancel_url(queryset),
             **context,
         )
         return TemplateResponse(request, "admin/versioned_items/confirm.html", context, status=status)
@@ -76,8 +87,10 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
         :data:`MAX_SELECTED` are selected: an action never quietly does only part of the job."""
         objects = list(queryset[: MAX_SELECTED + 1])
         if len(objects) > MAX_SELECTED:
-            message = _("Select at most %(n)d objects for this action; narrow the list with the filters, or "
-                        "purge a whole subtree from its node's page.") % {"n": MAX_SELECTED}
+            message = _(
+                "Select at most %(n)d objects for this action; narrow the list with the filters, or "
+                "purge a whole subtree from its node's page."
+            ) % {"n": MAX_SELECTED}
             self.message_user(request, message, messages.ERROR)
             return None
         return objects
@@ -138,4 +151,3 @@ def site_url(name: str, *args) -> str | None:
         return reverse(f"versioned_items:{name}", args=args)
     except NoReverseMatch:
         return None
-

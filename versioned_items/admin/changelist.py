@@ -82,8 +82,11 @@ class FastChangeList(ChangeList):
         page = getattr(self.paginator, "current_page", None)
         self.capped = isinstance(self.result_count, AtLeast)
         self.counted = int(self.result_count)
-        self.previous_url = self.get_query_string({PAGE_VAR: self.page_num - 1}) if self.page_num > 1 else None
-        self.next_url = self.get_query_string({PAGE_VAR: self.page_num + 1}) if page and page.has_next() else None
+        self.previous_url = (
+            self.get_query_string({PAGE_VAR: self.page_num - 1}) if self.page_num > 1 else None
+        )
+        self.next_url = (
+            self.get_query_string({PAGE_VAR: self.page_num + 1}) if page and page.has_next() else None
+        )
         self.first_index = (self.page_num - 1) * self.list_per_page + 1
         self.last_index = self.first_index + len(self.result_list) - 1
-

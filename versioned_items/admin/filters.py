@@ -13,7 +13,6 @@ from ..exceptions import InvalidInput
 from ..models import Cluster
 
 
-
 class ClusterFilter(admin.SimpleListFilter):
     title = _("status")
     parameter_name = "cluster"
@@ -59,14 +58,16 @@ class InputFilter(admin.SimpleListFilter):
             "placeholder": self.placeholder,
         }
 
-
     def text(self, request) -> str:
         """The typed value, stripped; empty (with a warning) when it has a control character,
         which no stored value has and PostgreSQL cannot even compare."""
         value = (self.value() or "").strip()
         if validation.control_character(value) is not None:
-            messages.warning(request, _("The %(filter)s filter %(value)r has a control character; it was ignored.")
-                             % {"filter": self.title, "value": value})
+            messages.warning(
+                request,
+                _("The %(filter)s filter %(value)r has a control character; it was ignored.")
+                % {"filter": self.title, "value": value},
+            )
             return ""
         return value
 
@@ -107,4 +108,3 @@ class SubtreeFilter(InputFilter):
         if not under:
             return queryset
         return queryset.filter(paths.subtree_q(self.model_admin.path_field, under))
-

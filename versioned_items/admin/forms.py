@@ -20,16 +20,24 @@ class NodePageForm(forms.Form):
 class PurgeForm(forms.Form):
     """What to purge below a node: versions of some clusters written before a time."""
 
-    CLUSTERS = [(Cluster.HISTORY.value, _("old versions (history)")),
-                (Cluster.DELETED.value, _("delete markers and deleted versions"))]
+    CLUSTERS = [
+        (Cluster.HISTORY.value, _("old versions (history)")),
+        (Cluster.DELETED.value, _("delete markers and deleted versions")),
+    ]
 
     before = TimeField(required=True, label=_("Written before"))
     clusters = forms.TypedMultipleChoiceField(
-        choices=CLUSTERS, coerce=int, initial=[Cluster.HISTORY.value], label=_("What"),
+        choices=CLUSTERS,
+        coerce=int,
+        initial=[Cluster.HISTORY.value],
+        label=_("What"),
         widget=forms.CheckboxSelectMultiple,
     )
 
     def purge_arguments(self) -> dict:
         """Keyword arguments for :func:`~versioned_items.api.purge` and ``purge_summary``."""
-        return {"before": self.cleaned_data["before"], "clusters": self.cleaned_data["clusters"],
-                "subtree": True}
+        return {
+            "before": self.cleaned_data["before"],
+            "clusters": self.cleaned_data["clusters"],
+            "subtree": True,
+        }

@@ -15,8 +15,8 @@ from .. import api, extensions, paths, permissions
 from ..forms import first_error, format_time
 from ..models import Cluster, Node, Statistics, Version
 from .base import ReadOnlyTreeAdmin, counted, node_url, object_pk, short_time, site_url
-from .forms import NodePageForm, PurgeForm
 from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
+from .forms import NodePageForm, PurgeForm
 
 #: Children and versions shown per page on a node's page.
 NODE_PAGE_SIZE = 100
@@ -29,8 +29,13 @@ class NodeAdmin(ReadOnlyTreeAdmin):
     list_display = ("path_link", "status", "size", "modified", "muser", "content_type")
     list_display_links = None  # path_link is the link
     list_select_related = ("current",)
-    list_filter = (ClusterFilter, ContentTypeFilter, UserFilter, ("current__mtime", admin.DateFieldListFilter),
-                   SubtreeFilter)
+    list_filter = (
+        ClusterFilter,
+        ContentTypeFilter,
+        UserFilter,
+        ("current__mtime", admin.DateFieldListFilter),
+        SubtreeFilter,
+    )
     sortable_by = ("path_link",)
     actions = ["undelete_selected", "purge_selected"]
 
@@ -79,14 +84,20 @@ class NodeAdmin(ReadOnlyTreeAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         node = self.get_object(request, object_id)
         if node is None:
-            return self.error_response(request, _("There is no node with the id %(id)r.") % {"id": object_id},
-                                       status=404, back=reverse("admin:versioned_items_node_changelist"))
+            return self.error_response(
+                request,
+                _("There is no node with the id %(id)r.") % {"id": object_id},
+                status=404,
+                back=reverse("admin:versioned_items_node_changelist"),
+            )
         if not self.has_view_or_change_permission(request, node):
             raise PermissionDenied
         form = NodePageForm(request.GET)
         if not form.is_valid():
             return self.error_response(request, first_error(form), back=node_url(node.pk))
-        context = self.page_context(request, node.path or "/", node=node, **self.node_page(request, node, form))
+        context = self.page_context(
+            request, node.path or "/", node=node, **self.node_page(request, node, form)
+        )
         return TemplateResponse(request, "admin/versioned_items/node/node.html", context)
 
     def get_object(self, request, object_id, from_field=None):
@@ -97,8 +108,12 @@ class NodeAdmin(ReadOnlyTreeAdmin):
         after, older = form.cleaned_data["after"], form.cleaned_data["older"]
         # The children are one depth inside the node's path range: the (depth, path) index
         # serves them in order, however many there are.
-        children = (Node.objects.subtree(node.path, include_self=False).filter(depth=node.depth + 1)
-                    .select_related("current").order_by("path"))
+        children = (
+            Node.objects.subtree(node.path, include_self=False)
+            .filter(depth=node.depth + 1)
+            .select_related("current")
+            .order_by("path")
+        )
         if after:
             children = children.filter(path__gt=after)
         children = list(children[: NODE_PAGE_SIZE + 1])
@@ -116,8 +131,11 @@ class NodeAdmin(ReadOnlyTreeAdmin):
             "paged": bool(after or older),
             "can_restore": permissions.can_restore(request.user),
             "can_purge": permissions.can_purge(request.user),
-            "site_url": (site_url("item", node.path) if node.current_id
-                         else site_url("browse", paths.subtree_prefix(node.path))),
+            "site_url": (
+                site_url("item", node.path)
+                if node.current_id
+                else site_url("browse", paths.subtree_prefix(node.path))
+            ),
             "extension_tools": extensions.node_tools(request, node),
         }
 
@@ -125,26 +143,49 @@ class NodeAdmin(ReadOnlyTreeAdmin):
 
     @admin.action(description=_("Undelete selected items"), permissions=["restore"])
     def undelete_selected(self, request, queryset):
-        restorable = (Version.objects.filter(node=OuterRef("pk")).exclude(cluster=Cluster.DELETED, checksum="")
-                      .order_by("-serial").values("serial")[:1])
-        nodes = self.selection(request, queryset.filter(current__cluster=Cluster.DELETED)
-                               .select_related("current").annotate(restorable=Subquery(restorable)))
+        restorable = (
+            Version.objects.filter(node=OuterRef("pk"))
+            .exclude(cluster=Cluster.DELETED, checksum="")
+            .order_by("-serial")
+            .values("serial")[:1]
+        )
+        nodes = self.selection(
+            request,
+            queryset.filter(current__cluster=Cluster.DELETED)
+            .select_related("current")
+            .annotate(restorable=Subquery(restorable)),
+        )
         if nodes is None:
             return None
         nodes = [node for node in nodes if node.restorable]
         if not nodes:
-            self.message_user(request, _("None of the selected items is deleted with a version to restore."),
-                              messages.WARNING)
+            self.message_user(
+                request,
+                _("None of the selected items is deleted with a version to restore."),
+                messages.WARNING,
+            )
             return None
         if self.confirmed(request):
-            self.run(request, lambda: [api.undelete(n.path, user=request.user) for n in nodes],
-                     counted("Undeleted %(n)d item.", "Undeleted %(n)d items."))
+            self.run(
+                request,
+                lambda: [api.undelete(n.path, user=request.user) for n in nodes],
+                counted("Undeleted %(n)d item.", "Undeleted %(n)d items."),
+            )
             return None
-        items = [(node.path, _("version #%(serial)s becomes current again") % {"serial": node.restorable})
-                 for node in nodes]
-        return self.confirm(request, nodes, title=_("Undelete items"), items=items, button=_("Yes, undelete"),
-                            question=_("These deleted items come back, each with its newest version that is not a "
-                                       "delete marker:"))
+        items = [
+            (node.path, _("version #%(serial)s becomes current again") % {"serial": node.restorable})
+            for node in nodes
+        ]
+        return self.confirm(
+            request,
+            nodes,
+            title=_("Undelete items"),
+            items=items,
+            button=_("Yes, undelete"),
+            question=_(
+                "These deleted items come back, each with its newest version that is not a delete marker:"
+            ),
+        )
 
     def undelete_view(self, request, node_id):
         return self.object_action(request, node_id, self.undelete_selected, self.has_restore_permission)
@@ -153,7 +194,9 @@ class NodeAdmin(ReadOnlyTreeAdmin):
         """An action on one node, from its page; back to the page when done."""
         queryset = self.get_queryset(request).filter(pk=node_id)
         if not queryset.exists():
-            return self.error_response(request, _("There is no node with the id %(id)r.") % {"id": node_id}, status=404)
+            return self.error_response(
+                request, _("There is no node with the id %(id)r.") % {"id": node_id}, status=404
+            )
         if not allowed(request):
             raise PermissionDenied
         return action(request, queryset) or HttpResponseRedirect(node_url(node_id))
@@ -168,22 +211,47 @@ class NodeAdmin(ReadOnlyTreeAdmin):
         nodes = outermost(nodes)
         form = PurgeForm(request.POST if "before" in request.POST else None)
         if not form.is_bound or not form.is_valid():
-            return self.confirm(request, nodes, title=_("Purge old history"), form=form, button=_("Show what will go"),
-                                items=[(node.path or "/", "") for node in nodes], step="ask",
-                                question=_("Purge versions below these nodes (and of the nodes themselves):"),
-                                status=400 if form.is_bound else 200)
+            return self.confirm(
+                request,
+                nodes,
+                title=_("Purge old history"),
+                form=form,
+                button=_("Show what will go"),
+                items=[(node.path or "/", "") for node in nodes],
+                step="ask",
+                question=_("Purge versions below these nodes (and of the nodes themselves):"),
+                status=400 if form.is_bound else 200,
+            )
         arguments = form.purge_arguments()
         if self.confirmed(request):
-            self.run(request, lambda: sum((api.purge(n.path, **arguments) for n in nodes), []),
-                     counted("Purged %(n)d version.", "Purged %(n)d versions."))
+            self.run(
+                request,
+                lambda: sum((api.purge(n.path, **arguments) for n in nodes), []),
+                counted("Purged %(n)d version.", "Purged %(n)d versions."),
+            )
             return None
         summaries = [(node, *api.purge_summary(node.path, **arguments)) for node in nodes]
         total = (sum(s[1] for s in summaries), sum(s[2] for s in summaries))
-        items = [(node.path or "/", ngettext("%(n)s version, %(size)s bytes", "%(n)s versions, %(size)s bytes", n)
-                  % {"n": n, "size": size}) for node, n, size in summaries]
-        return self.confirm(request, nodes, title=_("Purge old history"), form=form, items=items, step="confirm",
-                            button=_("Yes, purge"), total=total, before=format_time(arguments["before"]),
-                            question=_("These versions will be deleted for good:"))
+        items = [
+            (
+                node.path or "/",
+                ngettext("%(n)s version, %(size)s bytes", "%(n)s versions, %(size)s bytes", n)
+                % {"n": n, "size": size},
+            )
+            for node, n, size in summaries
+        ]
+        return self.confirm(
+            request,
+            nodes,
+            title=_("Purge old history"),
+            form=form,
+            items=items,
+            step="confirm",
+            button=_("Yes, purge"),
+            total=total,
+            before=format_time(arguments["before"]),
+            question=_("These versions will be deleted for good:"),
+        )
 
     def purge_view(self, request, node_id):
         return self.object_action(request, node_id, self.purge_selected, self.has_purge_permission)
@@ -196,4 +264,3 @@ def outermost(nodes: list[Node]) -> list[Node]:
         if not any(node.path.startswith(paths.subtree_prefix(c.path)) for c in chosen):
             chosen.append(node)
     return chosen
-

@@ -10,9 +10,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from .. import api, pages
-from ..forms import CompareForm, first_error, format_time
 from ..diffs import read_text
 from ..exceptions import ContentMissing
+from ..forms import CompareForm, first_error, format_time
 from ..models import Attribute, Version
 from .base import ReadOnlyTreeAdmin, counted, node_url, object_pk, short_time, site_url, version_url
 from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
@@ -46,12 +46,28 @@ class VersionAdmin(ReadOnlyTreeAdmin):
     list_display = ("serial", "node_link", "cluster", "size", "modified", "muser", "content_type")
     list_display_links = ("serial",)
     list_select_related = ("node",)
-    list_filter = (ClusterFilter, ContentTypeFilter, UserFilter, ("mtime", admin.DateFieldListFilter), SubtreeFilter)
+    list_filter = (
+        ClusterFilter,
+        ContentTypeFilter,
+        UserFilter,
+        ("mtime", admin.DateFieldListFilter),
+        SubtreeFilter,
+    )
     sortable_by = ("serial",)
     actions = ["restore_selected"]
     inlines = [AttributeInline]
-    fields = ("node_link", "serial", "cluster", "size", "mtime", "muser", "content_type", "checksum",
-              "source_link", "content")
+    fields = (
+        "node_link",
+        "serial",
+        "cluster",
+        "size",
+        "mtime",
+        "muser",
+        "content_type",
+        "checksum",
+        "source_link",
+        "content",
+    )
     readonly_fields = fields
 
     @admin.display(description=_("node"))
@@ -97,8 +113,12 @@ class VersionAdmin(ReadOnlyTreeAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = self.get_object(request, object_id)
         if version is None:
-            return self.error_response(request, _("There is no version %(id)r.") % {"id": object_id},
-                                       status=404, back=reverse("admin:versioned_items_version_changelist"))
+            return self.error_response(
+                request,
+                _("There is no version %(id)r.") % {"id": object_id},
+                status=404,
+                back=reverse("admin:versioned_items_version_changelist"),
+            )
         older = Version.objects.filter(node_id=version.node_id, serial__lt=version.serial)
         previous = older.order_by("-serial").first()
         extra = {
@@ -122,7 +142,9 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         serial = form.instance.serial
         removed, changed = [], {}
         for inline in formset.forms:
-            initial = (inline.initial.get("domain", ""), inline.initial.get("key")) if inline.instance.pk else None
+            initial = (
+                (inline.initial.get("domain", ""), inline.initial.get("key")) if inline.instance.pk else None
+            )
             if inline in formset.deleted_forms:
                 removed.append(initial)
                 continue
@@ -142,8 +164,11 @@ class VersionAdmin(ReadOnlyTreeAdmin):
     def response_change(self, request, obj):
         if "_continue" in request.POST:
             return super().response_change(request, obj)
-        self.message_user(request, _("The attributes of version #%(serial)s were saved.") % {"serial": obj.serial},
-                          messages.SUCCESS)
+        self.message_user(
+            request,
+            _("The attributes of version #%(serial)s were saved.") % {"serial": obj.serial},
+            messages.SUCCESS,
+        )
         return HttpResponseRedirect(node_url(obj.node_id))
 
     # Restore: a copy of an earlier version becomes current.
@@ -159,19 +184,38 @@ class VersionAdmin(ReadOnlyTreeAdmin):
             self.message_user(request, _("Pick at most one version per item to restore."), messages.ERROR)
             return None
         if not versions:
-            self.message_user(request, _("Delete markers cannot be restored; pick an earlier version."),
-                              messages.WARNING)
+            self.message_user(
+                request, _("Delete markers cannot be restored; pick an earlier version."), messages.WARNING
+            )
             return None
         if self.confirmed(request):
-            self.run(request, lambda: [api.restore(v.serial, user=request.user) for v in versions],
-                     counted("Restored %(n)d version.", "Restored %(n)d versions."))
+            self.run(
+                request,
+                lambda: [api.restore(v.serial, user=request.user) for v in versions],
+                counted("Restored %(n)d version.", "Restored %(n)d versions."),
+            )
             return None
-        items = [(f"{v.node.path} #{v.serial}", _("of %(time)s by %(user)s, %(size)s bytes") % {
-            "time": format_time(v.mtime), "user": v.muser or "—", "size": v.size}) for v in versions]
+        items = [
+            (
+                f"{v.node.path} #{v.serial}",
+                _("of %(time)s by %(user)s, %(size)s bytes")
+                % {"time": format_time(v.mtime), "user": v.muser or "—", "size": v.size},
+            )
+            for v in versions
+        ]
         skipped = [f"#{v.serial}" for v in markers]
-        return self.confirm(request, versions, title=_("Restore versions"), items=items, button=_("Yes, restore"),
-                            skipped=skipped, question=_("A copy of each of these versions becomes the current "
-                                                        "version of its item; the history keeps everything:"))
+        return self.confirm(
+            request,
+            versions,
+            title=_("Restore versions"),
+            items=items,
+            button=_("Yes, restore"),
+            skipped=skipped,
+            question=_(
+                "A copy of each of these versions becomes the current "
+                "version of its item; the history keeps everything:"
+            ),
+        )
 
     def restore_view(self, request, serial):
         queryset = self.get_queryset(request).filter(pk=serial)

@@ -4,14 +4,21 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('versioned_items', '0001_initial'),
+        ("versioned_items", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='version',
-            options={'ordering': ['-serial'], 'permissions': [('restore_version', 'Can restore and undelete versions'), ('purge_version', 'Can purge old versions')], 'verbose_name': 'version', 'verbose_name_plural': 'versions'},
+            name="version",
+            options={
+                "ordering": ["-serial"],
+                "permissions": [
+                    ("restore_version", "Can restore and undelete versions"),
+                    ("purge_version", "Can purge old versions"),
+                ],
+                "verbose_name": "version",
+                "verbose_name_plural": "versions",
+            },
         ),
     ]

@@ -26,15 +26,30 @@ from .views import run_search, suggestion_url
 SEARCH_PAGE_SIZE = 50
 
 INDEX_TASKS = {
-    "check": (_("Check the indexes"), _("Compare both indexes with the database, document by document, and the "
-                                        "statistics with a recomputation. Pending changes are applied first; "
-                                        "nothing else is written.")),
-    "update": (_("Update the indexes"), _("The intelligent update: apply pending changes, then compare both "
-                                          "indexes with the database and rewrite only the documents that "
-                                          "differ.")),
-    "rebuild": (_("Rebuild the indexes"), _("Rebuild both indexes from the database into new folders that "
-                                            "replace the old ones when complete; searches keep working "
-                                            "meanwhile. This reads every version and takes the longest.")),
+    "check": (
+        _("Check the indexes"),
+        _(
+            "Compare both indexes with the database, document by document, and the "
+            "statistics with a recomputation. Pending changes are applied first; "
+            "nothing else is written."
+        ),
+    ),
+    "update": (
+        _("Update the indexes"),
+        _(
+            "The intelligent update: apply pending changes, then compare both "
+            "indexes with the database and rewrite only the documents that "
+            "differ."
+        ),
+    ),
+    "rebuild": (
+        _("Rebuild the indexes"),
+        _(
+            "Rebuild both indexes from the database into new folders that "
+            "replace the old ones when complete; searches keep working "
+            "meanwhile. This reads every version and takes the longest."
+        ),
+    ),
 }
 
 
@@ -42,9 +57,16 @@ def node_admin_urls(model_admin) -> list:
     """The pages, as URL patterns of the node admin (``admin:versioned_items_node_search``, ``..._index``)."""
     view = model_admin.admin_site.admin_view
     return [
-        path("search/", view(lambda request: search_view(model_admin, request)), name="versioned_items_node_search"),
-        path("search-index/", view(lambda request: index_view(model_admin, request)),
-             name="versioned_items_node_index"),
+        path(
+            "search/",
+            view(lambda request: search_view(model_admin, request)),
+            name="versioned_items_node_search",
+        ),
+        path(
+            "search-index/",
+            view(lambda request: index_view(model_admin, request)),
+            name="versioned_items_node_index",
+        ),
     ]
 
 
@@ -56,10 +78,16 @@ def register() -> None:
     """Add the pages and their links to the node admin (from ``AppConfig.ready``)."""
     extensions.register_node_admin_pages(
         node_admin_urls,
-        list_tools=[extensions.Link(_("Search indexes"), "admin:versioned_items_node_index",
-                                    visible=can_manage_index)],
-        node_tools=[extensions.Link(_("Search here"), "admin:versioned_items_node_search",
-                                    query=lambda node: {"q": "", "under": node.path})],
+        list_tools=[
+            extensions.Link(_("Search indexes"), "admin:versioned_items_node_index", visible=can_manage_index)
+        ],
+        node_tools=[
+            extensions.Link(
+                _("Search here"),
+                "admin:versioned_items_node_search",
+                query=lambda node: {"q": "", "under": node.path},
+            )
+        ],
     )
 
 
@@ -69,8 +97,9 @@ def index_view(model_admin, request):
         raise PermissionDenied
     task = request.POST.get("task") or request.GET.get("task")
     if task is not None and task not in INDEX_TASKS:
-        return model_admin.error_response(request, _("There is no index task %(task)r; choose check, update or "
-                                                     "rebuild.") % {"task": task})
+        return model_admin.error_response(
+            request, _("There is no index task %(task)r; choose check, update or rebuild.") % {"task": task}
+        )
     context = model_admin.page_context(request, _("Search indexes"), tasks=INDEX_TASKS, task=task)
     if task and model_admin.confirmed(request):
         run = {"check": indexing.check, "update": indexing.update_index, "rebuild": indexing.rebuild}[task]
@@ -79,8 +108,9 @@ def index_view(model_admin, request):
         except VersionedItemsError as error:
             model_admin.message_user(request, str(error), messages.ERROR)
         else:
-            model_admin.message_user(request, _("%(task)s: done.") % {"task": INDEX_TASKS[task][0]},
-                                     messages.SUCCESS)
+            model_admin.message_user(
+                request, _("%(task)s: done.") % {"task": INDEX_TASKS[task][0]}, messages.SUCCESS
+            )
         context["task_done"], context["task"] = task, None
     context["status"] = indexing.index_status()
     return TemplateResponse(request, "admin/versioned_items/node/index.html", context)
@@ -96,13 +126,20 @@ def search_view(model_admin, request):
     status = 200
     if form.is_bound and not form.is_valid():
         status = 400
-    elif form.is_bound and not versions_visible and (form.cleaned_data["history"] or form.cleaned_data["before"]):
+    elif (
+        form.is_bound
+        and not versions_visible
+        and (form.cleaned_data["history"] or form.cleaned_data["before"])
+    ):
         # History hits are versions: only for those who may see versions.
         form.add_error("history", _("Searching history needs the permission to view versions."))
         status = 403
     elif form.is_bound:
         results, status = run_search(form, page_size=SEARCH_PAGE_SIZE)
         if results is not None:
-            context.update(results=results, **page_links(request, results.page, results.has_next),
-                           suggestion_url=suggestion_url(request, results.suggestion))
+            context.update(
+                results=results,
+                **page_links(request, results.page, results.has_next),
+                suggestion_url=suggestion_url(request, results.suggestion),
+            )
     return TemplateResponse(request, "admin/versioned_items/node/search.html", context, status=status or 200)

@@ -166,10 +166,23 @@ def search(
     cannot be read.
     """
     request = _request(
-        text, history=history, as_of=as_of, include_deleted=include_deleted, cluster=cluster,
-        under=under, content_type=content_type, muser=muser, mtime_range=mtime_range,
-        size_range=size_range, attributes=attributes, sort=sort, page=page, page_size=page_size,
-        highlight=highlight, facets=facets, suggest=suggest,
+        text,
+        history=history,
+        as_of=as_of,
+        include_deleted=include_deleted,
+        cluster=cluster,
+        under=under,
+        content_type=content_type,
+        muser=muser,
+        mtime_range=mtime_range,
+        size_range=size_range,
+        attributes=attributes,
+        sort=sort,
+        page=page,
+        page_size=page_size,
+        highlight=highlight,
+        facets=facets,
+        suggest=suggest,
     )
     alias = app_settings.HISTORY_CONNECTION if request.history else app_settings.LATEST_CONNECTION
     backend = connections[alias].get_backend()
@@ -180,14 +193,35 @@ def search(
     else:
         raw = q.run_haystack(alias, Version if request.history else Node, request)
     return SearchPage(
-        hits=[_hit(r) for r in raw.hits], total=raw.total, page=request.page,
-        page_size=request.page_size, facets=raw.facets, suggestion=raw.suggestion,
+        hits=[_hit(r) for r in raw.hits],
+        total=raw.total,
+        page=request.page,
+        page_size=request.page_size,
+        facets=raw.facets,
+        suggestion=raw.suggestion,
     )
 
 
-def _request(text, *, history, as_of, include_deleted, cluster, under, content_type, muser,
-             mtime_range, size_range, attributes, sort, page, page_size, highlight, facets,
-             suggest) -> q.SearchRequest:
+def _request(
+    text,
+    *,
+    history,
+    as_of,
+    include_deleted,
+    cluster,
+    under,
+    content_type,
+    muser,
+    mtime_range,
+    size_range,
+    attributes,
+    sort,
+    page,
+    page_size,
+    highlight,
+    facets,
+    suggest,
+) -> q.SearchRequest:
     if not isinstance(text, str):
         raise InvalidArgument(f"query text must be a string, not {type(text).__name__}: {text!r}")
     q.check_size(text)
@@ -245,8 +279,11 @@ def _hit(raw: q.RawHit) -> Hit:
         "text_status": stored.get("text_status", ""),
     }
     return Hit(
-        path=fields["path"], serial=int(fields["serial"]), node_id=int(fields["node"]),
-        score=raw.score, fields=fields,
+        path=fields["path"],
+        serial=int(fields["serial"]),
+        node_id=int(fields["node"]),
+        score=raw.score,
+        fields=fields,
         # Whoosh's HtmlFormatter escapes the text around the marks.
         highlights={name: mark_safe(snippet) for name, snippet in raw.highlights.items()},
     )

@@ -15,41 +15,51 @@ def check_connections(app_configs=None, **kwargs):
     configured = getattr(settings, "HAYSTACK_CONNECTIONS", {})
     if not isinstance(configured, dict) or check_connection_entries():
         return []  # reported by check_connection_entries
-    names = {"LATEST_CONNECTION": app_settings.LATEST_CONNECTION,
-             "HISTORY_CONNECTION": app_settings.HISTORY_CONNECTION}
+    names = {
+        "LATEST_CONNECTION": app_settings.LATEST_CONNECTION,
+        "HISTORY_CONNECTION": app_settings.HISTORY_CONNECTION,
+    }
     problems = []
     for setting, alias in names.items():
         if alias not in configured:
-            problems.append(Error(
-                f"VERSIONED_ITEMS[{setting!r}] is {alias!r}, which is not a key of HAYSTACK_CONNECTIONS.",
-                hint=f"Add HAYSTACK_CONNECTIONS[{alias!r}] = {{'ENGINE': {ENGINE!r}, 'PATH': ...}} "
-                     "(see the README's Search section).",
-                id="versioned_items_search.E001",
-            ))
+            problems.append(
+                Error(
+                    f"VERSIONED_ITEMS[{setting!r}] is {alias!r}, which is not a key of HAYSTACK_CONNECTIONS.",
+                    hint=f"Add HAYSTACK_CONNECTIONS[{alias!r}] = {{'ENGINE': {ENGINE!r}, 'PATH': ...}} "
+                    "(see the Haystack page of the documentation, docs/haystack.md).",
+                    id="versioned_items_search.E001",
+                )
+            )
     if problems:
         return problems
     latest, history = names.values()
     if latest == history:
-        return [Error(
-            f"The latest and history indexes both use the Haystack connection {latest!r}.",
-            hint="Give them two connections: one Haystack connection holds one index per model.",
-            id="versioned_items_search.E002",
-        )]
+        return [
+            Error(
+                f"The latest and history indexes both use the Haystack connection {latest!r}.",
+                hint="Give them two connections: one Haystack connection holds one index per model.",
+                id="versioned_items_search.E002",
+            )
+        ]
     paths = [configured[alias].get("PATH") for alias in (latest, history)]
     if paths[0] and paths[0] == paths[1]:
-        problems.append(Error(
-            f"The connections {latest!r} and {history!r} share the Whoosh PATH {paths[0]!r}.",
-            hint="Give each connection a folder of its own.",
-            id="versioned_items_search.E003",
-        ))
+        problems.append(
+            Error(
+                f"The connections {latest!r} and {history!r} share the Whoosh PATH {paths[0]!r}.",
+                hint="Give each connection a folder of its own.",
+                id="versioned_items_search.E003",
+            )
+        )
     for alias in (latest, history):
         if configured[alias].get("ENGINE") != ENGINE:
-            problems.append(Warning(
-                f"Haystack connection {alias!r} does not use the app's Whoosh engine.",
-                hint=f"With Whoosh, use ENGINE {ENGINE!r}: it indexes about ten times faster and "
-                     "swaps rebuilt indexes atomically. Other backends work, without those.",
-                id="versioned_items_search.W001",
-            ))
+            problems.append(
+                Warning(
+                    f"Haystack connection {alias!r} does not use the app's Whoosh engine.",
+                    hint=f"With Whoosh, use ENGINE {ENGINE!r}: it indexes about ten times faster and "
+                    "swaps rebuilt indexes atomically. Other backends work, without those.",
+                    id="versioned_items_search.W001",
+                )
+            )
     return problems
 
 
@@ -66,24 +76,35 @@ def check_connection_entries(app_configs=None, **kwargs):
     """
     configured = getattr(settings, "HAYSTACK_CONNECTIONS", {})
     if not isinstance(configured, dict):
-        return [Error(f"HAYSTACK_CONNECTIONS is a {type(configured).__name__}, not a dict.",
-                      hint="Map each connection name to a dict of its options.",
-                      id="versioned_items_search.E005")]
+        return [
+            Error(
+                f"HAYSTACK_CONNECTIONS is a {type(configured).__name__}, not a dict.",
+                hint="Map each connection name to a dict of its options.",
+                id="versioned_items_search.E005",
+            )
+        ]
     problems = []
     for alias, options in configured.items():
         if not isinstance(options, dict) or not isinstance(options.get("ENGINE"), str):
-            problems.append(Error(
-                f"HAYSTACK_CONNECTIONS[{alias!r}] is {options!r}, not a dict with an 'ENGINE'.",
-                hint=f"Write e.g. {{'ENGINE': {ENGINE!r}, 'PATH': ...}}; a literal {{...}} is a set.",
-                id="versioned_items_search.E005",
-            ))
-        elif options["ENGINE"] in WHOOSH_ENGINES and options.get("STORAGE", "file") == "file" \
-                and not options.get("PATH"):
-            problems.append(Error(
-                f"HAYSTACK_CONNECTIONS[{alias!r}] uses a Whoosh engine without a 'PATH'.",
-                hint="Give it the folder of its index, e.g. str(BASE_DIR / 'whoosh' / alias).",
-                id="versioned_items_search.E006",
-            ))
+            problems.append(
+                Error(
+                    f"HAYSTACK_CONNECTIONS[{alias!r}] is {options!r}, not a dict with an 'ENGINE'.",
+                    hint=f"Write e.g. {{'ENGINE': {ENGINE!r}, 'PATH': ...}}; a literal {{...}} is a set.",
+                    id="versioned_items_search.E005",
+                )
+            )
+        elif (
+            options["ENGINE"] in WHOOSH_ENGINES
+            and options.get("STORAGE", "file") == "file"
+            and not options.get("PATH")
+        ):
+            problems.append(
+                Error(
+                    f"HAYSTACK_CONNECTIONS[{alias!r}] uses a Whoosh engine without a 'PATH'.",
+                    hint="Give it the folder of its index, e.g. str(BASE_DIR / 'whoosh' / alias).",
+                    id="versioned_items_search.E006",
+                )
+            )
     return problems
 
 
@@ -93,12 +114,14 @@ def check_router(app_configs=None, **kwargs):
     routers = list(getattr(settings, "HAYSTACK_ROUTERS", []))
     default = "haystack.routers.DefaultRouter"
     if ROUTER not in routers or (default in routers and routers.index(default) < routers.index(ROUTER)):
-        return [Error(
-            f"HAYSTACK_ROUTERS does not list {ROUTER!r} before Haystack's default router.",
-            hint=f"Set HAYSTACK_ROUTERS = [{ROUTER!r}, {default!r}], so that nodes and versions "
-                 "go to their own connections and your own models stay where they are.",
-            id="versioned_items_search.E004",
-        )]
+        return [
+            Error(
+                f"HAYSTACK_ROUTERS does not list {ROUTER!r} before Haystack's default router.",
+                hint=f"Set HAYSTACK_ROUTERS = [{ROUTER!r}, {default!r}], so that nodes and versions "
+                "go to their own connections and your own models stay where they are.",
+                id="versioned_items_search.E004",
+            )
+        ]
     return []
 
 
@@ -107,11 +130,13 @@ def check_signal_processor(app_configs=None, **kwargs):
     """Haystack's realtime processor must not index the app's models behind the outbox's back."""
     processor = getattr(settings, "HAYSTACK_SIGNAL_PROCESSOR", "")
     if processor.endswith("RealtimeSignalProcessor"):
-        return [Warning(
-            "HAYSTACK_SIGNAL_PROCESSOR is Haystack's RealtimeSignalProcessor.",
-            hint="It indexes on every model save, for every model, one commit per save. "
-                 "versioned_items.search keeps its indexes in step by itself; use a processor "
-                 "connected to your own models only, or none.",
-            id="versioned_items_search.W002",
-        )]
+        return [
+            Warning(
+                "HAYSTACK_SIGNAL_PROCESSOR is Haystack's RealtimeSignalProcessor.",
+                hint="It indexes on every model save, for every model, one commit per save. "
+                "versioned_items.search keeps its indexes in step by itself; use a processor "
+                "connected to your own models only, or none.",
+                id="versioned_items_search.W002",
+            )
+        ]
     return []

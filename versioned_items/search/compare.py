@@ -26,13 +26,23 @@ logger = logging.getLogger("versioned_items.search")
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-
 # --- comparing index and database ------------------------------------------------------------
 
 # The stored fields that must agree with the database (the text is not compared: it follows
 # from checksum and content type).
-SIGNATURE_FIELDS = ("path_exact", "serial", "node", "cluster", "mtime", "valid_until", "size",
-                    "muser", "content_type", "checksum", "attributes")
+SIGNATURE_FIELDS = (
+    "path_exact",
+    "serial",
+    "node",
+    "cluster",
+    "mtime",
+    "valid_until",
+    "size",
+    "muser",
+    "content_type",
+    "checksum",
+    "attributes",
+)
 
 
 @dataclass
@@ -84,7 +94,7 @@ def _expected(side: Side, batch_size: int) -> Iterator[tuple[int, tuple]]:
         if not batch:
             return
         last = batch[-1].serial
-        for version, source in zip(batch, documents.attach_history_sources(batch)):
+        for version, source in zip(batch, documents.attach_history_sources(batch), strict=True):
             source.text_status = ""  # the text is not compared: no need to extract it
             if side.name == "latest":
                 setattr(version.node, SOURCE_ATTR, source)
@@ -101,7 +111,7 @@ def _indexed(side: Side) -> Iterator[tuple[int, tuple]]:
     for fields in stored_documents(side):
         ident = fields.get("id", "")
         if ident.startswith(prefix):
-            yield int(ident[len(prefix):]), _signature(fields)
+            yield int(ident[len(prefix) :]), _signature(fields)
 
 
 def compare(*, batch_size: int | None = None) -> IndexDiff:
@@ -154,7 +164,7 @@ def update_index(*, dry_run: bool = False, batch_size: int | None = None) -> Upd
                 nodes = sorted(diff.latest.missing | diff.latest.stale | diff.latest.changed)
                 serials = sorted(diff.history.missing | diff.history.stale | diff.history.changed)
                 for start in range(0, max(len(nodes), len(serials)), batch_size):
-                    reconcile(nodes[start:start + batch_size], serials[start:start + batch_size])
+                    reconcile(nodes[start : start + batch_size], serials[start : start + batch_size])
         _record_diff(run, diff)
         run.applied = applied
     return UpdateReport(diff=diff, applied=applied, dry_run=dry_run)

@@ -59,9 +59,7 @@ class DocumentSource:
 
     def attributes_json(self) -> str:
         """The attributes as stored in the index: ``{"domain.key" or "key": value}``, sorted."""
-        return json.dumps(
-            {attribute_name(d, k): v for d, k, v in sorted(self.attributes)}, sort_keys=True
-        )
+        return json.dumps({attribute_name(d, k): v for d, k, v in sorted(self.attributes)}, sort_keys=True)
 
 
 def attribute_name(domain: str, key: str) -> str:
@@ -132,7 +130,9 @@ def attach_history_sources(versions: list) -> list[DocumentSource]:
 def _load_deleted_contents(markers: list[DocumentSource]) -> None:
     if not markers:
         return
-    previous = Version.objects.filter(node_id=OuterRef("node_id"), serial__lt=OuterRef("serial")).order_by("-serial")
+    previous = Version.objects.filter(node_id=OuterRef("node_id"), serial__lt=OuterRef("serial")).order_by(
+        "-serial"
+    )
     rows = (
         Version.objects.filter(serial__in=[m.version.serial for m in markers])
         .annotate(
@@ -167,10 +167,14 @@ def fill_texts(sources: Iterable[DocumentSource], lookup: TextLookup | None = No
     type); those are reused. Texts whose earlier extraction failed are extracted again.
     """
     pending = [source for source in sources if source.text_status is None]
-    by_serial, by_key = lookup(
-        {s.version.serial for s in pending},
-        {key for s in pending if (key := s.text_key())},
-    ) if lookup and pending else ({}, {})
+    by_serial, by_key = (
+        lookup(
+            {s.version.serial for s in pending},
+            {key for s in pending if (key := s.text_key())},
+        )
+        if lookup and pending
+        else ({}, {})
+    )
     memo: dict[tuple[str, str], extractors.Extraction] = {}
     for source in pending:
         key = source.text_key()

@@ -72,8 +72,7 @@ def register(pattern: str, extractor: Extractor | None = None):
     pattern = pattern.strip().lower()
     if _pattern_rank(pattern) is None:
         raise ValueError(
-            f"content type pattern {pattern!r} is not valid; use 'major/minor', 'major/*' "
-            "or '*/*+suffix'"
+            f"content type pattern {pattern!r} is not valid; use 'major/minor', 'major/*' or '*/*+suffix'"
         )
     unregister(pattern)
     _registry.append((pattern, extractor))
@@ -170,8 +169,28 @@ class _TextCollector(html.parser.HTMLParser):
     # Elements whose content is not text a reader sees.
     SKIP = {"script", "style", "template", "noscript"}
     # Elements that end a line, so that words of adjacent blocks are not glued together.
-    BLOCKS = {"p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",
-              "section", "article", "header", "footer", "pre", "blockquote", "title"}
+    BLOCKS = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "td",
+        "th",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "pre",
+        "blockquote",
+        "title",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)

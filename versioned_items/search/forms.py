@@ -13,11 +13,17 @@ class SearchForm(forms.Form):
     """The search page and the admin's search box: :func:`versioned_items.search.api.search`
     arguments."""
 
-    q = forms.CharField(required=False, strip=True, label=_("Search"),
-                        widget=forms.TextInput(attrs={"size": 30, "type": "search"}))
+    q = forms.CharField(
+        required=False,
+        strip=True,
+        label=_("Search"),
+        widget=forms.TextInput(attrs={"size": 30, "type": "search"}),
+    )
     history = forms.BooleanField(required=False, label=_("Search history (every version)"))
     before = TimeField(label=_("As of"))
-    under = PathField(label=_("Under"), widget=forms.TextInput(attrs={"placeholder": "docs/guide", "size": 14}))
+    under = PathField(
+        label=_("Under"), widget=forms.TextInput(attrs={"placeholder": "docs/guide", "size": 14})
+    )
     # Facet selections, set by the facet links of the results.
     content_type = forms.CharField(required=False, max_length=255, widget=forms.HiddenInput)
     muser = forms.CharField(required=False, max_length=150, widget=forms.HiddenInput)
@@ -31,16 +37,23 @@ class SearchForm(forms.Form):
         limit = app_settings.SEARCH_MAX_QUERY_CHARS
         field = self.fields["q"]
         field.max_length = limit
-        field.validators.append(MaxLengthValidator(limit, message=_(
-            "The query has %(show_value)s characters; the limit is %(limit_value)s: shorten it.")))
+        field.validators.append(
+            MaxLengthValidator(
+                limit,
+                message=_(
+                    "The query has %(show_value)s characters; the limit is %(limit_value)s: shorten it."
+                ),
+            )
+        )
         field.widget.attrs["maxlength"] = str(limit)
 
     def clean_attr(self):
         """``name=value``: an attribute facet (``key`` or ``domain.key``) and its value."""
         value = self.cleaned_data["attr"]
         if value and "=" not in value:
-            raise forms.ValidationError(_("The attribute facet %(value)r is not 'name=value'."),
-                                        params={"value": value})
+            raise forms.ValidationError(
+                _("The attribute facet %(value)r is not 'name=value'."), params={"value": value}
+            )
         return value
 
     def search_arguments(self) -> dict:

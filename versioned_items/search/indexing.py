@@ -29,9 +29,10 @@ thread starts a round as soon as it is woken; a change committed while a round r
 up by the next one. The lag is therefore at most two rounds plus the wait for the apply lock,
 which another process holds for at most one round. A round reads ``SEARCH_BATCH_SIZE`` entries;
 while a backlog keeps the rounds full they double, up to ``MAX_ROUND_GROWTH`` times that (see
-:func:`round_sizes`), so a change committed during a large import may wait for a larger round. ``SEARCH_MAX_LAG`` is the bound this is expected to stay
-under: ``vi_check`` reports outbox entries older than it. Callers that need to read their own
-writes call :func:`wait_for_index`, or set ``SEARCH_SYNC``.
+:func:`round_sizes`), so a change committed during a large import may wait for a larger round.
+``SEARCH_MAX_LAG`` is the bound this is expected to stay under: ``vi_check`` reports outbox
+entries older than it. Callers that need to read their own writes call :func:`wait_for_index`,
+or set ``SEARCH_SYNC``.
 
 Maintenance
 -----------
@@ -50,7 +51,6 @@ This module is the facade that the commands, the admin and callers use; the work
 - :mod:`.status`: the record of maintenance runs and :func:`index_status`.
 """
 
-
 from .compare import CheckReport, IndexDiff, SideDiff, UpdateReport, check, compare, update_index
 from .maintenance import RebuildReport, dump, optimize, rebuild
 from .outbox import (
@@ -68,9 +68,34 @@ from .sides import Side, create_indexes, document_count, history_side, latest_si
 from .status import IndexState, IndexStatus, index_status
 
 __all__ = [
-    "MAX_ROUND_GROWTH", "CheckReport", "IndexDiff", "IndexState", "IndexStatus", "RebuildReport", "Side",
-    "SideDiff", "UpdateReport", "apply_after_commit", "apply_pending", "check", "compare", "create_indexes",
-    "document_count", "dump", "flush_background", "history_side", "index_status", "latest_side", "optimize",
-    "pending_count", "rebuild", "reconcile", "round_sizes", "settle_applied", "sides", "stop_background",
-    "update_index", "wait_for_index",
+    "MAX_ROUND_GROWTH",
+    "CheckReport",
+    "IndexDiff",
+    "IndexState",
+    "IndexStatus",
+    "RebuildReport",
+    "Side",
+    "SideDiff",
+    "UpdateReport",
+    "apply_after_commit",
+    "apply_pending",
+    "check",
+    "compare",
+    "create_indexes",
+    "document_count",
+    "dump",
+    "flush_background",
+    "history_side",
+    "index_status",
+    "latest_side",
+    "optimize",
+    "pending_count",
+    "rebuild",
+    "reconcile",
+    "round_sizes",
+    "settle_applied",
+    "sides",
+    "stop_background",
+    "update_index",
+    "wait_for_index",
 ]

@@ -43,12 +43,18 @@ def check_indexes(report: Report, options: Options) -> None:
         for label in ("missing", "stale", "changed"):
             ids = sorted(getattr(diff, label))
             if ids:
-                report.add(f"index-{label}", f"{name} index: {len(ids)} documents {label}: {listed(ids)}",
-                           serials=ids[:LISTED] if name == "history" else [])
+                report.add(
+                    f"index-{label}",
+                    f"{name} index: {len(ids)} documents {label}: {listed(ids)}",
+                    serials=ids[:LISTED] if name == "history" else [],
+                )
     report.notes.append(f"outbox: {found.pending} pending, {found.overdue} older than the lag bound")
     if found.overdue:
-        report.add("outbox-overdue", f"search: {found.overdue} index changes are older than the lag bound "
-                                     f"and not applied yet (is an applier stuck?)")
+        report.add(
+            "outbox-overdue",
+            f"search: {found.overdue} index changes are older than the lag bound "
+            f"and not applied yet (is an applier stuck?)",
+        )
     rebuilt = indexing.index_status().indexes[0].last_rebuild
     report.notes.append(f"last rebuild: {rebuilt.isoformat(timespec='seconds') if rebuilt else 'never'}")
 

@@ -7,7 +7,6 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-
 from versioned_items.conf import app_settings
 from versioned_items.models import Cluster, Version
 
@@ -23,7 +22,6 @@ logger = logging.getLogger("versioned_items.search")
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-
 # --- rebuilding ------------------------------------------------------------------------------
 
 
@@ -36,7 +34,9 @@ class RebuildReport:
     replayed: int = 0  # outbox entries applied after the swap
 
 
-def rebuild(*, procs: int = 1, batch_size: int | None = None, progress: Progress | None = None) -> RebuildReport:
+def rebuild(
+    *, procs: int = 1, batch_size: int | None = None, progress: Progress | None = None
+) -> RebuildReport:
     """Rebuild both indexes from the database.
 
     With the app's Whoosh engine, the indexes are built in temporary folders beside the live

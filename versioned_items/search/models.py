@@ -26,8 +26,12 @@ class IndexChangeQuerySet(models.QuerySet):
     def backlog(self) -> dict[int, tuple[int, datetime]]:
         """``{kind: (entries not applied yet, when the oldest was recorded)}``, in one query;
         kinds with no such entry are left out."""
-        rows = (self.filter(applied=False).order_by().values("kind")
-                .annotate(count=models.Count("id"), oldest=models.Min("created")))
+        rows = (
+            self.filter(applied=False)
+            .order_by()
+            .values("kind")
+            .annotate(count=models.Count("id"), oldest=models.Min("created"))
+        )
         return {row["kind"]: (row["count"], row["oldest"]) for row in rows}
 
 
@@ -107,27 +111,49 @@ class MaintenanceRun(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     kind = models.CharField(
-        _("kind"), max_length=16, choices=Kind.choices,
+        _("kind"),
+        max_length=16,
+        choices=Kind.choices,
         help_text=_("What ran: a rebuild, an intelligent update or a check."),
     )
     dry_run = models.BooleanField(
-        _("dry run"), default=False,
+        _("dry run"),
+        default=False,
         help_text=_("An intelligent update that only reported the differences."),
     )
     started = models.DateTimeField(_("started"), default=timezone.now, help_text=_("When the run started."))
     finished = models.DateTimeField(
-        _("finished"), null=True, blank=True,
+        _("finished"),
+        null=True,
+        blank=True,
         help_text=_("When the run ended; empty while it runs, and for a run that failed or was killed."),
     )
     error = models.TextField(_("error"), blank=True, help_text=_("Why the run failed; empty if it did not."))
-    latest_documents = _count(_("latest documents"), _("Documents of the latest index: written by a rebuild, found by an update or a check."))
-    history_documents = _count(_("history documents"), _("Documents of the history index: written by a rebuild, found by an update or a check."))
-    latest_differences = _count(_("latest differences"), _("Documents of the latest index that were missing, stale or changed (update and check)."))
-    history_differences = _count(_("history differences"), _("Documents of the history index that were missing, stale or changed (update and check)."))
-    statistics_differences = _count(_("statistics differences"), _("Statistics rows that differed from a recomputation (check)."))
+    latest_documents = _count(
+        _("latest documents"),
+        _("Documents of the latest index: written by a rebuild, found by an update or a check."),
+    )
+    history_documents = _count(
+        _("history documents"),
+        _("Documents of the history index: written by a rebuild, found by an update or a check."),
+    )
+    latest_differences = _count(
+        _("latest differences"),
+        _("Documents of the latest index that were missing, stale or changed (update and check)."),
+    )
+    history_differences = _count(
+        _("history differences"),
+        _("Documents of the history index that were missing, stale or changed (update and check)."),
+    )
+    statistics_differences = _count(
+        _("statistics differences"), _("Statistics rows that differed from a recomputation (check).")
+    )
     applied = models.PositiveIntegerField(
-        _("applied"), default=0,
-        help_text=_("Outbox entries the run applied (a rebuild: replayed into the new indexes after the swap)."),
+        _("applied"),
+        default=0,
+        help_text=_(
+            "Outbox entries the run applied (a rebuild: replayed into the new indexes after the swap)."
+        ),
     )
 
     objects = MaintenanceRunQuerySet.as_manager()

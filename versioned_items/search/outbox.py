@@ -24,7 +24,6 @@ logger = logging.getLogger("versioned_items.search")
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-
 # --- applying the outbox ---------------------------------------------------------------------
 
 
@@ -50,8 +49,9 @@ def drain(*, keep: bool, background: bool = False) -> int:
     done = 0
     for size in round_sizes(app_settings.SEARCH_BATCH_SIZE):
         rows = list(
-            IndexChange.objects.pending(include_applied=not keep)
-            .values_list("id", "kind", "object_id")[:size]
+            IndexChange.objects.pending(include_applied=not keep).values_list("id", "kind", "object_id")[
+                :size
+            ]
         )
         if not rows:
             return done
@@ -112,7 +112,10 @@ def apply_after_commit() -> None:
         try:
             apply_pending()
         except Exception:
-            logger.exception("Applying index changes failed; they stay in the outbox for the next writer or vi_update_index")
+            logger.exception(
+                "Applying index changes failed; they stay in the outbox for the next writer "
+                "or vi_update_index"
+            )
     else:
         _applier.wake()
 

@@ -18,10 +18,10 @@ from typing import Any
 from whoosh import fields as wf
 from whoosh import query as wq
 from whoosh import sorting
-from whoosh.query.wrappers import WrappingQuery
 from whoosh.highlight import HtmlFormatter
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, PrefixPlugin, QueryParser, WildcardPlugin, syntax
+from whoosh.query.wrappers import WrappingQuery
 from whoosh.support.levenshtein import distance
 
 from versioned_items.conf import app_settings
@@ -111,13 +111,17 @@ def check_size(text: str) -> None:
     has more than ``SEARCH_MAX_QUERY_WORDS`` words (operators and parentheses not counted)."""
     limit = app_settings.SEARCH_MAX_QUERY_CHARS
     if len(text) > limit:
-        raise InvalidQuery(f"the query has {len(text):,} characters; the limit is {limit:,} "
-                           "(setting SEARCH_MAX_QUERY_CHARS): shorten it")
+        raise InvalidQuery(
+            f"the query has {len(text):,} characters; the limit is {limit:,} "
+            "(setting SEARCH_MAX_QUERY_CHARS): shorten it"
+        )
     limit = app_settings.SEARCH_MAX_QUERY_WORDS
     words = [w for w in text.replace("(", " ").replace(")", " ").split() if w not in OPERATORS]
     if len(words) > limit:
-        raise InvalidQuery(f"the query has {len(words):,} words; the limit is {limit:,} "
-                           "(setting SEARCH_MAX_QUERY_WORDS): search for fewer words at once")
+        raise InvalidQuery(
+            f"the query has {len(words):,} words; the limit is {limit:,} "
+            "(setting SEARCH_MAX_QUERY_WORDS): search for fewer words at once"
+        )
 
 
 class ExpandedTerms(wq.MultiTerm):
@@ -162,7 +166,8 @@ class _CountingReader:
             if scanned > self._limit:
                 raise InvalidQuery(
                     f"{self._label} needs more than {self._limit:,} words of the index to be read "
-                    "(setting SEARCH_MAX_TERMS_SCANNED); start it with a few letters, as in 'rep*' or 're*t'")
+                    "(setting SEARCH_MAX_TERMS_SCANNED); start it with a few letters, as in 'rep*' or 're*t'"
+                )
             self._work.terms_scanned += 1
             yield term
 
@@ -193,9 +198,11 @@ def bound_expansions(q: wq.Query, reader, work: Work) -> wq.Query:
     matches = []
     for btext in q._btexts(_CountingReader(reader, work, label)):
         if len(matches) == limit:
-            raise InvalidQuery(f"{label} matches more than {limit:,} words of the index (setting "
-                               "SEARCH_MAX_EXPANSION); make it more specific, as in 'report*' "
-                               "rather than 're*'")
+            raise InvalidQuery(
+                f"{label} matches more than {limit:,} words of the index (setting "
+                "SEARCH_MAX_EXPANSION); make it more specific, as in 'report*' "
+                "rather than 're*'"
+            )
         matches.append(btext)
     work.terms_expanded += len(matches)
     return ExpandedTerms(q, matches)
@@ -236,7 +243,10 @@ def check_syntax(text: str) -> None:
             brackets.append((char, position))
         elif char in "]}":
             if not brackets:
-                raise InvalidQuery(f"query {text!r} closes a range with {char!r} at character {position} that was never opened")
+                raise InvalidQuery(
+                    f"query {text!r} closes a range with {char!r} at character {position} "
+                    "that was never opened"
+                )
             brackets.pop()
     if quote is not None:
         raise InvalidQuery(f"query {text!r} has an unclosed '\"' at character {quote}")
@@ -244,7 +254,10 @@ def check_syntax(text: str) -> None:
         raise InvalidQuery(f"query {text!r} has {depth} unclosed '('")
     if brackets:
         char, position = brackets[-1]
-        raise InvalidQuery(f"query {text!r} opens a range with {char!r} at character {position} but never closes it; write [start TO end]")
+        raise InvalidQuery(
+            f"query {text!r} opens a range with {char!r} at character {position} but never closes it; "
+            "write [start TO end]"
+        )
     words = text.replace("(", " ").replace(")", " ").split()
     if words and words[-1] in OPERATORS:
         raise InvalidQuery(f"query {text!r} ends with the operator {words[-1]}; add a term after it")
@@ -252,7 +265,9 @@ def check_syntax(text: str) -> None:
         raise InvalidQuery(f"query {text!r} starts with the operator {words[0]}; add a term before it")
     empty = re.search(r'(?:^|[\s(])([^\s:()"]+):(?=$|[\s)])', text)
     if empty:
-        raise InvalidQuery(f"query {text!r} names the field {empty.group(1)!r} but gives no value after the ':'")
+        raise InvalidQuery(
+            f"query {text!r} names the field {empty.group(1)!r} but gives no value after the ':'"
+        )
 
 
 class AttributeFieldsPlugin(FieldsPlugin):
@@ -299,8 +314,10 @@ class AttributeFieldsPlugin(FieldsPlugin):
 
 # What a query may give the typed fields, for the messages of a value they cannot read.
 _ACCEPTED = {
-    wf.DATETIME: ("a date (UTC) such as 2025, 2025-03 or 2025-03-01, to the minute as 202503011430, "
-                  "or a range such as [2025-01-01 TO 2025-03-01]"),
+    wf.DATETIME: (
+        "a date (UTC) such as 2025, 2025-03 or 2025-03-01, to the minute as 202503011430, "
+        "or a range such as [2025-01-01 TO 2025-03-01]"
+    ),
     wf.NUMERIC: "a whole number such as 1024, or a range such as [0 TO 1024] (either end may be left out)",
     wf.BOOLEAN: "true or false",
 }
@@ -311,15 +328,18 @@ def check_field_value(name: str, schema_field, node) -> None:
     given to the field ``name``) is a value the field cannot read, or the field is not
     searchable. Whoosh's own messages are its parsers' ("invalid literal for int()")."""
     if not schema_field.indexed:
-        raise InvalidQuery(f"the field {name!r} is stored with the results but cannot be searched; "
-                           "words without a field name search the content, path, name and attributes")
+        raise InvalidQuery(
+            f"the field {name!r} is stored with the results but cannot be searched; "
+            "words without a field name search the content, path, name and attributes"
+        )
     is_range = isinstance(node, syntax.RangeNode)
     if not schema_field.self_parsing() or (not is_range and getattr(node, "text", None) is None):
         return
     if not _reads(name, schema_field, node):
         value = f"[{node.start or ''} TO {node.end or ''}]" if is_range else node.text
-        accepted = next((text for kind, text in _ACCEPTED.items() if isinstance(schema_field, kind)),
-                        "another value")
+        accepted = next(
+            (text for kind, text in _ACCEPTED.items() if isinstance(schema_field, kind)), "another value"
+        )
         raise InvalidQuery(f"{name} takes {accepted}; {value!r} is not one")
 
 
@@ -348,13 +368,15 @@ def parse(text: str, schema) -> wq.Query:
     except InvalidQuery as error:
         raise InvalidQuery(f"query {text!r} is not valid: {error}") from None
     except Exception as error:  # Whoosh raises bare Exceptions; check_field_value reads values first
-        raise InvalidQuery(f"query {text!r} could not be read ({error}); see the query syntax "
-                           "in the docs") from None
+        raise InvalidQuery(
+            f"query {text!r} could not be read ({error}); see the query syntax in the docs"
+        ) from None
     errors = list(_errors(parsed))
     vars(wq.NullQuery).pop("error", None)
     if errors:
-        raise InvalidQuery(f"query {text!r} could not be read ({errors[0]}); see the query syntax "
-                           "in the docs")
+        raise InvalidQuery(
+            f"query {text!r} could not be read ({errors[0]}); see the query syntax in the docs"
+        )
     return parsed
 
 
@@ -487,17 +509,22 @@ def run_whoosh(backend, request: SearchRequest) -> RawResults:
         results.formatter = _MarkFormatter(tagname="mark", between=" … ")
     offset = (request.page - 1) * request.page_size
     hits = []
-    for hit in results[offset:offset + request.page_size]:
+    for hit in results[offset : offset + request.page_size]:
         fields = hit.fields()
         highlights = {}
         if request.highlight:
             # The content is stored apart from the searched field; highlight it with that
             # field's analyzer, so the marks fall on the words that matched.
-            snippets = {"text": hit.highlights("text", text=fields.get("content", ""), top=2),
-                        "path": hit.highlights("path", top=1)}
+            snippets = {
+                "text": hit.highlights("text", text=fields.get("content", ""), top=2),
+                "path": hit.highlights("path", top=1),
+            }
             highlights = {name: snippet for name, snippet in snippets.items() if snippet}
-        hits.append(RawHit(fields=fields, score=hit.score if request.sort == "relevance" else None,
-                           highlights=highlights))
+        hits.append(
+            RawHit(
+                fields=fields, score=hit.score if request.sort == "relevance" else None, highlights=highlights
+            )
+        )
     facets = _facet_counts(results, request) if request.want_facets else {}
     wanted = wants_suggestion(request, len(results))
     suggestion = suggest(searcher, backend.schema, request.query, work) if wanted else None
@@ -517,14 +544,16 @@ def _facets(searcher, request: SearchRequest) -> sorting.Facets:
         values = {}
         for term in searcher.reader().expand_prefix("attrs", prefix):
             text = term.decode() if isinstance(term, bytes) else term
-            values[text[len(prefix):]] = wq.Term("attrs", text)
+            values[text[len(prefix) :]] = wq.Term("attrs", text)
         facets.add_facet(f"attr:{attribute}", sorting.QueryFacet(values, maptype=sorting.Count))
     return facets
 
 
 def _facet_counts(results, request: SearchRequest) -> dict:
     def ordered(groups):
-        return sorted(((k, v) for k, v in groups.items() if k is not None), key=lambda kv: (-kv[1], str(kv[0])))
+        return sorted(
+            ((k, v) for k, v in groups.items() if k is not None), key=lambda kv: (-kv[1], str(kv[0]))
+        )
 
     counts = {name: ordered(results.groups(name)) for name in FACET_FIELDS}
     counts["attributes"] = {a: ordered(results.groups(f"attr:{a}")) for a in request.facets}
@@ -559,7 +588,7 @@ def suggest(searcher, schema, text: str, work: Work | None = None) -> str | None
     longest = app_settings.SUGGEST_MAX_WORD_CHARS
     changes = []
     for term in _correctable_terms(parse(text, schema)):
-        typed = text[term.startchar:term.endchar]
+        typed = text[term.startchar : term.endchar]
         if max(len(typed), len(term.text)) > longest or (term.fieldname, term.text) in reader:
             continue
         word = _closest_word(searcher, term.fieldname, term.text, typed.lower(), work)
@@ -595,7 +624,9 @@ def _closest_word(searcher, fieldname: str, term: str, typed: str, work: Work) -
     neighbours = _known_neighbours(searcher, fieldname, typed, work) if fieldname == DEFAULT_FIELD else {}
     near = set(neighbours.values())
     candidates = near | set(_terms_within(reader, fieldname, term, work))
-    ranked = sorted(candidates, key=lambda c: (c not in near, distance(c, term), -reader.doc_frequency(fieldname, c), c))
+    ranked = sorted(
+        candidates, key=lambda c: (c not in near, distance(c, term), -reader.doc_frequency(fieldname, c), c)
+    )
     for candidate in ranked:
         if not work.spend_suggestion():
             return None
@@ -667,10 +698,19 @@ def _spelled(searcher, fieldname: str, term: str, typed: str) -> str | None:
     docnum = next(iter(searcher.docs_for_query(wq.Term(fieldname, term))))
     stored = searcher.stored_fields(docnum)
     # The default field's text as search_indexes.prepare_text built it, content last.
-    value = "\n".join([" ".join(PATH_WORDS.findall(stored.get("path", ""))), stored.get("attributes", ""),
-                       stored.get("content", "")])[:SPELLING_SCAN_CHARS]
+    value = "\n".join(
+        [
+            " ".join(PATH_WORDS.findall(stored.get("path", ""))),
+            stored.get("attributes", ""),
+            stored.get("content", ""),
+        ]
+    )[:SPELLING_SCAN_CHARS]
     analyzer = searcher.schema[fieldname].analyzer
-    words = {value[t.startchar:t.endchar].lower() for t in analyzer(value, chars=True, mode="index") if t.text == term}
+    words = {
+        value[t.startchar : t.endchar].lower()
+        for t in analyzer(value, chars=True, mode="index")
+        if t.text == term
+    }
     return min(words, key=lambda word: (distance(word, typed), word), default=None)
 
 
@@ -726,11 +766,16 @@ def run_haystack(alias: str, model, request: SearchRequest) -> RawResults:
         sqs = sqs.highlight()
     offset = (request.page - 1) * request.page_size
     hits = []
-    for result in sqs[offset:offset + request.page_size]:
+    for result in sqs[offset : offset + request.page_size]:
         fields = result.get_additional_fields()
         highlighted = getattr(result, "highlighted", None) or {}
-        hits.append(RawHit(fields=fields, score=result.score,
-                           highlights={"text": " … ".join(highlighted.get("text", []))} if highlighted else {}))
+        hits.append(
+            RawHit(
+                fields=fields,
+                score=result.score,
+                highlights={"text": " … ".join(highlighted.get("text", []))} if highlighted else {},
+            )
+        )
     facets = {}
     if request.want_facets:
         counts = sqs.facet("muser").facet("content_type_exact").facet("cluster").facet_counts()
@@ -738,13 +783,17 @@ def run_haystack(alias: str, model, request: SearchRequest) -> RawResults:
         facets = {name: fields.get(f, []) for name, f in FACET_FIELDS.items()}
         facets["attributes"] = {}
     total = sqs.count()
-    return RawResults(hits=hits, total=total, facets=facets, suggestion=_haystack_suggestion(sqs, request, total))
+    return RawResults(
+        hits=hits, total=total, facets=facets, suggestion=_haystack_suggestion(sqs, request, total)
+    )
 
 
 def _haystack_suggestion(sqs, request: SearchRequest, total: int) -> str | None:
     # Haystack's own suggestion: only from a backend with INCLUDE_SPELLING (its spelling
     # field, or the search engine's suggester), at the cost of running the query again.
-    if not (wants_suggestion(request, total) and request.query.strip() and sqs.query.backend.include_spelling):
+    if not (
+        wants_suggestion(request, total) and request.query.strip() and sqs.query.backend.include_spelling
+    ):
         return None
     suggestion = sqs.spelling_suggestion()
     return suggestion if suggestion and suggestion != request.query else None

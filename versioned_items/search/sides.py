@@ -20,7 +20,6 @@ logger = logging.getLogger("versioned_items.search")
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-
 # --- the two indexes -------------------------------------------------------------------------
 
 

@@ -21,7 +21,6 @@ logger = logging.getLogger("versioned_items.search")
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-
 # --- the record of maintenance runs, and the index status ------------------------------------
 
 
@@ -99,12 +98,21 @@ def index_status() -> IndexStatus:
             documents = document_count(side)
         except IndexUnavailable as error:
             problem = str(error)
-        indexes.append(IndexState(
-            name=side.name, alias=side.alias, documents=documents, problem=problem,
-            pending=pending, oldest_pending=oldest,
-            last_rebuild=rebuilt.finished if rebuilt else None,
-            last_check=checked.finished if checked else None,
-            last_check_differences=getattr(checked, f"{side.name}_differences") if checked else None,
-        ))
-    return IndexStatus(indexes=indexes, last_runs=MaintenanceRun.objects.newest_of_each_kind(),
-                       rebuild_running=locks.rebuild_running())
+        indexes.append(
+            IndexState(
+                name=side.name,
+                alias=side.alias,
+                documents=documents,
+                problem=problem,
+                pending=pending,
+                oldest_pending=oldest,
+                last_rebuild=rebuilt.finished if rebuilt else None,
+                last_check=checked.finished if checked else None,
+                last_check_differences=getattr(checked, f"{side.name}_differences") if checked else None,
+            )
+        )
+    return IndexStatus(
+        indexes=indexes,
+        last_runs=MaintenanceRun.objects.newest_of_each_kind(),
+        rebuild_running=locks.rebuild_running(),
+    )

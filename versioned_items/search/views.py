@@ -31,8 +31,11 @@ def run_search(form: SearchForm, *, page_size: int = SEARCH_PAGE_SIZE, **options
         if results.total and results.page > results.num_pages:
             # Like Django's paginator (and the admin's lists): a page past the end is a 404. A
             # search that matches nothing keeps its page, to show its spelling suggestion.
-            form.add_error(None, _("There is no page %(page)s: the results have %(pages)s page(s).") % {
-                "page": results.page, "pages": results.num_pages})
+            form.add_error(
+                None,
+                _("There is no page %(page)s: the results have %(pages)s page(s).")
+                % {"page": results.page, "pages": results.num_pages},
+            )
             return None, 404
         return results, None
     except InvalidInput as error:
@@ -56,9 +59,12 @@ def search(request):
     results, status = run_search(form, facets=True)
     if results is None:
         return render(request, "versioned_items/search.html", context, status=status)
-    context.update(results=results, facets=facet_links(request, results.facets),
-                   **page_links(request, results.page, results.has_next),
-                   suggestion_url=suggestion_url(request, results.suggestion))
+    context.update(
+        results=results,
+        facets=facet_links(request, results.facets),
+        **page_links(request, results.page, results.has_next),
+        suggestion_url=suggestion_url(request, results.suggestion),
+    )
     return render(request, "versioned_items/search.html", context)
 
 
@@ -71,17 +77,27 @@ def suggestion_url(request, suggestion: str | None) -> str | None:
 def facet_links(request, facets: dict) -> list[tuple[str, list[dict]]]:
     """The facets of a search as (title, [{value, count, url, selected}]): a link adds the
     value to the search, or removes it when it is already chosen."""
-    groups = [(_("Modified by"), "muser", facets.get("muser", [])),
-              (_("Content type"), "content_type", facets.get("content_type", []))]
-    groups += [(name, "attr", [(f"{name}={value}", count) for value, count in values])
-               for name, values in (facets.get("attributes") or {}).items()]
+    groups = [
+        (_("Modified by"), "muser", facets.get("muser", [])),
+        (_("Content type"), "content_type", facets.get("content_type", [])),
+    ]
+    groups += [
+        (name, "attr", [(f"{name}={value}", count) for value, count in values])
+        for name, values in (facets.get("attributes") or {}).items()
+    ]
     result = []
     for title, param, values in groups:
         chosen = request.GET.get(param, "")
-        links = [{"value": value.partition("=")[2] if param == "attr" else value, "count": count,
-                  "selected": value == chosen,
-                  "url": "?" + query_string(request, page=None, **{param: None if value == chosen else value})}
-                 for value, count in values if value != ""]
+        links = [
+            {
+                "value": value.partition("=")[2] if param == "attr" else value,
+                "count": count,
+                "selected": value == chosen,
+                "url": "?" + query_string(request, page=None, **{param: None if value == chosen else value}),
+            }
+            for value, count in values
+            if value != ""
+        ]
         if links:
             result.append((title, links))
     return result
@@ -94,4 +110,6 @@ def site_urls() -> list:
 
 def register() -> None:
     """Add the search page and its link in the header to the site (from ``AppConfig.ready``)."""
-    extensions.register_site_pages(site_urls, nav=[extensions.Link(gettext_lazy("Search"), "versioned_items:search")])
+    extensions.register_site_pages(
+        site_urls, nav=[extensions.Link(gettext_lazy("Search"), "versioned_items:search")]
+    )

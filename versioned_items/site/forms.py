@@ -17,8 +17,13 @@ class BrowseForm(forms.Form):
     before = TimeField(label=_("As of"))
     filter = FilterField(label=_("Attributes"))
     flat = forms.BooleanField(required=False, label=_("Flat (no folders)"))
-    limit = forms.TypedChoiceField(choices=[(n, n) for n in PAGE_SIZES], coerce=int, required=False,
-                                   empty_value=PAGE_SIZES[0], label=_("Per page"))
+    limit = forms.TypedChoiceField(
+        choices=[(n, n) for n in PAGE_SIZES],
+        coerce=int,
+        required=False,
+        empty_value=PAGE_SIZES[0],
+        label=_("Per page"),
+    )
 
     def clean_marker(self):
         return clean_marker(self.cleaned_data["marker"])

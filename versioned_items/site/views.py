@@ -72,8 +72,9 @@ def browse(request, prefix: str = ""):
         return render(request, "versioned_items/browse.html", context, status=400)
     context.update(
         listing=listing,
-        rows=listing_rows(listing, prefix, keep=query_string(request, marker=None),
-                          before=request.GET.get("before", "")),
+        rows=listing_rows(
+            listing, prefix, keep=query_string(request, marker=None), before=request.GET.get("before", "")
+        ),
         next_url=f"?{query_string(request, marker=listing.next_marker)}" if listing.next_marker else None,
         first_url=f"?{query_string(request, marker=None)}" if form.cleaned_data["marker"] else None,
     )
@@ -86,9 +87,13 @@ def listing_rows(listing: api.ListResult, prefix: str, *, keep: str, before: str
     folder = prefix[: prefix.rfind(paths.SEPARATOR) + 1]
     as_of = f"?{urlencode({'before': before})}" if before else ""
     keep = f"?{keep}" if keep else ""
-    rows = [{"kind": "folder", "name": p[len(folder):], "url": browse_url(p) + keep} for p in listing.prefixes]
-    rows += [{"kind": "item", "name": e.path[len(folder):], "url": item_url(e.path) + as_of, "version": e.version}
-             for e in listing.objects]
+    rows = [
+        {"kind": "folder", "name": p[len(folder) :], "url": browse_url(p) + keep} for p in listing.prefixes
+    ]
+    rows += [
+        {"kind": "item", "name": e.path[len(folder) :], "url": item_url(e.path) + as_of, "version": e.version}
+        for e in listing.objects
+    ]
     return rows
 
 
@@ -105,8 +110,12 @@ def item(request, path: str):
     if node.current_id is None:
         return HttpResponseRedirect(browse_url(paths.subtree_prefix(node.path)))
     if not form.is_valid():
-        return render(request, "versioned_items/item.html", {"form": form, "node": node, "crumbs": crumbs(node.path)},
-                      status=400)
+        return render(
+            request,
+            "versioned_items/item.html",
+            {"form": form, "node": node, "crumbs": crumbs(node.path)},
+            status=400,
+        )
     version, notice = shown_version(node, form.cleaned_data)
     if version is None and form.cleaned_data["version"]:
         return error_page(request, notice, status=404)
@@ -131,9 +140,12 @@ def item(request, path: str):
         "content_missing": missing,
         "attributes": list(version.attributes.order_by("domain", "key")) if version else [],
         # each row with the version before it (the next row), for its diff link
-        "history": list(zip(history[:HISTORY_PAGE_SIZE], history[1:] + [None])),
-        "older_url": (f"?{query_string(request, older=history[HISTORY_PAGE_SIZE - 1].serial)}"
-                      if len(history) > HISTORY_PAGE_SIZE else None),
+        "history": list(zip(history[:HISTORY_PAGE_SIZE], history[1:] + [None], strict=False)),
+        "older_url": (
+            f"?{query_string(request, older=history[HISTORY_PAGE_SIZE - 1].serial)}"
+            if len(history) > HISTORY_PAGE_SIZE
+            else None
+        ),
         "can_restore": permissions.can_restore(request.user),
     }
     return render(request, "versioned_items/item.html", context)
@@ -145,12 +157,15 @@ def shown_version(node: Node, data: dict) -> tuple[Version | None, str]:
     if data["version"]:
         version = Version.objects.filter(node=node, serial=data["version"]).first()
         return version, "" if version else _("%(path)s has no version #%(serial)s.") % {
-            "path": node.path, "serial": data["version"]}
+            "path": node.path,
+            "serial": data["version"],
+        }
     if data["before"]:
         version = api.lookup(node.path, before=data["before"])
         when = format_time(data["before"])
         return version, _("As of %(time)s.") % {"time": when} if version else _(
-            "%(path)s did not exist as of %(time)s.") % {"path": node.path, "time": when}
+            "%(path)s did not exist as of %(time)s."
+        ) % {"path": node.path, "time": when}
     if node.current.is_delete_marker:
         return node.current, _("This item is deleted. Its history is below.")
     return node.current, ""
@@ -191,16 +206,21 @@ def restore(request, serial: int):
     if not permissions.can_restore(request.user):
         return error_page(request, _("You may not restore versions."), status=403)
     if version.is_delete_marker:
-        return error_page(request, _("Version #%(serial)s is a delete marker; pick an earlier version.") % {
-            "serial": serial})
+        return error_page(
+            request,
+            _("Version #%(serial)s is a delete marker; pick an earlier version.") % {"serial": serial},
+        )
     if request.method == "POST":
         try:
             restored = api.restore(serial, user=request.user)
         except VersionedItemsError as error:
             return error_page(request, str(error))
-        messages.success(request, _("Version #%(old)s is current again, as version #%(new)s.") % {
-            "old": serial, "new": restored.serial})
+        messages.success(
+            request,
+            _("Version #%(old)s is current again, as version #%(new)s.")
+            % {"old": serial, "new": restored.serial},
+        )
         return HttpResponseRedirect(item_url(version.node.path))
-    return render(request, "versioned_items/restore.html", {"version": version, "crumbs": crumbs(version.node.path)})
-
-
+    return render(
+        request, "versioned_items/restore.html", {"version": version, "crumbs": crumbs(version.node.path)}
+    )

@@ -19,13 +19,23 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--fix", action="store_true",
-                            help="Repair what can be repaired from the database, then check again.")
-        parser.add_argument("--verify-content", action="store_true",
-                            help="Also read every content file and compare its SHA-256 (slow).")
-        parser.add_argument("--grace", type=float, metavar="SECONDS", default=None,
-                            help="Unreferenced files younger than this are left alone "
-                                 "(default: the ORPHAN_GRACE setting).")
+        parser.add_argument(
+            "--fix",
+            action="store_true",
+            help="Repair what can be repaired from the database, then check again.",
+        )
+        parser.add_argument(
+            "--verify-content",
+            action="store_true",
+            help="Also read every content file and compare its SHA-256 (slow).",
+        )
+        parser.add_argument(
+            "--grace",
+            type=float,
+            metavar="SECONDS",
+            default=None,
+            help="Unreferenced files younger than this are left alone (default: the ORPHAN_GRACE setting).",
+        )
 
     def handle(self, fix, verify_content, grace, verbosity, **options):
         if grace is not None and grace < 0:
@@ -42,8 +52,11 @@ class Command(BaseCommand):
         run = integrity.repair if fix else integrity.check
         period = None if grace is None else timedelta(seconds=grace)
         try:
-            report = run(verify_content=verify_content, grace=period,
-                         progress=progress if verbosity > 0 and sys.stderr.isatty() else None)
+            report = run(
+                verify_content=verify_content,
+                grace=period,
+                progress=progress if verbosity > 0 and sys.stderr.isatty() else None,
+            )
         except VersionedItemsError as error:
             raise CommandError(str(error)) from error
         finally:
@@ -60,7 +73,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"checked {counts.get('nodes', 0)} nodes, {counts.get('content', 0)} contents, "
             f"{counts.get('files', 0)} content files; left alone: {counts.get('young_files', 0)} "
-            f"unreferenced files younger than the grace period")
+            f"unreferenced files younger than the grace period"
+        )
         for note in report.notes:
             self.stdout.write(note)
         for title, problems in (("repaired", report.repaired), ("problem", report.problems)):

@@ -18,11 +18,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("directory", nargs="?", help="The folder to import.")
         parser.add_argument("--git", metavar="REPO", help="Replay the history of this git repository.")
-        parser.add_argument("--rev", default="HEAD", help="With --git: the branch or commit to replay (default HEAD).")
+        parser.add_argument(
+            "--rev", default="HEAD", help="With --git: the branch or commit to replay (default HEAD)."
+        )
         parser.add_argument("--under", default="", help="Path to import below (default: the root).")
-        parser.add_argument("--user", default="", help="User name recorded on the new versions "
-                                                       "(directories; git records each commit's author).")
-        parser.add_argument("--batch-size", type=int, default=200, help="Files per transaction (directories).")
+        parser.add_argument(
+            "--user",
+            default="",
+            help="User name recorded on the new versions (directories; git records each commit's author).",
+        )
+        parser.add_argument(
+            "--batch-size", type=int, default=200, help="Files per transaction (directories)."
+        )
 
     def handle(self, directory, git, rev, under, user, batch_size, verbosity, **options):
         if bool(directory) == bool(git):
@@ -38,8 +45,9 @@ class Command(BaseCommand):
             if git:
                 report = import_git(git, under=under, rev=rev, progress=progress)
             else:
-                report = import_directory(directory, under=under, user=user, batch_size=batch_size,
-                                          progress=progress)
+                report = import_directory(
+                    directory, under=under, user=user, batch_size=batch_size, progress=progress
+                )
         except VersionedItemsError as error:
             raise CommandError(str(error)) from error
         finally:

@@ -80,8 +80,18 @@ class _ItemTokenizer(Tokenizer):
         """(position offset, item, start char, end char) for each item of ``value``."""
         raise NotImplementedError
 
-    def __call__(self, value, positions=False, chars=False, keeporiginal=False,
-                 removestops=True, start_pos=0, start_char=0, mode="", **kwargs):
+    def __call__(
+        self,
+        value,
+        positions=False,
+        chars=False,
+        keeporiginal=False,
+        removestops=True,
+        start_pos=0,
+        start_char=0,
+        mode="",
+        **kwargs,
+    ):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         for offset, item, first, last in self.items(value, mode, start_char):
             token.text = item
@@ -265,11 +275,14 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         own = self.serves_app()
         ours = {name: f for name, f in fields.items() if own and getattr(f, "vi_kind", None)}
         others = {name: f for name, f in fields.items() if name not in ours}
-        content_field_name, schema_fields = "", {
-            ID: wf.ID(stored=True, unique=True),
-            DJANGO_CT: wf.ID(stored=True),
-            DJANGO_ID: wf.ID(stored=True),
-        }
+        content_field_name, schema_fields = (
+            "",
+            {
+                ID: wf.ID(stored=True, unique=True),
+                DJANGO_CT: wf.ID(stored=True),
+                DJANGO_ID: wf.ID(stored=True),
+            },
+        )
         if others:
             content_field_name, schema = super().build_schema(others)
             # Without the spelling fields Whoosh added: Schema() adds them again when asked.
@@ -555,7 +568,9 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         lock = live.lock(f"{name}_WRITELOCK")  # the lock every Whoosh writer of this index takes
         timeout = app_settings.SEARCH_LOCK_TIMEOUT
         if not try_for(lock.acquire, timeout=timeout, delay=0.01):
-            raise IndexUnavailable(f"the Whoosh index {self.path!r} stayed locked for more than {timeout:g} s")
+            raise IndexUnavailable(
+                f"the Whoosh index {self.path!r} stayed locked for more than {timeout:g} s"
+            )
         try:
             pattern = windex.TOC._segment_pattern(name)
             for filename in os.listdir(folder):

@@ -5,25 +5,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='IndexChange',
+            name="IndexChange",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('kind', models.PositiveSmallIntegerField(choices=[(0, 'latest document of a node'), (1, 'history document of a version')], help_text='Which index the entry is for: latest (by node) or history (by version).', verbose_name='kind')),
-                ('object_id', models.BigIntegerField(help_text='The node id (latest) or the version serial (history) to recheck.', verbose_name='object id')),
-                ('applied', models.BooleanField(default=False, help_text='Already applied to the live index while a rebuild was running; kept so that it is replayed into the rebuilt index after the swap.', verbose_name='applied')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now, help_text='When the change was recorded; vi_check reports entries older than the lag bound.', verbose_name='created')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "kind",
+                    models.PositiveSmallIntegerField(
+                        choices=[(0, "latest document of a node"), (1, "history document of a version")],
+                        help_text="Which index the entry is for: latest (by node) or history (by version).",
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "object_id",
+                    models.BigIntegerField(
+                        help_text="The node id (latest) or the version serial (history) to recheck.",
+                        verbose_name="object id",
+                    ),
+                ),
+                (
+                    "applied",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Already applied to the live index while a rebuild was running; kept so that it is replayed into the rebuilt index after the swap.",
+                        verbose_name="applied",
+                    ),
+                ),
+                (
+                    "created",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now,
+                        help_text="When the change was recorded; vi_check reports entries older than the lag bound.",
+                        verbose_name="created",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'index change',
-                'verbose_name_plural': 'index changes',
+                "verbose_name": "index change",
+                "verbose_name_plural": "index changes",
             },
         ),
     ]

@@ -4,14 +4,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('versioned_items_search', '0001_initial'),
+        ("versioned_items_search", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='indexchange',
-            options={'permissions': [('manage_index', 'Can check, update and rebuild the search indexes')], 'verbose_name': 'index change', 'verbose_name_plural': 'index changes'},
+            name="indexchange",
+            options={
+                "permissions": [("manage_index", "Can check, update and rebuild the search indexes")],
+                "verbose_name": "index change",
+                "verbose_name_plural": "index changes",
+            },
         ),
     ]

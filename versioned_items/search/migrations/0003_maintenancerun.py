@@ -5,31 +5,116 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('versioned_items_search', '0002_alter_indexchange_options'),
+        ("versioned_items_search", "0002_alter_indexchange_options"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MaintenanceRun',
+            name="MaintenanceRun",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('rebuild', 'rebuild'), ('update', 'intelligent update'), ('check', 'check')], help_text='What ran: a rebuild, an intelligent update or a check.', max_length=16, verbose_name='kind')),
-                ('dry_run', models.BooleanField(default=False, help_text='An intelligent update that only reported the differences.', verbose_name='dry run')),
-                ('started', models.DateTimeField(default=django.utils.timezone.now, help_text='When the run started.', verbose_name='started')),
-                ('finished', models.DateTimeField(blank=True, help_text='When the run ended; empty while it runs, and for a run that failed or was killed.', null=True, verbose_name='finished')),
-                ('error', models.TextField(blank=True, help_text='Why the run failed; empty if it did not.', verbose_name='error')),
-                ('latest_documents', models.PositiveIntegerField(blank=True, help_text='Documents of the latest index: written by a rebuild, found by an update or a check.', null=True, verbose_name='latest documents')),
-                ('history_documents', models.PositiveIntegerField(blank=True, help_text='Documents of the history index: written by a rebuild, found by an update or a check.', null=True, verbose_name='history documents')),
-                ('latest_differences', models.PositiveIntegerField(blank=True, help_text='Documents of the latest index that were missing, stale or changed (update and check).', null=True, verbose_name='latest differences')),
-                ('history_differences', models.PositiveIntegerField(blank=True, help_text='Documents of the history index that were missing, stale or changed (update and check).', null=True, verbose_name='history differences')),
-                ('statistics_differences', models.PositiveIntegerField(blank=True, help_text='Statistics rows that differed from a recomputation (check).', null=True, verbose_name='statistics differences')),
-                ('applied', models.PositiveIntegerField(default=0, help_text='Outbox entries the run applied (a rebuild: replayed into the new indexes after the swap).', verbose_name='applied')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("rebuild", "rebuild"),
+                            ("update", "intelligent update"),
+                            ("check", "check"),
+                        ],
+                        help_text="What ran: a rebuild, an intelligent update or a check.",
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "dry_run",
+                    models.BooleanField(
+                        default=False,
+                        help_text="An intelligent update that only reported the differences.",
+                        verbose_name="dry run",
+                    ),
+                ),
+                (
+                    "started",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now,
+                        help_text="When the run started.",
+                        verbose_name="started",
+                    ),
+                ),
+                (
+                    "finished",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the run ended; empty while it runs, and for a run that failed or was killed.",
+                        null=True,
+                        verbose_name="finished",
+                    ),
+                ),
+                (
+                    "error",
+                    models.TextField(
+                        blank=True, help_text="Why the run failed; empty if it did not.", verbose_name="error"
+                    ),
+                ),
+                (
+                    "latest_documents",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Documents of the latest index: written by a rebuild, found by an update or a check.",
+                        null=True,
+                        verbose_name="latest documents",
+                    ),
+                ),
+                (
+                    "history_documents",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Documents of the history index: written by a rebuild, found by an update or a check.",
+                        null=True,
+                        verbose_name="history documents",
+                    ),
+                ),
+                (
+                    "latest_differences",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Documents of the latest index that were missing, stale or changed (update and check).",
+                        null=True,
+                        verbose_name="latest differences",
+                    ),
+                ),
+                (
+                    "history_differences",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Documents of the history index that were missing, stale or changed (update and check).",
+                        null=True,
+                        verbose_name="history differences",
+                    ),
+                ),
+                (
+                    "statistics_differences",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Statistics rows that differed from a recomputation (check).",
+                        null=True,
+                        verbose_name="statistics differences",
+                    ),
+                ),
+                (
+                    "applied",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Outbox entries the run applied (a rebuild: replayed into the new indexes after the swap).",
+                        verbose_name="applied",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'index maintenance run',
-                'verbose_name_plural': 'index maintenance runs',
+                "verbose_name": "index maintenance run",
+                "verbose_name_plural": "index maintenance runs",
             },
         ),
     ]

@@ -14,8 +14,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--procs", type=int, default=1, help="Indexing processes (default 1).")
-        parser.add_argument("--batch-size", type=int, default=None,
-                            help="Versions read and indexed per batch (default SEARCH_BATCH_SIZE).")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="Versions read and indexed per batch (default SEARCH_BATCH_SIZE).",
+        )
 
     def handle(self, procs, batch_size, verbosity, **options):
         if procs < 1 or (batch_size is not None and batch_size < 1):

@@ -2,12 +2,11 @@ import json
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
-
 from django.utils.html import strip_tags
 
 from versioned_items.exceptions import VersionedItemsError
-from versioned_items.validation import make_aware
 from versioned_items.search.api import search
+from versioned_items.validation import make_aware
 
 
 class Command(BaseCommand):
@@ -16,7 +15,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("query", help="Whoosh query syntax; '*' for everything.")
         parser.add_argument("--history", action="store_true", help="Search every version.")
-        parser.add_argument("--as-of", help="ISO date or time: the versions current then (implies --history).")
+        parser.add_argument(
+            "--as-of", help="ISO date or time: the versions current then (implies --history)."
+        )
         parser.add_argument("--under", help="Only below this path.")
         parser.add_argument("--limit", type=int, default=20, help="Results to print (default 20).")
         parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
@@ -31,7 +32,9 @@ class Command(BaseCommand):
             return
         for hit in page:
             snippet = strip_tags(hit.highlights.get("text", ""))
-            self.stdout.write(f"{hit.path}  serial={hit.serial}  {hit.fields['mtime']:%Y-%m-%d %H:%M}  {snippet}")
+            self.stdout.write(
+                f"{hit.path}  serial={hit.serial}  {hit.fields['mtime']:%Y-%m-%d %H:%M}  {snippet}"
+            )
         if verbosity > 0:
             self.stdout.write(f"{page.total} matches")
             if page.suggestion:
@@ -44,7 +47,9 @@ def _time(value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"--as-of {value!r} is not an ISO date or time such as 2025-03-01 or 2025-03-01T12:00") from None
+        raise CommandError(
+            f"--as-of {value!r} is not an ISO date or time such as 2025-03-01 or 2025-03-01T12:00"
+        ) from None
     return make_aware(moment)
 
 
