@@ -114,7 +114,7 @@ def load_tree(
 
 def _content_pool(pool: int, seed: int) -> list[tuple[str, int]]:
     """(checksum, size) of ``pool`` distinct texts."""
-    from versioned_items.content import checksum_of
+    from versioned_items.blobs import checksum_of
 
     return [(checksum_of(data), len(data)) for data in _pool_texts(pool, seed)]
 
@@ -128,7 +128,7 @@ def _pool_texts(pool: int, seed: int):
 def _store_contents(contents, pool: int, seed: int) -> None:
     from django.core.files.base import ContentFile
 
-    from versioned_items.content import content_name, storage
+    from versioned_items.blobs import content_name, storage
 
     store = storage()
     for (checksum, _), data in zip(contents, _pool_texts(pool, seed), strict=False):

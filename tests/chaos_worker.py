@@ -6,11 +6,9 @@ is not one of the app's exceptions is listed in full (``foreign``): the parent f
 ``rebuild`` runs ``vi_rebuild_index`` over and over meanwhile.
 """
 
-import json
 import os
 import random
 import signal
-import sys
 import time
 from collections import Counter
 
@@ -49,10 +47,12 @@ def _operations(rng: random.Random) -> dict:
         "undelete": lambda: api.undelete(_path(rng)),
         "restore": lambda: api.restore(_serial(rng)),
         "copy": lambda: api.copy(_serial(rng), _path(rng)),
-        "move": lambda: api.move(f"{rng.choice(FOLDERS)}/d{rng.randrange(2)}",
-                                 f"{rng.choice(FOLDERS)}/d{rng.randrange(2, 4)}"),
-        "move_back": lambda: api.move(f"{rng.choice(FOLDERS)}/d{rng.randrange(2, 4)}",
-                                      f"{rng.choice(FOLDERS)}/d{rng.randrange(2)}"),
+        "move": lambda: api.move(
+            f"{rng.choice(FOLDERS)}/d{rng.randrange(2)}", f"{rng.choice(FOLDERS)}/d{rng.randrange(2, 4)}"
+        ),
+        "move_back": lambda: api.move(
+            f"{rng.choice(FOLDERS)}/d{rng.randrange(2, 4)}", f"{rng.choice(FOLDERS)}/d{rng.randrange(2)}"
+        ),
         "recluster": lambda: api.recluster(_serial(rng), rng.choice([Cluster.NORMAL, Cluster.HISTORY])),
         "remove_version": lambda: api.remove_version(_serial(rng)),
         "purge_item": lambda: api.purge(_path(rng)),
@@ -118,9 +118,9 @@ def _die_on_call(module, name: str, after: int = 1) -> None:
 
 def killed_batch() -> dict:
     """Die inside a batch, after the third of five files was moved into place."""
-    from versioned_items import api, content
+    from versioned_items import api, blobs
 
-    _die_on_call(content, "_move_into_place", after=3)
+    _die_on_call(blobs, "_move_into_place", after=3)
     with api.batch():
         for i in range(5):
             api.put(f"killed/batch/f{i}.txt", f"batch file {i}".encode())
@@ -131,21 +131,21 @@ def killed_import(directory: str) -> dict:
     """Die in the middle of ``vi_import`` (batches of 2 files), after the fifth file was moved."""
     from django.core.management import call_command
 
-    from versioned_items import content
+    from versioned_items import blobs
 
-    _die_on_call(content, "_move_into_place", after=5)
+    _die_on_call(blobs, "_move_into_place", after=5)
     call_command("vi_import", directory, "--under", "killed/import", "--batch-size", "2", verbosity=0)
     return {}
 
 
 def killed_purge() -> dict:
     """Die right after a purge committed, before the freed content files were deleted."""
-    from versioned_items import api, content
+    from versioned_items import api, blobs
 
     for i in range(3):
         api.put(f"killed/purge/f{i}.txt", f"old {i}".encode())
         api.put(f"killed/purge/f{i}.txt", f"new {i}".encode())
-    content.delete_unreferenced = lambda checksums: os.kill(os.getpid(), signal.SIGKILL)
+    blobs.delete_unreferenced = lambda checksums: os.kill(os.getpid(), signal.SIGKILL)
     api.purge("killed/purge", subtree=True)
     return {}
 

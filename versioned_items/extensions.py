@@ -1,6 +1,6 @@
 """Where optional apps add pages to the core's admin and site, so that the core never imports them.
 
-The search app (:mod:`versioned_items.search`) registers its pages here from its
+The search app (``versioned_items.search``) registers its pages here from its
 ``AppConfig.ready()``; without it installed, the admin and the site simply have no search pages.
 The same pattern as :func:`versioned_items.integrity.register_checker`::
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import paths, validation
+from .attribute_filters import parse_filter
 from .exceptions import InvalidInput
-from .filters import parse_filter
 
 #: Serials and ids are 64-bit integers in the database; larger numbers cannot name anything.
 MAX_ID = 2**63 - 1
@@ -92,7 +92,7 @@ class PathField(forms.CharField):
 
 
 class FilterField(forms.CharField):
-    """An attribute filter expression (:mod:`versioned_items.filters`), checked on input."""
+    """An attribute filter expression (:mod:`versioned_items.attribute_filters`), checked on input."""
 
     widget = forms.TextInput(attrs={"placeholder": "status=draft, size>10, !reviewed", "size": 32})
 

@@ -19,21 +19,22 @@ nearest time that keeps the order.
 Skipped with a warning: symbolic links and submodules (git stores no file content for them),
 and names that are not valid paths. The ``git`` program is run through :mod:`subprocess`; file
 contents are streamed from one ``git cat-file --batch`` into staged files
-(:func:`versioned_items.content.stage`), never held in memory whole.
+(:func:`versioned_items.blobs.stage`), never held in memory whole.
 """
 
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from django.utils import timezone
 
 from . import api, paths
-from .content import Staged, stage
+from .blobs import Staged, stage
 from .exceptions import InvalidArgument, InvalidInput
 from .importer import Report
 from .models import Attribute, Node, Version
@@ -58,8 +59,10 @@ class GitImportReport(Report):
     deleted: int = 0
 
     def __str__(self) -> str:
-        return (f"commits {self.commits} replayed, {self.known} already imported; "
-                f"versions {self.versions}, deleted {self.deleted}, skipped {self.skipped}")
+        return (
+            f"commits {self.commits} replayed, {self.known} already imported; "
+            f"versions {self.versions}, deleted {self.deleted}, skipped {self.skipped}"
+        )
 
 
 @dataclass
@@ -89,7 +92,9 @@ def _run(repo: str, *args: str) -> str:
     result = subprocess.run(_git(repo, *args), capture_output=True)
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise InvalidArgument(f"git {args[0]} failed in {repo!r}: {message[-1] if message else result.returncode}")
+        raise InvalidArgument(
+            f"git {args[0]} failed in {repo!r}: {message[-1] if message else result.returncode}"
+        )
     return result.stdout.decode("utf-8", "replace")
 
 
@@ -148,8 +153,20 @@ def _parse(record: bytes) -> Commit:
 
 def commits(repo: str, rev: str) -> Iterator[Commit]:
     """The commits reachable from ``rev``, parents first, with the files each one changes."""
-    args = ["log", "--reverse", "--topo-order", "--root", "--diff-merges=first-parent", "--raw",
-            "--no-renames", "--no-abbrev", "-z", f"--format={_FORMAT}", rev, "--"]
+    args = [
+        "log",
+        "--reverse",
+        "--topo-order",
+        "--root",
+        "--diff-merges=first-parent",
+        "--raw",
+        "--no-renames",
+        "--no-abbrev",
+        "-z",
+        f"--format={_FORMAT}",
+        rev,
+        "--",
+    ]
     # stderr goes to a file: a pipe nobody reads while stdout is read could fill up and stall git.
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(_git(repo, *args), stdout=subprocess.PIPE, stderr=errors)
@@ -191,7 +208,7 @@ class BlobReader:
 
     def stage(self, blob: str) -> Staged:
         """The content of ``blob`` streamed into a staged file (see
-        :func:`versioned_items.content.stage`), never held in memory whole.
+        :func:`versioned_items.blobs.stage`), never held in memory whole.
         Raises :class:`InvalidArgument` when git has no such blob."""
         self.process.stdin.write(blob.encode("ascii") + b"\n")
         self.process.stdin.flush()
@@ -213,7 +230,8 @@ def _known_commits(under: str) -> set[str]:
     subtree = Node.objects.subtree(under, include_self=False).values("pk")
     return set(
         Attribute.objects.filter(domain="", key=COMMIT_KEY, version__node__in=subtree)
-        .values_list("value", flat=True).distinct()
+        .values_list("value", flat=True)
+        .distinct()
     )
 
 
@@ -223,8 +241,9 @@ def _current_times(under: str) -> dict[str, datetime]:
     return dict(Version.objects.current().filter(node__in=subtree).values_list("node__path", "mtime"))
 
 
-def _replay(commit: Commit, prefix: str, blobs: BlobReader, times: dict[str, datetime],
-            report: GitImportReport) -> None:
+def _replay(
+    commit: Commit, prefix: str, blobs: BlobReader, times: dict[str, datetime], report: GitImportReport
+) -> None:
     """Write one commit's changes in one transaction. The files' contents are staged first,
     so that no lock is held while they are copied."""
     user = commit.author[:MAX_USER_LENGTH]

@@ -6,7 +6,7 @@ costs nothing but reading it; a live item below ``under`` whose file is gone get
 marker. Writes are grouped into transactions of ``batch_size`` files.
 
 Each file is read once, in chunks, straight into a staged file in the storage
-(:func:`versioned_items.content.stage`), which gives its checksum; the staged files of a
+(:func:`versioned_items.blobs.stage`), which gives its checksum; the staged files of a
 batch are taken by one transaction afterwards. Memory use does not grow with file sizes.
 
 Refused or skipped, with a warning each: symbolic links that lead outside ``DIR``, files that
@@ -15,12 +15,12 @@ Version-control folders (``.git``, ``.hg``, ``.svn``) and ``__pycache__`` are no
 """
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from . import api, paths
-from .content import Staged, stage
+from .blobs import Staged, stage
 from .exceptions import ContentError, InvalidArgument, InvalidInput
 from .listing import latest_versions
 from .models import Node
@@ -51,8 +51,10 @@ class ImportReport(Report):
     unchanged: int = 0
 
     def __str__(self) -> str:
-        return (f"new {self.new}, changed {self.changed}, deleted {self.deleted}, "
-                f"unchanged {self.unchanged}, skipped {self.skipped}")
+        return (
+            f"new {self.new}, changed {self.changed}, deleted {self.deleted}, "
+            f"unchanged {self.unchanged}, skipped {self.skipped}"
+        )
 
 
 def _walk(root: Path, report: ImportReport) -> Iterator[tuple[str, Path]]:
@@ -99,7 +101,8 @@ def import_directory(
     user = clean_user(user)
     prefix = paths.subtree_prefix(under)
     current = dict(
-        latest_versions().filter(node__in=Node.objects.subtree(under, include_self=False).values("pk"))
+        latest_versions()
+        .filter(node__in=Node.objects.subtree(under, include_self=False).values("pk"))
         .values_list("node__path", "checksum")
     )
     report = ImportReport()

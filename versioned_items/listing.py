@@ -35,8 +35,8 @@ from django.db.models import (
 from django.db.models.functions import Concat, Length, StrIndex, Substr
 
 from . import paths
+from .attribute_filters import filter_q
 from .exceptions import InvalidArgument
-from .filters import filter_q
 from .models import Cluster, Node, Version
 from .validation import (
     clean_cluster,
@@ -123,7 +123,7 @@ def list_latest(
     that time; versions whose latest is in ``except_cluster`` (None: none) are left out.
     ``paths_filter`` keeps paths equal to an entry, or starting with it when it ends in
     ``*``. ``size_range`` is an inclusive (min, max), either may be None. ``filter`` is an
-    attribute filter expression (:mod:`versioned_items.filters`) on keys of ``domain``.
+    attribute filter expression (:mod:`versioned_items.attribute_filters`) on keys of ``domain``.
 
     Raises :class:`NodeNotFound`, :class:`InvalidPath`, :class:`InvalidArgument`,
     :class:`InvalidFilter`.

@@ -11,8 +11,8 @@ content reference counts) hold under any interleaving of writers:
 2. **One global order.** Node rows are locked in path order (code point order, so ancestors
    before descendants), all node locks before any other row lock. Then come, in this order,
    the content rows (:class:`~versioned_items.models.Blob`, in checksum order, see
-   :mod:`versioned_items.content`) and last the statistics rows (in node id order, in one
-   statement when the outermost operation ends, see :mod:`versioned_items.changes`).
+   :mod:`versioned_items.blobs`) and last the statistics rows (in node id order, in one
+   statement when the outermost operation ends, see :mod:`versioned_items.operations`).
 3. **Change only what was locked.** Deletions name the locked rows, and statistics and
    reference counts move by what the deleting statement returned (``DELETE ... RETURNING``).
 
@@ -60,7 +60,7 @@ import enum
 import functools
 import random
 import time
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from django.db import DatabaseError, IntegrityError, OperationalError, connection
 
@@ -68,6 +68,7 @@ from . import paths
 from .conf import app_settings
 from .exceptions import ConcurrentUpdate
 from .models import Node
+
 
 class Mode(enum.IntEnum):
     """Row lock modes, weakest first; a node locked twice gets the stronger one."""

@@ -76,8 +76,8 @@ class GuardedQuerySet(models.QuerySet):
     and the search outbox behind. Reading is not restricted."""
 
     def _check_operation(self, method: str) -> None:
-        from .changes import current
         from .exceptions import WriteOutsideOperation
+        from .operations import current
 
         if current() is None and not _direct_writes.get():
             raise WriteOutsideOperation(
@@ -232,7 +232,7 @@ class Version(models.Model):
 
     def open(self):
         """The content as a binary file-like object (empty for a delete marker)."""
-        from .content import open_content
+        from .blobs import open_content
 
         return open_content(self.checksum)
 

@@ -4,7 +4,7 @@ has one definition and one message.
 
 Each ``clean_*`` function returns the cleaned value or raises an
 :class:`~versioned_items.exceptions.InvalidInput` subclass whose message names the bad value in
-the caller's terms. Forms turn that message into a field error (:func:`versioned_items.forms`),
+the caller's terms. Forms turn that message into a field error (``versioned_items.forms``),
 commands into ``CommandError``.
 
 Control characters

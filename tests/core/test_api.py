@@ -7,12 +7,17 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from versioned_items import api, content
+from versioned_items import api, blobs
 from versioned_items.exceptions import (
-    InvalidArgument, InvalidPath, NodeExists, NodeNotEmpty, NodeNotFound, VersionNotFound,
+    InvalidArgument,
+    InvalidPath,
+    NodeExists,
+    NodeNotEmpty,
+    NodeNotFound,
     VersionedItemsError,
+    VersionNotFound,
 )
-from versioned_items.models import Blob, Cluster, Node, Version, direct_writes
+from versioned_items.models import Blob, Cluster, Version, direct_writes
 from versioned_items.signals import versions_changed
 
 from ..helpers import assert_statistics_exact, snapshot, statements
@@ -115,7 +120,7 @@ def test_put_creates_a_normal_version_and_keeps_history():
     assert v2.serial > v1.serial and v2.mtime >= v1.mtime
     assert v1.content_type == "text/plain" and v2.content_type == "text/x-special"
     assert v2.muser == "bob" and v2.size == 11
-    assert v2.checksum == content.checksum_of(b"hello again")
+    assert v2.checksum == blobs.checksum_of(b"hello again")
     assert api.get_node("docs/readme.txt").current_id == v2.serial
     assert api.open_content(v1.serial).read() == b"hello"
     assert [v.serial for v in api.versions("docs/readme.txt")] == [v2.serial, v1.serial]
@@ -134,8 +139,8 @@ def test_identical_content_is_stored_once():
     for path in ("a", "b", "c/d"):
         api.put(path, b"same bytes")
     assert Blob.objects.get().refcount == 3
-    store = content.storage()
-    assert store.exists(content.content_name(content.checksum_of(b"same bytes")))
+    store = blobs.storage()
+    assert store.exists(blobs.content_name(blobs.checksum_of(b"same bytes")))
 
 
 def test_versioning_none_keeps_only_the_current_version():
@@ -227,7 +232,7 @@ def test_purge_uses_strictly_before(django_capture_on_commit_callbacks):
         removed = api.purge("h", clusters=[Cluster.HISTORY], subtree=True)
     assert sorted(removed) == sorted([v2.serial, history_z.serial])
     assert not Version.objects.filter(cluster=Cluster.HISTORY).exists()
-    assert not content.storage().exists(content.content_name(content.checksum_of(b"old")))
+    assert not blobs.storage().exists(blobs.content_name(blobs.checksum_of(b"old")))
     assert_statistics_exact()
 
 
@@ -374,24 +379,31 @@ def test_rolled_back_transaction_leaves_nothing(signals):
 # --- bad input -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: api.put("", b"x"), InvalidPath, "empty"),
-    (lambda: api.put("a/../b", b"x"), InvalidPath, r"'\.\.'"),
-    (lambda: api.put("a\x00", b"x"), InvalidPath, "U\\+0000"),
-    (lambda: api.put("a" * 2000, b"x"), InvalidPath, "1024 bytes"),
-    (lambda: api.put("ok", b"x", user="u" * 200), InvalidArgument, "150"),
-    (lambda: api.put("ok", b"x", attributes={"": "v"}), InvalidArgument, "attribute key"),
-    (lambda: api.put("ok", b"x", attributes={"k": "a\x00"}), InvalidArgument, "NUL"),
-    (lambda: api.put("ok", b"x", mtime=timezone.now() + dt.timedelta(hours=1)), InvalidArgument, "future"),
-    (lambda: api.get_version(0), InvalidArgument, "serial 0"),
-    (lambda: api.get_version("7"), InvalidArgument, "serial '7'"),
-    (lambda: api.get_version(123456), VersionNotFound, "123456"),
-    (lambda: api.delete("never/was"), NodeNotFound, "never/was"),
-    (lambda: api.purge("", clusters=[5]), InvalidArgument, "clusters 5"),
-    (lambda: api.list_latest(limit=-1), InvalidArgument, "limit -1"),
-    (lambda: api.list_latest(filter="a==b"), VersionedItemsError, "operator"),
-    (lambda: api.create_node("x", versioning="sometimes"), InvalidArgument, "sometimes"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: api.put("", b"x"), InvalidPath, "empty"),
+        (lambda: api.put("a/../b", b"x"), InvalidPath, r"'\.\.'"),
+        (lambda: api.put("a\x00", b"x"), InvalidPath, "U\\+0000"),
+        (lambda: api.put("a" * 2000, b"x"), InvalidPath, "1024 bytes"),
+        (lambda: api.put("ok", b"x", user="u" * 200), InvalidArgument, "150"),
+        (lambda: api.put("ok", b"x", attributes={"": "v"}), InvalidArgument, "attribute key"),
+        (lambda: api.put("ok", b"x", attributes={"k": "a\x00"}), InvalidArgument, "NUL"),
+        (
+            lambda: api.put("ok", b"x", mtime=timezone.now() + dt.timedelta(hours=1)),
+            InvalidArgument,
+            "future",
+        ),
+        (lambda: api.get_version(0), InvalidArgument, "serial 0"),
+        (lambda: api.get_version("7"), InvalidArgument, "serial '7'"),
+        (lambda: api.get_version(123456), VersionNotFound, "123456"),
+        (lambda: api.delete("never/was"), NodeNotFound, "never/was"),
+        (lambda: api.purge("", clusters=[5]), InvalidArgument, "clusters 5"),
+        (lambda: api.list_latest(limit=-1), InvalidArgument, "limit -1"),
+        (lambda: api.list_latest(filter="a==b"), VersionedItemsError, "operator"),
+        (lambda: api.create_node("x", versioning="sometimes"), InvalidArgument, "sometimes"),
+    ],
+)
 def test_bad_input_is_rejected_and_writes_nothing(call, error, message):
     api.put("existing/item", b"data", attributes={"a": "1"})
     before = snapshot()

@@ -12,9 +12,9 @@ from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 
 from versioned_items import api, integrity
+from versioned_items.blobs import checksum_of as content_checksum
+from versioned_items.blobs import content_name, storage
 from versioned_items.conf import app_settings
-from versioned_items.content import checksum_of as content_checksum
-from versioned_items.content import content_name, storage
 from versioned_items.integrity import Problem
 from versioned_items.models import Blob, Cluster, Node, Statistics, Version, direct_writes
 
@@ -107,11 +107,14 @@ def test_delete_marker_not_deleted(store):
     assert set(kinds(report)) == {"marker-not-deleted", "statistics"}
 
 
-@pytest.mark.parametrize("pointer, kind", [
-    (lambda s: None, "current-missing"),
-    (lambda s: s["v1"].serial, "current-not-newest"),
-    (lambda s: api.lookup("docs/c.txt").serial, "current-foreign"),
-])
+@pytest.mark.parametrize(
+    "pointer, kind",
+    [
+        (lambda s: None, "current-missing"),
+        (lambda s: s["v1"].serial, "current-not-newest"),
+        (lambda s: api.lookup("docs/c.txt").serial, "current-foreign"),
+    ],
+)
 def test_wrong_current_pointer(store, pointer, kind):
     with direct_writes():  # damage on purpose
         Node.objects.filter(path="docs/a.txt").update(current=pointer(store))
@@ -211,7 +214,9 @@ def test_stray_files_are_orphans(store):
     storage().save("versioned_items/zz/file", ContentFile(b"y"))
     report = integrity.check(grace=NOW)
     assert sorted(p.name for p in report.problems) == [
-        "versioned_items/ab/cd/not-a-checksum", "versioned_items/zz/file"]
+        "versioned_items/ab/cd/not-a-checksum",
+        "versioned_items/zz/file",
+    ]
     assert kinds(report) == ["orphan", "orphan"]
 
 
@@ -281,12 +286,15 @@ def test_repair_moves_a_delete_marker_back_to_deleted(store):
     assert api.lookup("docs/b.txt") is None
 
 
-@pytest.mark.parametrize("pointer", [
-    lambda s: None,
-    lambda s: s["v1"].serial,
-    lambda s: api.lookup("docs/c.txt").serial,
-    lambda s: 10**9,
-])
+@pytest.mark.parametrize(
+    "pointer",
+    [
+        lambda s: None,
+        lambda s: s["v1"].serial,
+        lambda s: api.lookup("docs/c.txt").serial,
+        lambda s: 10**9,
+    ],
+)
 def test_repair_points_the_node_at_its_newest_version(store, pointer):
     with direct_writes():  # damage on purpose
         Node.objects.filter(path="docs/a.txt").update(current=pointer(store))

@@ -7,7 +7,8 @@ import threading
 import pytest
 from django import forms as django_forms
 
-from versioned_items import api, changes, forms, listing, paths, validation
+from versioned_items import api, forms, listing, operations, paths, validation
+from versioned_items.attribute_filters import parse_filter
 from versioned_items.exceptions import (
     InvalidArgument,
     InvalidFilter,
@@ -15,7 +16,6 @@ from versioned_items.exceptions import (
     InvalidPath,
     WriteOutsideOperation,
 )
-from versioned_items.filters import parse_filter
 from versioned_items.models import Attribute, Node, Statistics, Version, direct_writes
 
 pytestmark = pytest.mark.django_db
@@ -146,13 +146,13 @@ def test_the_change_set_follows_threads_and_async_tasks():
     seen = {}
 
     async def task(name):
-        seen[name] = changes.current()
+        seen[name] = operations.current()
 
-    with changes.operation() as outer:
-        assert changes.current() is outer
-        thread = threading.Thread(target=lambda: seen.setdefault("thread", changes.current()))
+    with operations.operation() as outer:
+        assert operations.current() is outer
+        thread = threading.Thread(target=lambda: seen.setdefault("thread", operations.current()))
         thread.start()
         thread.join()
         asyncio.run(task("task"))  # a task copies the context it was created in
     assert seen == {"thread": None, "task": outer}
-    assert changes.current() is None
+    assert operations.current() is None

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from versioned_items import api
-from versioned_items.content import content_name, storage
+from versioned_items.blobs import content_name, storage
 from versioned_items.exceptions import ContentMissing
 
 pytestmark = pytest.mark.django_db

@@ -43,8 +43,13 @@ def run_child(env: dict, name: str, *args, timeout: float = 240) -> subprocess.C
         f"result = test_faults._child_{name}(*sys.argv[1:])\n"
         "print(json.dumps(result), flush=True)\n"
     )
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def answer(child: subprocess.CompletedProcess) -> dict:
@@ -71,8 +76,13 @@ def test_eight_writers_in_overlapping_subtrees(search_index, subprocess_env, set
         "print(json.dumps(test_faults._child_write(*sys.argv[1:])), flush=True)\n"
     )
     processes = [
-        subprocess.Popen([sys.executable, "-c", code, str(w), str(VERSIONS_EACH)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(w), str(VERSIONS_EACH)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(WRITERS)
     ]
     results = []
@@ -104,8 +114,12 @@ def _child_write(worker: str, count: str) -> dict:
         else:
             path = f"faults/s{(int(worker) + i) % 4}/f{i % 6}.txt"
         try:
-            api.put(path, f"writer{worker}x round{i} shared words".encode(), user=f"w{worker}",
-                    attributes={"round": str(i), "writer": worker})
+            api.put(
+                path,
+                f"writer{worker}x round{i} shared words".encode(),
+                user=f"w{worker}",
+                attributes={"round": str(i), "writer": worker},
+            )
         except Exception as error:  # reported to the parent, which fails the test
             errors.append(f"{path}: {type(error).__name__}: {error}")
     flush_background()
@@ -209,8 +223,10 @@ def _child_rebuild_and_die(point: str) -> dict:
         backends.WhooshSearchBackend.swap_in = die
     elif point == "mid_swap":
         write = windex.TOC.write
-        live = {os.path.abspath(indexing.latest_side().backend.path),
-                os.path.abspath(indexing.history_side().backend.path)}
+        live = {
+            os.path.abspath(indexing.latest_side().backend.path),
+            os.path.abspath(indexing.history_side().backend.path),
+        }
 
         def write_or_die(toc, storage, indexname):
             if os.path.abspath(getattr(storage, "folder", "")) in live:
@@ -276,5 +292,3 @@ def _use_test_indexes() -> None:
     from ..search_fixtures import point_connections_at
 
     point_connections_at(Path(os.environ["VI_SEARCH_INDEX_DIR"]))
-
-

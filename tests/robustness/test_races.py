@@ -25,8 +25,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _start(env, folder: Path, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.race_workers", args[0], str(folder), *map(str, args[1:])],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.race_workers", args[0], str(folder), *map(str, args[1:])],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _answer(process: subprocess.Popen) -> dict:
@@ -44,8 +49,10 @@ def _wait_for(condition, what: str, limit: float = 60.0) -> None:
 
 def _waiting_on_a_lock() -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND datname = current_database()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        )
         return cursor.fetchone()[0] > 0
 
 
@@ -183,4 +190,3 @@ def test_recluster_of_the_current_version_and_back():
     api.recluster(version.serial, Cluster.NORMAL)
     assert api.lookup("rb").serial == version.serial
     assert_invariants()
-

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from haystack import connections
 
-from versioned_items import api, diffs, filters
+from versioned_items import api, attribute_filters, diffs
 from versioned_items.conf import app_settings
 from versioned_items.exceptions import InvalidFilter, InvalidQuery
 from versioned_items.search import query
@@ -261,7 +261,7 @@ def test_a_filter_has_a_maximum_number_of_terms(reader):
     assert [
         e.path for e in api.list_latest(filter="k0=1, " + ", ".join(f"!k{n}" for n in range(1, 50))).objects
     ] == ["docs/a.txt"]
-    assert len(filters.parse_filter(at_limit)) == 50
+    assert len(attribute_filters.parse_filter(at_limit)) == 50
     with pytest.raises(InvalidFilter) as error:
         api.list_latest(filter=", ".join(f"k{n}=1" for n in range(500)))
     assert str(error.value) == (
@@ -274,7 +274,7 @@ def test_a_filter_has_a_maximum_number_of_terms(reader):
     assert response.status_code == 400
     assert "the filter has 51 terms; the limit is 50" in response.content.decode()
     with limits(FILTER_MAX_TERMS=2), pytest.raises(InvalidFilter, match="the limit is 2 "):
-        filters.parse_filter("a, b, c")
+        attribute_filters.parse_filter("a, b, c")
 
 
 # --- paging past the end ---------------------------------------------------------------------

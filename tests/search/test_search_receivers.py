@@ -4,8 +4,8 @@ import pytest
 from django.db import transaction
 
 from versioned_items import api
-from versioned_items.changes import ChangeSet
 from versioned_items.models import Node, Version
+from versioned_items.operations import ChangeSet
 from versioned_items.search import indexing
 from versioned_items.search.models import IndexChange
 from versioned_items.search.receivers import record_index_changes

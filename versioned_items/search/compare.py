@@ -153,7 +153,7 @@ def update_index(*, dry_run: bool = False, batch_size: int | None = None) -> Upd
     Pending outbox entries are applied first (unless ``dry_run``). Then missing documents are
     added, stale ones removed and changed ones rewritten (reusing texts already indexed),
     which also fixes the latest set. Returns the differences found; the run is recorded (see
-    :func:`index_status`).
+    :func:`~versioned_items.search.indexing.index_status`).
     """
     batch_size = batch_size or app_settings.SEARCH_BATCH_SIZE
     with recorded(MaintenanceRun.Kind.UPDATE, dry_run=dry_run) as run:
@@ -192,7 +192,7 @@ def check(*, apply: bool = True) -> CheckReport:
 
     With ``apply`` (the default) pending outbox entries are applied first, so that changes
     merely in flight are not reported as differences. The run is recorded (see
-    :func:`index_status`).
+    :func:`~versioned_items.search.indexing.index_status`).
     """
     with recorded(MaintenanceRun.Kind.CHECK) as run:
         run.applied = apply_pending() if apply else 0

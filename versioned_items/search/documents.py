@@ -19,7 +19,7 @@ from datetime import datetime
 
 from django.db.models import OuterRef, Subquery
 
-from versioned_items.content import open_content
+from versioned_items.blobs import open_content
 from versioned_items.models import Attribute, Node, Version
 
 from . import extractors

@@ -48,7 +48,7 @@ def rebuild(
 
     ``procs`` > 1 lets Whoosh index in that many processes. ``progress(done, total)`` is
     called after each batch of versions. Raises IndexUnavailable when another rebuild runs.
-    The run is recorded (see :func:`index_status`).
+    The run is recorded (see :func:`~versioned_items.search.indexing.index_status`).
     """
     batch_size = batch_size or app_settings.SEARCH_BATCH_SIZE
     latest, history = sides()

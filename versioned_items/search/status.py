@@ -45,7 +45,7 @@ def recorded(kind: str, **fields) -> Iterator[MaintenanceRun]:
 
 @dataclass
 class IndexState:
-    """The state of one index, as :func:`index_status` reports it."""
+    """The state of one index, as :func:`~versioned_items.search.indexing.index_status` reports it."""
 
     name: str  # "latest" or "history"
     alias: str  # its Haystack connection
@@ -82,10 +82,12 @@ def index_status() -> IndexStatus:
     was last rebuilt, and when it was last checked with how many differences; and the newest
     run of each kind of maintenance.
 
-    The maintenance times come from the runs that :func:`rebuild`, :func:`update_index` and
-    :func:`check` record, whoever called them. Three queries, and a document count from each
-    index. Never raises IndexUnavailable: an index that cannot be read has ``documents=None``
-    and its ``problem``.
+    The maintenance times come from the runs that
+    :func:`~versioned_items.search.indexing.rebuild`,
+    :func:`~versioned_items.search.indexing.update_index` and
+    :func:`~versioned_items.search.indexing.check` record, whoever called them. Three queries,
+    and a document count from each index. Never raises IndexUnavailable: an index that cannot
+    be read has ``documents=None`` and its ``problem``.
     """
     backlog = IndexChange.objects.backlog()
     succeeded = MaintenanceRun.objects.succeeded().newest_of_each_kind()

@@ -1,7 +1,7 @@
 import pytest
 
+from versioned_items.attribute_filters import Term, as_number, parse_filter
 from versioned_items.exceptions import InvalidFilter
-from versioned_items.filters import Term, as_number, parse_filter
 
 
 def test_terms():

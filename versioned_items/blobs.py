@@ -49,8 +49,9 @@ import io
 import logging
 import os
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
-from typing import BinaryIO, ContextManager, Iterable, Iterator, TextIO
+from typing import BinaryIO, ContextManager, TextIO
 
 from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -140,7 +141,9 @@ class _Source(File):
         try:
             yield from self._raw_pieces(chunk)
         except UnicodeError as error:  # text that is not UTF-8-encodable, or a file not in its encoding
-            raise InvalidArgument(f"content is not valid text ({error}); pass bytes or a binary file") from error
+            raise InvalidArgument(
+                f"content is not valid text ({error}); pass bytes or a binary file"
+            ) from error
 
     def _raw_pieces(self, chunk: int) -> Iterator[bytes]:
         content = self.content
@@ -199,7 +202,9 @@ def stage(content: Content | Staged) -> Staged | ContextManager[Staged]:
     """
     if isinstance(content, Staged):
         return nullcontext(content)
-    if not isinstance(content, (bytes, bytearray, memoryview, str)) and not callable(getattr(content, "read", None)):
+    if not isinstance(content, (bytes, bytearray, memoryview, str)) and not callable(
+        getattr(content, "read", None)
+    ):
         raise InvalidArgument(
             f"content must be bytes, str or a file object with read(), not {type(content).__name__}"
         )
@@ -228,8 +233,9 @@ def _storage_error(error: OSError, name: str) -> ContentError:
         reason = "the storage is full"
     else:
         reason = "the storage failed"
-    return ContentError(f"content could not be written ({reason}: {error.strerror or error}); "
-                        f"nothing was stored [{name}]")
+    return ContentError(
+        f"content could not be written ({reason}: {error.strerror or error}); nothing was stored [{name}]"
+    )
 
 
 def _flush(store: Storage, name: str) -> None:
@@ -290,8 +296,10 @@ def _reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
     params = []
     for checksum in ordered:
         params += [checksum, sizes.get(checksum, 0), counts[checksum]]
-    sql = (f"INSERT INTO {table} (checksum, size, refcount) VALUES {rows} "
-           f"ON CONFLICT (checksum) DO UPDATE SET refcount = {table}.refcount + excluded.refcount")
+    sql = (
+        f"INSERT INTO {table} (checksum, size, refcount) VALUES {rows} "
+        f"ON CONFLICT (checksum) DO UPDATE SET refcount = {table}.refcount + excluded.refcount"
+    )
     with connection.cursor() as cursor:
         if connection.features.can_return_rows_from_bulk_insert:
             cursor.execute(f"{sql} RETURNING checksum, refcount", params)
@@ -407,9 +415,7 @@ def release(counts: dict[str, int]) -> None:
     Blob.objects.filter(checksum__in=counts).update(
         refcount=F("refcount") - Case(*[When(checksum=c, then=n) for c, n in counts.items()])
     )
-    freed = list(
-        Blob.objects.filter(checksum__in=counts, refcount__lte=0).values_list("checksum", flat=True)
-    )
+    freed = list(Blob.objects.filter(checksum__in=counts, refcount__lte=0).values_list("checksum", flat=True))
     if freed:
         Blob.objects.filter(checksum__in=freed, refcount__lte=0).delete()
         transaction.on_commit(lambda: delete_unreferenced(freed))
@@ -431,8 +437,9 @@ def delete_unreferenced(checksums: Iterable[str]) -> None:
             try:
                 store.delete(content_name(checksum))
             except OSError as error:  # the caller's transaction committed: no error for it
-                logger.warning("could not delete unreferenced content %s (the checker's sweep will): %s",
-                               checksum, error)
+                logger.warning(
+                    "could not delete unreferenced content %s (the checker's sweep will): %s", checksum, error
+                )
             Blob.objects.filter(checksum=checksum, refcount=0).delete()
 
 
@@ -444,5 +451,6 @@ def open_content(checksum: str) -> BinaryIO:
     try:
         return storage().open(content_name(checksum), "rb")
     except FileNotFoundError as error:
-        raise ContentMissing(f"content {checksum} is missing from the storage; vi_check lists the versions "
-                             f"affected") from error
+        raise ContentMissing(
+            f"content {checksum} is missing from the storage; vi_check lists the versions affected"
+        ) from error

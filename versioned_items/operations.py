@@ -17,11 +17,11 @@ A database error caused by a concurrent writer (a deadlock, a racing insert: see
 :func:`versioned_items.locking.retrying` runs an outermost API call again on it.
 """
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator
 
 from django.db import DatabaseError, connection, transaction
 

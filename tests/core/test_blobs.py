@@ -1,4 +1,4 @@
-"""versioned_items.content: content staged, verified and moved into place; streamed, never whole.
+"""versioned_items.blobs: content staged, verified and moved into place; streamed, never whole.
 
 Faults are real: files truncated the way an old crash left them, a child process killed with
 SIGKILL in the middle of a write, a full disk (a small tmpfs where the test may mount one),
@@ -22,7 +22,7 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 
-from versioned_items import api, content
+from versioned_items import api, blobs
 from versioned_items.exceptions import ContentError, ContentMissing, InvalidArgument
 from versioned_items.gitimport import import_git
 from versioned_items.importer import import_directory
@@ -44,14 +44,14 @@ def sha(data: bytes) -> str:
 
 def stored_files(subfolder: str = "") -> set[str]:
     """Names of the files under CONTENT_PREFIX (or one of its subfolders) in the storage."""
-    root = Path(content.storage().path(content.temporary_prefix())).parent / subfolder
+    root = Path(blobs.storage().path(blobs.temporary_prefix())).parent / subfolder
     return (
         {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
     )
 
 
 def final_path(checksum: str) -> Path:
-    return Path(content.storage().path(content.content_name(checksum)))
+    return Path(blobs.storage().path(blobs.content_name(checksum)))
 
 
 def write_final(checksum: str, data: bytes) -> None:
@@ -78,7 +78,7 @@ def clean_storage():
     before = stored_files()
     yield
     assert stored_files("tmp") - before_tmp == set(), "staged files were left behind"
-    root = Path(content.storage().path(content.temporary_prefix())).parent
+    root = Path(blobs.storage().path(blobs.temporary_prefix())).parent
     for name in stored_files() - before:
         (root / name).unlink()
 
@@ -261,18 +261,18 @@ def test_acquire_existing_takes_freed_content_only_while_its_file_is_there(clean
     data = b"freed but not yet deleted"
     write_final(sha(data), data)  # its row went with the last reference; the file is still there
     with transaction.atomic():
-        content.acquire_existing({sha(data): 2}, sizes={sha(data): len(data)})
+        blobs.acquire_existing({sha(data): 2}, sizes={sha(data): len(data)})
     assert Blob.objects.get(checksum=sha(data)).refcount == 2
 
     gone = b"freed and deleted"
     with pytest.raises(ContentMissing, match=sha(gone)), transaction.atomic():
-        content.acquire_existing({sha(gone): 1}, sizes={sha(gone): len(gone)})
+        blobs.acquire_existing({sha(gone): 1}, sizes={sha(gone): len(gone)})
     assert not Blob.objects.filter(checksum=sha(gone)).exists()
 
     truncated = payload(4000, seed=8)
     write_final(sha(truncated), truncated[:10])
     with pytest.raises(ContentMissing), transaction.atomic():
-        content.acquire_existing({sha(truncated): 1}, sizes={sha(truncated): len(truncated)})
+        blobs.acquire_existing({sha(truncated): 1}, sizes={sha(truncated): len(truncated)})
 
 
 @pytest.mark.django_db
@@ -286,12 +286,12 @@ def test_copy_of_a_version_adds_a_reference(clean_storage):
 @pytest.mark.django_db
 def test_delete_unreferenced_rechecks_the_row_before_deleting(clean_storage):
     kept = api.put("du/kept", b"still referenced")
-    content.delete_unreferenced([kept.checksum])
+    blobs.delete_unreferenced([kept.checksum])
     assert read_back(kept) == b"still referenced"
 
     orphan = b"nobody references this"
     write_final(sha(orphan), orphan)
-    content.delete_unreferenced([sha(orphan)])
+    blobs.delete_unreferenced([sha(orphan)])
     assert not final_path(sha(orphan)).exists()
     assert not Blob.objects.filter(checksum=sha(orphan)).exists()
 
@@ -372,7 +372,7 @@ def test_a_full_disk_raises_a_clear_error_and_changes_nothing(small_disk):
     assert isinstance(raised.value, OSError)
     assert snapshot() == before
     files = {p.relative_to(small_disk).as_posix() for p in small_disk.rglob("*") if p.is_file()}
-    assert files == {content.content_name(sha(b"fits"))}  # no partial staged or final file
+    assert files == {blobs.content_name(sha(b"fits"))}  # no partial staged or final file
     # The space the failed write took is free again.
     fits = payload(int(1.5 * MiB), seed=11)
     assert read_back(api.put("disk/after.bin", fits)) == fits
@@ -386,8 +386,8 @@ def run_child(env: dict, name: str, *args, **popen) -> subprocess.Popen:
     code = (
         "import json, sys, django\n"
         "django.setup()\n"
-        "from tests.core import test_content\n"
-        f"result = test_content._child_{name}(*sys.argv[1:])\n"
+        "from tests.core import test_blobs\n"
+        f"result = test_blobs._child_{name}(*sys.argv[1:])\n"
         "print(json.dumps(result), flush=True)\n"
     )
     return subprocess.Popen(
@@ -447,7 +447,7 @@ def test_kill_9_during_a_content_write_then_a_put_of_the_same_bytes(subprocess_e
     assert child.stdout.readline().strip() == "stalled"
     wait_for(
         lambda: any(
-            Path(content.storage().path(f"{content.temporary_prefix()}/{name}")).stat().st_size == SLOW_STOP
+            Path(blobs.storage().path(f"{blobs.temporary_prefix()}/{name}")).stat().st_size == SLOW_STOP
             for name in stored_files("tmp") - staged_before
         ),
         what="the child's staged file to hold what it read",
@@ -465,18 +465,18 @@ def test_kill_9_during_a_content_write_then_a_put_of_the_same_bytes(subprocess_e
     assert read_back(version) == data and version.checksum == sha(data)
     assert Blob.objects.get().refcount == 1
     for name in left:  # what vi_check --fix would collect once it is older than the grace period
-        content.storage().delete(f"{content.temporary_prefix()}/{name}")
+        blobs.storage().delete(f"{blobs.temporary_prefix()}/{name}")
 
 
 def _child_put_then_die_before_commit(path: str) -> dict:
     """Put 2 MiB and be killed right after the file got its final name, before the commit."""
-    original = content._move_into_place
+    original = blobs._move_into_place
 
     def move_then_die(*args):
         original(*args)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    content._move_into_place = move_then_die
+    blobs._move_into_place = move_then_die
     api.put(path, payload(2 * MiB, seed=13))
     return {}
 
@@ -531,7 +531,7 @@ def test_processes_putting_and_freeing_the_same_bytes_end_with_one_whole_file(
     assert [r["errors"] for r in results] == [[]] * workers
     assert Version.objects.filter(checksum=sha(data)).count() == workers
     assert Blob.objects.get(checksum=sha(data)).refcount == workers
-    assert stored_files() >= {content.content_name(sha(data)).split("/", 1)[1]}
+    assert stored_files() >= {blobs.content_name(sha(data)).split("/", 1)[1]}
     for version in Version.objects.all():
         assert read_back(version) == data
 
@@ -557,7 +557,7 @@ def test_concurrent_puts_of_the_same_bytes_store_one_file(subprocess_env, tmp_pa
     assert Blob.objects.get(checksum=checksum).refcount == workers
     finals = {name for name in stored_files() if not name.startswith("tmp/")}
     assert [name for name in finals if name.endswith(checksum)] == [
-        content.content_name(checksum).split("/", 1)[1]
+        blobs.content_name(checksum).split("/", 1)[1]
     ]
     assert stored_files("tmp") == staged_before
     assert final_path(checksum).stat().st_size == 3 * MiB
