@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     # Upper bound in seconds on how long a committed change may stay invisible to search.
     "SEARCH_MAX_LAG": 2.0,
     # Changes applied to the indexes per writer commit (outbox entries, or versions when
-    # rebuilding); the outbox is drained in rounds of this size.
+    # rebuilding). The outbox is drained in rounds of this size; while a backlog keeps them
+    # full they double, up to 16 times it (indexing.MAX_ROUND_GROWTH), then shrink back.
     "SEARCH_BATCH_SIZE": 500,
     # Seconds to wait for an index's write lock before raising IndexUnavailable. Writers wait
     # for each other instead of failing with Whoosh's LockError.
@@ -77,6 +78,13 @@ DEFAULTS: dict[str, Any] = {
     "DIFF_MAX_COST": 5_000_000,
     # Terms of one attribute filter expression ("a=1, b, !c" has 3).
     "FILTER_MAX_TERMS": 50,
+    # Values of one FACET_ATTRIBUTES attribute counted in a search's facets: the most frequent
+    # in the index among the first SEARCH_MAX_EXPANSION values (in order) read for it.
+    "FACET_MAX_VALUES": 50,
+    # Versions larger than this (bytes) are not compared line by line: "too large to compare".
+    "DIFF_MAX_BYTES": 2 * 1024 * 1024,
+    # Lines of a diff shown; a longer diff is cut, and says so.
+    "DIFF_MAX_LINES": 5000,
 }
 
 

@@ -4,7 +4,7 @@ difference between two versions, for the admin and the site.
 :func:`read_text` decides whether content is text (no NUL byte, valid UTF-8) and returns it,
 cut at a limit. :func:`diff_versions` compares two versions like ``diff -u`` and returns a
 :class:`Diff`, whose :meth:`~Diff.as_html` is a table with every line HTML-escaped. Content
-larger than :data:`MAX_DIFF_BYTES` is not compared: difflib's cost grows with the product of
+larger than ``DIFF_MAX_BYTES`` (a setting) is not compared: difflib's cost grows with the product of
 the line counts, and a page of a 100,000-line diff helps nobody. The comparison itself has an
 operation budget, ``DIFF_MAX_COST`` (see :class:`BudgetedMatcher`): two versions whose lines
 repeat a lot (40,000 lines, few distinct) are "too large to compare" instead of taking minutes.
@@ -22,10 +22,6 @@ from django.utils.translation import gettext as _
 from .conf import app_settings
 from .models import Version
 
-#: Content larger than this (bytes, either side) is not diffed.
-MAX_DIFF_BYTES = 2 * 1024 * 1024
-#: A diff stops after this many lines (the rest is summarised).
-MAX_DIFF_LINES = 5000
 #: Bytes looked at for a NUL when deciding whether content is text.
 SNIFF_BYTES = 8192
 
@@ -139,7 +135,7 @@ class Diff:
             rows.append(
                 format_html(
                     '<tr class="vi-diff-hunk"><td colspan="4">{}</td></tr>',
-                    _("The diff was cut after %(n)s lines.") % {"n": MAX_DIFF_LINES},
+                    _("The diff was cut after %(n)s lines.") % {"n": app_settings.DIFF_MAX_LINES},
                 )
             )
         return format_html('<table class="vi-diff">{}</table>', mark_safe("".join(rows)))
@@ -177,7 +173,7 @@ class BudgetedMatcher(difflib.SequenceMatcher):
 
 def diff_lines(old: list[str], new: list[str], *, context: int = 3) -> tuple[list[Hunk], bool]:
     """The hunks turning ``old`` into ``new`` (lists of lines without line ends), and whether
-    they were cut at :data:`MAX_DIFF_LINES`. Raises :class:`TooCostly` past ``DIFF_MAX_COST``."""
+    they were cut at ``DIFF_MAX_LINES``. Raises :class:`TooCostly` past ``DIFF_MAX_COST``."""
     hunks, total = [], 0
     matcher = BudgetedMatcher(old, new, app_settings.DIFF_MAX_COST)
     for group in matcher.get_grouped_opcodes(context):
@@ -192,8 +188,8 @@ def diff_lines(old: list[str], new: list[str], *, context: int = 3) -> tuple[lis
             hunk.lines += [Line("-", i + 1, None, old[i]) for i in range(i1, i2)]
             hunk.lines += [Line("+", None, j + 1, new[j]) for j in range(j1, j2)]
         total += len(hunk.lines)
-        if total > MAX_DIFF_LINES:
-            hunk.lines = hunk.lines[: len(hunk.lines) - (total - MAX_DIFF_LINES)]
+        if total > app_settings.DIFF_MAX_LINES:
+            hunk.lines = hunk.lines[: len(hunk.lines) - (total - app_settings.DIFF_MAX_LINES)]
             hunks.append(hunk)
             return hunks, True
         hunks.append(hunk)
@@ -203,12 +199,12 @@ def diff_lines(old: list[str], new: list[str], *, context: int = 3) -> tuple[lis
 def diff_versions(old: Version, new: Version, *, context: int = 3) -> Diff:
     """Compare the contents of two versions line by line (a delete marker is empty)."""
     diff = Diff(old, new)
-    if max(old.size, new.size) > MAX_DIFF_BYTES:
+    if max(old.size, new.size) > app_settings.DIFF_MAX_BYTES:
         diff.reason = _("The contents are larger than %(n)s bytes and are not compared.") % {
-            "n": MAX_DIFF_BYTES
+            "n": app_settings.DIFF_MAX_BYTES
         }
         return diff
-    texts = [read_text(version, MAX_DIFF_BYTES) for version in (old, new)]
+    texts = [read_text(version, app_settings.DIFF_MAX_BYTES) for version in (old, new)]
     if None in texts:
         diff.reason = _("At least one of the versions is binary content; only text is compared.")
         return diff

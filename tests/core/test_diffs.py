@@ -38,8 +38,8 @@ def test_diff_lines_keeps_context_and_splits_far_changes():
     assert [h.header for h in hunks] == ["@@ -2,3 +2,3 @@", "@@ -25,3 +25,3 @@"]
 
 
-def test_diff_lines_is_cut_at_the_limit(monkeypatch):
-    monkeypatch.setattr(diffs, "MAX_DIFF_LINES", 10)
+def test_diff_lines_is_cut_at_the_limit(settings):
+    settings.VERSIONED_ITEMS = {**getattr(settings, "VERSIONED_ITEMS", {}), "DIFF_MAX_LINES": 10}
     hunks, truncated = diffs.diff_lines([], [str(i) for i in range(50)])
     assert truncated and sum(len(h.lines) for h in hunks) == 10
 
@@ -58,7 +58,7 @@ def test_diff_versions_html_escapes_every_line():
 
 
 @pytest.mark.django_db
-def test_diff_versions_identical_binary_and_too_large(monkeypatch):
+def test_diff_versions_identical_binary_and_too_large(settings):
     a = api.put("x.txt", "same\n")
     b = api.put("x.txt", "same\n")
     assert diffs.diff_versions(a, b).identical
@@ -66,7 +66,7 @@ def test_diff_versions_identical_binary_and_too_large(monkeypatch):
     png = api.put("x.txt", b"\x89PNG\x00\x01")
     binary = diffs.diff_versions(b, png)
     assert not binary.comparable and "binary" in binary.as_html()
-    monkeypatch.setattr(diffs, "MAX_DIFF_BYTES", 3)
+    settings.VERSIONED_ITEMS = {**getattr(settings, "VERSIONED_ITEMS", {}), "DIFF_MAX_BYTES": 3}
     assert "larger than 3 bytes" in diffs.diff_versions(a, b).reason
 
 

@@ -300,3 +300,20 @@ def test_an_admin_list_page_past_the_end_is_a_404(admin_client, model):
     url = reverse(f"admin:versioned_items_{model}_changelist")
     assert admin_client.get(url, {"p": 1}).status_code == 200
     assert admin_client.get(url, {"p": 9999}).status_code == 404
+
+
+def test_an_attribute_facet_counts_at_most_its_limit_of_values(search_index):
+    # 300 values of one attribute; "v000" on 5 items, "v001" on 4, "v002" on 3, the rest on 1.
+    extra = {0: 4, 1: 3, 2: 2}
+    for value in range(300):
+        for copy in range(1 + extra.get(value, 0)):
+            api.put(f"facets/{value}-{copy}.txt", b"common word", attributes={"lang": f"v{value:03}"})
+    indexed()
+    backend = connections[app_settings.LATEST_CONNECTION].get_backend()
+    request = query.SearchRequest(query="common", suggest=False, facets=("lang",), want_facets=True)
+    with limits(FACET_MAX_VALUES=3):
+        raw = query.run_whoosh(backend, request)
+    assert raw.work.facet_values == 3  # one query each over the matches, not 300
+    assert raw.facets["attributes"]["lang"] == [("v000", 5), ("v001", 4), ("v002", 3)]
+    assert raw.work.terms_scanned == LIMITS["SEARCH_MAX_EXPANSION"]  # values read, at most
+    assert raw.total == 300 + 4 + 3 + 2

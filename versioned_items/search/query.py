@@ -7,6 +7,7 @@ name that is not a document field is an attribute: ``color:red``, ``dc.creator:a
 ``color:re*``.
 """
 
+import heapq
 import itertools
 import re
 import string
@@ -79,12 +80,14 @@ class Work:
     - ``terms_scanned``: index terms read to expand wildcard, prefix and range terms;
     - ``terms_expanded``: index terms those terms matched (and were searched for);
     - ``suggestion_candidates``: candidates the spelling suggestion tried (one-edit variants
-      looked up, index terms compared, matches checked for a live document).
+      looked up, index terms compared, matches checked for a live document);
+    - ``facet_values``: attribute values counted as facets (one query each over the matches).
     """
 
     terms_scanned: int = 0
     terms_expanded: int = 0
     suggestion_candidates: int = 0
+    facet_values: int = 0
 
     def spend_suggestion(self) -> bool:
         """Count one suggestion candidate; False once ``SUGGEST_BUDGET`` is spent."""
@@ -502,7 +505,7 @@ def run_whoosh(backend, request: SearchRequest) -> RawResults:
         options["sortedby"] = SORT_FIELDS[request.sort.lstrip("-")]
         options["reverse"] = request.sort.startswith("-")
     if request.want_facets:
-        options["groupedby"] = _facets(searcher, request)
+        options["groupedby"] = _facets(searcher, request, work)
         options["maptype"] = sorting.Count
     results = searcher.search(q, **options)
     if request.highlight:
@@ -535,16 +538,24 @@ def wants_suggestion(request: SearchRequest, total: int) -> bool:
     return request.suggest or (request.suggest is None and total < FEW_HITS)
 
 
-def _facets(searcher, request: SearchRequest) -> sorting.Facets:
+def _facets(searcher, request: SearchRequest, work: Work) -> sorting.Facets:
     facets = sorting.Facets()
     for name, fieldname in FACET_FIELDS.items():
         facets.add_facet(name, sorting.FieldFacet(fieldname, maptype=sorting.Count))
+    reader = searcher.reader()
     for attribute in request.facets:
+        # One query per value is counted over the matches: only the FACET_MAX_VALUES most
+        # frequent values are, among the first SEARCH_MAX_EXPANSION read for the attribute.
         prefix = f"{attribute.lower()}="
-        values = {}
-        for term in searcher.reader().expand_prefix("attrs", prefix):
+        read = itertools.islice(reader.expand_prefix("attrs", prefix), app_settings.SEARCH_MAX_EXPANSION)
+        frequencies = []
+        for term in read:
             text = term.decode() if isinstance(term, bytes) else term
-            values[text[len(prefix) :]] = wq.Term("attrs", text)
+            frequencies.append((reader.doc_frequency("attrs", text), text))
+        work.terms_scanned += len(frequencies)
+        top = heapq.nlargest(app_settings.FACET_MAX_VALUES, frequencies)
+        work.facet_values += len(top)
+        values = {text[len(prefix) :]: wq.Term("attrs", text) for _, text in top}
         facets.add_facet(f"attr:{attribute}", sorting.QueryFacet(values, maptype=sorting.Count))
     return facets
 
