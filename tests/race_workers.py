@@ -37,6 +37,7 @@ def _operations():
         "move": lambda source, destination: api.move(source, destination).path,
         "set_attributes": lambda serial: api.set_attributes(int(serial), {"late": "1"}),
         "remove_version": lambda serial: api.remove_version(int(serial)),
+        "create_node": lambda path: api.create_node(path).pk,
     }
 
 

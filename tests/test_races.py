@@ -155,6 +155,14 @@ def test_remove_version_racing_set_attributes(subprocess_env, tmp_path):
     assert_invariants()
 
 
+def test_two_create_nodes_of_one_new_path(subprocess_env, tmp_path):
+    first, second = race(subprocess_env, tmp_path, ("create_node", "new/folder"), ("create_node", "new/folder"))
+    assert first == {"result": api.get_node("new/folder").pk}
+    assert second["error"] == "versioned_items.exceptions.NodeExists", second
+    assert Node.objects.filter(path__startswith="new").count() == 2
+    assert_invariants()
+
+
 # --- recluster rules (no race needed: the old code allowed these one call at a time) ---------
 
 

@@ -86,11 +86,20 @@ def get_node(path: str | int) -> Node:
 
 
 def _ensure_nodes(
-    path: str, changes: ChangeSet, mode: Mode = Mode.NO_KEY_UPDATE, also: Mapping[str, Mode] | None = None
+    path: str,
+    changes: ChangeSet,
+    mode: Mode = Mode.NO_KEY_UPDATE,
+    also: Mapping[str, Mode] | None = None,
+    *,
+    new: bool = False,
 ) -> dict[str, Node]:
     """Lock the node at ``path`` in ``mode`` and its ancestors in ``KEY_SHARE`` (with the other
     nodes of the plan ``also``), in path order, creating the missing ones of ``path`` and its
     ancestors like ``mkdir -p``. Returns {path: node} of every node locked.
+
+    With ``new``, the node at ``path`` must be created by this call: :class:`NodeExists` is
+    raised when it exists, or when a concurrent writer created it first (the insert waited for
+    that writer's commit and inserted nothing).
 
     Two statements when everything exists (one per lock mode); when nodes are missing, one
     insert (``ON CONFLICT DO NOTHING``: a racing put creating the same folder is waited for,
@@ -98,12 +107,13 @@ def _ensure_nodes(
     """
     wanted = locking.merge(locking.for_path(path, mode), also or {})
     found = locking.lock(wanted)
+    if new and path in found:
+        raise NodeExists(f"a node already exists at {path!r}")
     missing = [p for p in paths.ancestor_paths(path) + [path] if p not in found]
     if missing:
-        Node.objects.bulk_create(
-            [Node(path=p, depth=paths.depth(p), parent=found.get(paths.parent_path(p))) for p in missing],
-            ignore_conflicts=True,
-        )
+        inserted = _insert_nodes(missing, found)
+        if new and path not in inserted:
+            raise NodeExists(f"a node already exists at {path!r} (created by a concurrent writer)")
         found.update(locking.lock({p: wanted[p] for p in missing}))
         orphans = [found[p] for p in missing if found[p].parent_id is None and p != ""]
         for node in orphans:
@@ -112,6 +122,28 @@ def _ensure_nodes(
             Node.objects.bulk_update(orphans, ["parent"])
     changes.remember(*found.values())
     return found
+
+
+def _insert_nodes(missing: Sequence[str], found: Mapping[str, Node]) -> set[str]:
+    """Insert nodes at the paths ``missing`` (parents from ``found`` where they exist, else
+    linked later), skipping paths another transaction has inserted (``ON CONFLICT DO NOTHING``
+    waits for it); return the paths this statement inserted."""
+    table = connection.ops.quote_name(Node._meta.db_table)
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(missing))
+    params = []
+    for p in missing:
+        parent = found.get(paths.parent_path(p)) if p else None
+        params += [p, paths.depth(p), parent.pk if parent is not None else None, Versioning.INHERIT]
+    sql = (f"INSERT INTO {table} (path, depth, parent_id, versioning) VALUES {rows} "
+           f"ON CONFLICT (path) DO NOTHING")
+    with connection.cursor() as cursor:
+        if connection.features.can_return_rows_from_bulk_insert:
+            cursor.execute(f"{sql} RETURNING path", params)
+            return {row[0] for row in cursor.fetchall()}
+        # SQLite before 3.35: no RETURNING, but the database lock serializes writers, so every
+        # path missing under it is inserted here.
+        cursor.execute(sql, params)
+    return set(missing)
 
 
 def _lock_path(path: str, mode: Mode = Mode.NO_KEY_UPDATE) -> dict[str, Node]:
@@ -178,16 +210,15 @@ def _version_for_attributes(serial: int) -> Version:
 def create_node(path: str, *, versioning: str = Versioning.INHERIT) -> Node:
     """Create the node at ``path`` and any missing parents; return it.
 
-    Raises :class:`NodeExists` if it exists already, :class:`InvalidPath`, :class:`InvalidArgument`,
-    :class:`ConcurrentUpdate`.
+    Raises :class:`NodeExists` if it exists already, also when a concurrent call created it
+    first (of two racing calls, exactly one succeeds), :class:`InvalidPath`,
+    :class:`InvalidArgument`, :class:`ConcurrentUpdate`.
     """
     path = paths.clean_path(path)
     if versioning not in Versioning.values:
         raise InvalidArgument(f"versioning {versioning!r} is not one of {Versioning.values}")
     with operation() as changes:
-        if path in locking.lock(locking.for_path(path)):
-            raise NodeExists(f"a node already exists at {path!r}")
-        node = _ensure_nodes(path, changes)[path]
+        node = _ensure_nodes(path, changes, new=True)[path]
         if versioning:
             node.versioning = versioning
             node.save(update_fields=["versioning"])
