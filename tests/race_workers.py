@@ -6,6 +6,7 @@ transaction is open at that known point. Every step prints one line of JSON: its
 the class and message of the error its caller saw.
 """
 
+import functools
 import json
 import sys
 import time
@@ -27,6 +28,31 @@ def _held(folder: str, call):
     return result
 
 
+def _crossed_batch(folder: str, me: str, other: str, first: str, second: str, form: str) -> int:
+    """A batch that puts ``first``, waits until the other worker has put its first item, then
+    puts ``second``: two of them with the items crossed deadlock. Returns how many times the
+    body ran."""
+    from versioned_items import api
+
+    runs = []
+
+    def body():
+        runs.append(1)
+        api.put(first, f"{me} first".encode())  # contents of their own: one Blob lock each
+        Path(folder, f"first-{me}").touch()
+        deadline = time.monotonic() + 60
+        while not Path(folder, f"first-{other}").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        api.put(second, f"{me} second".encode())
+
+    if form == "callable":
+        api.batch(body)
+    else:
+        with api.batch():
+            body()
+    return len(runs)
+
+
 def _operations():
     from versioned_items import api
 
@@ -38,6 +64,7 @@ def _operations():
         "set_attributes": lambda serial: api.set_attributes(int(serial), {"late": "1"}),
         "remove_version": lambda serial: api.remove_version(int(serial)),
         "create_node": lambda path: api.create_node(path).pk,
+        "crossed_batch": _crossed_batch,
     }
 
 
@@ -48,6 +75,8 @@ def main() -> None:
     step, folder, *args = sys.argv[1:]
     name = step.removeprefix("hold_")
     call = _operations()[name]
+    if name == "crossed_batch":
+        call = functools.partial(call, folder)
     Path(folder, f"started-{step}").touch()
     try:
         result = _held(folder, lambda: call(*args)) if step.startswith("hold_") else call(*args)

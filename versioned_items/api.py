@@ -16,7 +16,7 @@ import mimetypes
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, Iterable, Mapping, Sequence, TextIO
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence, TextIO, TypeVar
 
 from django.db import connection
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Value
@@ -54,8 +54,35 @@ __all__ = [
     "recompute_statistics", "StatisticsDifference", "list_latest",
 ]
 
-#: Group writes into one transaction and one index update: ``with api.batch(): ...``.
-batch = operation
+T = TypeVar("T")
+
+
+def batch(body: Callable[[], T] | None = None):
+    """Group writes into one transaction and one index update.
+
+    ``with api.batch(): ...`` runs the block once. The block cannot be run again, so when it
+    collides with a concurrent writer (a deadlock between batches that lock the same items in
+    another order, a serialization failure) :class:`ConcurrentUpdate` is raised at once and
+    nothing of the block is written; the caller may run it again.
+
+    ``api.batch(body)`` calls ``body()`` (a callable without arguments that only writes
+    through this API) in one batch and returns what it returns. On :class:`ConcurrentUpdate`
+    the whole batch is rolled back and ``body()`` is called again, at most
+    ``VERSIONED_ITEMS['WRITE_RETRIES']`` more times, as for any outermost call; inside an
+    enclosing transaction it runs once. So ``body`` must be safe to run again: stage content
+    first (:func:`versioned_items.content.stage`; an open file would be read on from where the
+    first run left it), and count what it did in its return value, not in outside state.
+    Raises what the calls in the batch raise.
+    """
+    if body is None:
+        return operation()
+    return _run_batch(body)
+
+
+@locking.retrying
+def _run_batch(body: Callable[[], T]) -> T:
+    with operation():
+        return body()
 
 
 # --- argument checks -------------------------------------------------------------------------
