@@ -53,11 +53,30 @@ def _crossed_batch(folder: str, me: str, other: str, first: str, second: str, fo
     return len(runs)
 
 
+def _put_then_put(folder: str, first: str, first_content: str, second: str, second_content: str) -> list[int]:
+    """Put ``first``, wait at ``DIR/held`` for ``DIR/release``, then put ``second`` (a holder
+    whose locks grow while the racer waits)."""
+    from versioned_items import api
+
+    serials = [api.put(first, first_content.encode()).serial]
+    _hold(folder)
+    return serials + [api.put(second, second_content.encode()).serial]
+
+
+def _in_batch(call):
+    """``call()`` inside ``with api.batch():``, where a collision is not retried but raised."""
+    from versioned_items import api
+
+    with api.batch():
+        return call()
+
+
 def _operations():
     from versioned_items import api
 
     return {
         "purge": lambda path: api.purge(path, subtree=True),
+        "purge_in_batch": lambda path: _in_batch(lambda: api.purge(path)),
         "purge_deleted": lambda path: api.purge(path, clusters=[2]),
         "put": lambda path: api.put(path, b"raced").serial,
         "move": lambda source, destination: api.move(source, destination).path,
@@ -65,6 +84,7 @@ def _operations():
         "remove_version": lambda serial: api.remove_version(int(serial)),
         "create_node": lambda path: api.create_node(path).pk,
         "crossed_batch": _crossed_batch,
+        "put_then_put": _put_then_put,
     }
 
 
@@ -75,7 +95,7 @@ def main() -> None:
     step, folder, *args = sys.argv[1:]
     name = step.removeprefix("hold_")
     call = _operations()[name]
-    if name == "crossed_batch":
+    if name in ("crossed_batch", "put_then_put"):  # steps that wait at points of their own
         call = functools.partial(call, folder)
     Path(folder, f"started-{step}").touch()
     try:

@@ -30,7 +30,8 @@ Locking rules that keep content and references in step under any interleaving:
   either already had references, or whose file was then found present and matching
   (:func:`acquire` stores the file itself; :func:`acquire_existing` refuses with
   :class:`~versioned_items.exceptions.ContentMissing`).
-- :func:`release` drops references under the same row locks; content left without references
+- :func:`release` drops references under the same row locks, taken first in checksum order
+  (:func:`lock`), like every statement that locks several Blob rows; content left without references
   loses its row in that transaction and its file after commit (:func:`delete_unreferenced`),
   which locks the row again and deletes the file only if still nobody references it. A put of
   the same bytes racing that deletion waits for the row and then finds the file missing and
@@ -396,23 +397,51 @@ def release(counts: dict[str, int]) -> None:
     now and its file after commit (:func:`delete_unreferenced`).
 
     The counts must be exactly what the caller's statements deleted, inside the same
-    transaction.
+    transaction. The rows are locked first, in checksum order (the order of every writer of
+    Blob rows): an ``UPDATE`` would lock them in the order it happens to scan them, and
+    deadlock with a writer that locks them in checksum order.
     """
-    from django.db.models import Case, F, When
-
     counts = {c: n for c, n in counts.items() if c and n}
     if not counts:
         return
-    # The update locks the rows until commit, so the two reads below see them as it left them.
-    Blob.objects.filter(checksum__in=counts).update(
-        refcount=F("refcount") - Case(*[When(checksum=c, then=n) for c, n in counts.items()])
-    )
-    freed = list(
-        Blob.objects.filter(checksum__in=counts, refcount__lte=0).values_list("checksum", flat=True)
-    )
+    ordered = sorted(counts)
+    lock(ordered)
+    after = _add_references({c: -counts[c] for c in ordered})
+    freed = [c for c in ordered if after.get(c, 1) <= 0]
     if freed:
         Blob.objects.filter(checksum__in=freed, refcount__lte=0).delete()
         transaction.on_commit(lambda: delete_unreferenced(freed))
+
+
+def lock(checksums: Iterable[str]) -> None:
+    """Lock the existing Blob rows of ``checksums`` until commit (``FOR UPDATE``), in checksum
+    order, in one statement. Nothing to do on SQLite, where the database lock serializes
+    writers."""
+    if not connection.features.has_select_for_update:
+        return
+    ordered = sorted(set(checksums))
+    table = connection.ops.quote_name(Blob._meta.db_table)
+    where = ", ".join(["%s"] * len(ordered))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT checksum FROM {table} WHERE checksum IN ({where}) ORDER BY checksum FOR UPDATE",
+                       ordered)
+
+
+def _add_references(deltas: dict[str, int]) -> dict[str, int]:
+    """Add ``deltas[checksum]`` (negative: drop) to the reference counts of existing rows,
+    which the caller has locked; return each row's refcount afterwards (missing rows are left
+    out)."""
+    table = connection.ops.quote_name(Blob._meta.db_table)
+    cases = " ".join(["WHEN %s THEN %s"] * len(deltas))
+    where = ", ".join(["%s"] * len(deltas))
+    params = [v for item in deltas.items() for v in item] + list(deltas)
+    sql = f"UPDATE {table} SET refcount = refcount + CASE checksum {cases} END WHERE checksum IN ({where})"
+    with connection.cursor() as cursor:
+        if connection.features.can_return_rows_from_bulk_insert:
+            cursor.execute(f"{sql} RETURNING checksum, refcount", params)
+            return dict(cursor.fetchall())
+        cursor.execute(sql, params)  # SQLite before 3.35: the database lock covers the read
+    return dict(Blob.objects.filter(checksum__in=deltas).values_list("checksum", "refcount"))
 
 
 def delete_unreferenced(checksums: Iterable[str]) -> None:
