@@ -377,7 +377,8 @@ def test_batch_runs_a_callable_body_again_after_a_collision():
     runs = []
     assert api.batch(_colliding_once(runs)) == "done"
     assert len(runs) == 2
-    assert [api.open_content(v).read() for v in api.versions("retried")] == [b"run 2"]  # the first run rolled back
+    # The first run rolled back.
+    assert [api.open_content(v).read() for v in api.versions("retried")] == [b"run 2"]
     assert_statistics_exact()
 
 

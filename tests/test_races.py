@@ -156,7 +156,8 @@ def test_remove_version_racing_set_attributes(subprocess_env, tmp_path):
 
 
 def test_two_create_nodes_of_one_new_path(subprocess_env, tmp_path):
-    first, second = race(subprocess_env, tmp_path, ("create_node", "new/folder"), ("create_node", "new/folder"))
+    step = ("create_node", "new/folder")
+    first, second = race(subprocess_env, tmp_path, step, step)
     assert first == {"result": api.get_node("new/folder").pk}
     assert second["error"] == "versioned_items.exceptions.NodeExists", second
     assert Node.objects.filter(path__startswith="new").count() == 2

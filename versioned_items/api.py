@@ -16,7 +16,7 @@ import mimetypes
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence, TextIO, TypeVar
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence, TextIO
 
 from django.db import connection
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Value
@@ -54,10 +54,7 @@ __all__ = [
     "recompute_statistics", "StatisticsDifference", "list_latest",
 ]
 
-T = TypeVar("T")
-
-
-def batch(body: Callable[[], T] | None = None):
+def batch(body: Callable[[], Any] | None = None):
     """Group writes into one transaction and one index update.
 
     ``with api.batch(): ...`` runs the block once. The block cannot be run again, so when it
@@ -80,7 +77,7 @@ def batch(body: Callable[[], T] | None = None):
 
 
 @locking.retrying
-def _run_batch(body: Callable[[], T]) -> T:
+def _run_batch(body: Callable[[], Any]) -> Any:
     with operation():
         return body()
 
@@ -112,7 +109,7 @@ def get_node(path: str | int) -> Node:
     return node
 
 
-def _ensure_nodes(
+def ensure_nodes(
     path: str,
     changes: ChangeSet,
     mode: Mode = Mode.NO_KEY_UPDATE,
@@ -131,6 +128,9 @@ def _ensure_nodes(
     Two statements when everything exists (one per lock mode); when nodes are missing, one
     insert (``ON CONFLICT DO NOTHING``: a racing put creating the same folder is waited for,
     not failed), the locks of the new rows, and one update linking new rows to new parents.
+
+    Runs inside the operation of ``changes``. A building block of the write path, also used
+    by :func:`versioned_items.integrity.repair`; not part of the public API.
     """
     wanted = locking.merge(locking.for_path(path, mode), also or {})
     found = locking.lock(wanted)
@@ -198,7 +198,7 @@ def _load_current(node: Node) -> None:
 def _lock_version(serial: int, changes: ChangeSet, destination: str | None = None) -> tuple[Version, dict[str, Node]]:
     """Lock for an operation on version ``serial``: its node in ``NO_KEY_UPDATE`` (or, with a
     ``destination`` path, in ``SHARE`` while the destination is locked and created as by
-    :func:`_ensure_nodes`), then read the version. Returns it (with its node) and the locked
+    :func:`ensure_nodes`), then read the version. Returns it (with its node) and the locked
     nodes by path.
 
     The node is found by the path it had before the locks; if it moved meanwhile, this raises
@@ -210,7 +210,7 @@ def _lock_version(serial: int, changes: ChangeSet, destination: str | None = Non
     if destination is None:
         locked = _lock_path(path)
     else:
-        locked = _ensure_nodes(destination, changes, also=locking.for_path(path, Mode.SHARE))
+        locked = ensure_nodes(destination, changes, also=locking.for_path(path, Mode.SHARE))
     node = locked.get(path)
     version = Version.objects.filter(serial=serial).first()
     if version is None:
@@ -245,7 +245,7 @@ def create_node(path: str, *, versioning: str = Versioning.INHERIT) -> Node:
     if versioning not in Versioning.values:
         raise InvalidArgument(f"versioning {versioning!r} is not one of {Versioning.values}")
     with operation() as changes:
-        node = _ensure_nodes(path, changes, new=True)[path]
+        node = ensure_nodes(path, changes, new=True)[path]
         if versioning:
             node.versioning = versioning
             node.save(update_fields=["versioning"])
@@ -322,7 +322,7 @@ def move(source: str, destination: str) -> Node:
         if Node.objects.filter(path=destination).exists():
             raise NodeExists(f"a node already exists at {destination!r}")
         parent_path = paths.parent_path(destination)
-        new_parent = _ensure_nodes(parent_path, changes, Mode.KEY_SHARE)[parent_path]
+        new_parent = ensure_nodes(parent_path, changes, Mode.KEY_SHARE)[parent_path]
         subtree = Node.objects.subtree(source)
         moved_versions = Version.objects.filter(node__in=subtree.values("pk"))
         # Statistics leave the old ancestors and reach the new ones.
@@ -372,7 +372,7 @@ def _write(
 ) -> Version:
     """Make a new current version of ``path`` (creating the node as needed).
 
-    ``ancestry`` is what the caller locked already (see :func:`_ensure_nodes`), with the node
+    ``ancestry`` is what the caller locked already (see :func:`ensure_nodes`), with the node
     at ``path`` in it; when None, the node and its ancestors are locked (and created) here.
     The previous current version goes to HISTORY if it was NORMAL, or is removed under the
     "none" versioning policy; a previous delete marker stays in DELETED. The content is
@@ -380,7 +380,7 @@ def _write(
     bytes, or none (a delete marker).
     """
     if ancestry is None:
-        ancestry = _ensure_nodes(path, changes)
+        ancestry = ensure_nodes(path, changes)
     node = ancestry[path]
     _load_current(node)
     previous = node.current
@@ -408,7 +408,7 @@ def _write(
         if _policy(ancestry, path) == Versioning.NONE:
             _remove_versions(Version.objects.filter(serial=previous.serial), {node.pk: node}, changes)
         else:
-            _recluster(previous, Cluster.HISTORY, changes, now)
+            move_to_cluster(previous, Cluster.HISTORY, changes, now)
     elif previous is not None:
         changes.versions.add(previous.serial)  # its validity interval ends here
     Node.objects.filter(pk=node.pk).update(current=version)
@@ -540,7 +540,13 @@ def _write_copy(original: Version, path: str, ancestry: Mapping[str, Node], user
     return version
 
 
-def _recluster(version: Version, cluster: int, changes: ChangeSet, now: datetime) -> None:
+def move_to_cluster(version: Version, cluster: int, changes: ChangeSet, now: datetime) -> None:
+    """Move ``version`` (with its node loaded) to ``cluster``, its statistics with it, and tell
+    search, inside the operation of ``changes``. No rules are checked (that is
+    :func:`recluster`'s job): the caller has locked the version's node in ``NO_KEY_UPDATE`` or
+    stronger (:func:`ensure_nodes`, :func:`versioned_items.locking.lock`) and keeps the
+    node's versions whole. A building block of the write path, also used by
+    :func:`versioned_items.integrity.repair`; not part of the public API."""
     path = version.node.path
     Version.objects.filter(serial=version.serial).update(cluster=cluster)
     changes.count(path, version.cluster, -1, -version.size, now)
@@ -571,7 +577,7 @@ def recluster(serial: int, cluster: int) -> Version:
                 f"version {version.serial} is not the current version of {version.node.path!r}; "
                 f"only the current version can be NORMAL (restore it to make it current)"
             )
-        _recluster(version, cluster, changes, timezone.now())
+        move_to_cluster(version, cluster, changes, timezone.now())
     return version
 
 

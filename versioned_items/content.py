@@ -277,13 +277,17 @@ def file_checksum(name: str, store: Storage | None = None) -> str:
 # --- references ------------------------------------------------------------------------------
 
 
-def _reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
+def reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
     """Add ``counts[checksum]`` references (0 allowed) in one upsert, creating missing rows;
     return each row's refcount afterwards.
 
     The upsert locks every row it touches until commit, also rows another transaction is
     inserting or changing (it waits for them). Rows are touched in checksum order, the one
-    order every writer of Blob rows uses.
+    order every writer of Blob rows uses. With a count of 0 it locks (and creates) a row
+    without changing it, as :func:`delete_unreferenced` and
+    :func:`versioned_items.integrity.repair` do before they read the references. It adds
+    references without storing the file: the write path uses :func:`acquire` and
+    :func:`acquire_existing`.
     """
     table = connection.ops.quote_name(Blob._meta.db_table)
     ordered = sorted(counts)
@@ -293,12 +297,7 @@ def _reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
         params += [checksum, sizes.get(checksum, 0), counts[checksum]]
     sql = (f"INSERT INTO {table} (checksum, size, refcount) VALUES {rows} "
            f"ON CONFLICT (checksum) DO UPDATE SET refcount = {table}.refcount + excluded.refcount")
-    with connection.cursor() as cursor:
-        if connection.features.can_return_rows_from_bulk_insert:
-            cursor.execute(f"{sql} RETURNING checksum, refcount", params)
-            return dict(cursor.fetchall())
-        cursor.execute(sql, params)  # SQLite before 3.35: the database lock covers the read
-    return dict(Blob.objects.filter(checksum__in=ordered).values_list("checksum", "refcount"))
+    return _refcounts_after(sql, params, ordered)
 
 
 def acquire(staged: Staged) -> str:
@@ -309,7 +308,7 @@ def acquire(staged: Staged) -> str:
     module's docstring). Safe to call again with the same ``staged`` when a transaction is
     retried. Raises :class:`ContentError` when the storage fails.
     """
-    _reference({staged.checksum: 1}, {staged.checksum: staged.size})
+    reference({staged.checksum: 1}, {staged.checksum: staged.size})
     store = storage()
     name = content_name(staged.checksum)
     if _matches(store, name, staged.checksum, staged.size):
@@ -381,7 +380,7 @@ def acquire_existing(counts: dict[str, int], sizes: dict[str, int]) -> None:
     counts = {c: n for c, n in counts.items() if c and n}
     if not counts:
         return
-    after = _reference(counts, sizes)
+    after = reference(counts, sizes)
     store = storage()
     fresh = [c for c, n in counts.items() if after[c] == n]
     missing = [c for c in fresh if not _matches(store, content_name(c), c, sizes.get(c, 0))]
@@ -423,8 +422,8 @@ def lock(checksums: Iterable[str]) -> None:
     table = connection.ops.quote_name(Blob._meta.db_table)
     where = ", ".join(["%s"] * len(ordered))
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT checksum FROM {table} WHERE checksum IN ({where}) ORDER BY checksum FOR UPDATE",
-                       ordered)
+        cursor.execute(f"SELECT checksum FROM {table} WHERE checksum IN ({where}) "
+                       f"ORDER BY checksum FOR UPDATE", ordered)
 
 
 def _add_references(deltas: dict[str, int]) -> dict[str, int]:
@@ -436,12 +435,18 @@ def _add_references(deltas: dict[str, int]) -> dict[str, int]:
     where = ", ".join(["%s"] * len(deltas))
     params = [v for item in deltas.items() for v in item] + list(deltas)
     sql = f"UPDATE {table} SET refcount = refcount + CASE checksum {cases} END WHERE checksum IN ({where})"
+    return _refcounts_after(sql, params, list(deltas))
+
+
+def _refcounts_after(sql: str, params: list, checksums: list[str]) -> dict[str, int]:
+    """Run ``sql``, a statement that changes the Blob rows of ``checksums``; return their
+    refcounts afterwards (``RETURNING``, or a read in the same transaction)."""
     with connection.cursor() as cursor:
         if connection.features.can_return_rows_from_bulk_insert:
             cursor.execute(f"{sql} RETURNING checksum, refcount", params)
             return dict(cursor.fetchall())
         cursor.execute(sql, params)  # SQLite before 3.35: the database lock covers the read
-    return dict(Blob.objects.filter(checksum__in=deltas).values_list("checksum", "refcount"))
+    return dict(Blob.objects.filter(checksum__in=checksums).values_list("checksum", "refcount"))
 
 
 def delete_unreferenced(checksums: Iterable[str]) -> None:
@@ -455,7 +460,7 @@ def delete_unreferenced(checksums: Iterable[str]) -> None:
     store = storage()
     for checksum in sorted(set(checksums)):
         with transaction.atomic():
-            if _reference({checksum: 0}, {})[checksum] > 0:
+            if reference({checksum: 0}, {})[checksum] > 0:
                 continue  # referenced again meanwhile
             try:
                 store.delete(content_name(checksum))
