@@ -61,10 +61,12 @@ def _operations(rng: random.Random) -> dict:
         "undelete": lambda: api.undelete(_path(rng)),
         "restore": lambda: api.restore(_serial(rng)),
         "copy": lambda: api.copy(_serial(rng), _path(rng)),
-        "move": lambda: api.move(f"{rng.choice(FOLDERS)}/d{rng.randrange(2)}",
-                                 f"{rng.choice(FOLDERS)}/d{rng.randrange(2, 4)}"),
-        "move_back": lambda: api.move(f"{rng.choice(FOLDERS)}/d{rng.randrange(2, 4)}",
-                                      f"{rng.choice(FOLDERS)}/d{rng.randrange(2)}"),
+        "move": lambda: api.move(
+            f"{rng.choice(FOLDERS)}/d{rng.randrange(2)}", f"{rng.choice(FOLDERS)}/d{rng.randrange(2, 4)}"
+        ),
+        "move_back": lambda: api.move(
+            f"{rng.choice(FOLDERS)}/d{rng.randrange(2, 4)}", f"{rng.choice(FOLDERS)}/d{rng.randrange(2)}"
+        ),
         "recluster": lambda: api.recluster(_serial(rng), rng.choice([Cluster.NORMAL, Cluster.HISTORY])),
         "remove_version": lambda: api.remove_version(_serial(rng)),
         "purge_item": lambda: api.purge(_path(rng)),

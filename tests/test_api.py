@@ -9,7 +9,13 @@ from django.utils import timezone
 
 from versioned_items import api, content
 from versioned_items.exceptions import (
-    ConcurrentUpdate, InvalidArgument, InvalidPath, NodeExists, NodeNotEmpty, NodeNotFound, VersionNotFound,
+    ConcurrentUpdate,
+    InvalidArgument,
+    InvalidPath,
+    NodeExists,
+    NodeNotEmpty,
+    NodeNotFound,
+    VersionNotFound,
     VersionedItemsError,
 )
 from versioned_items.models import Blob, Cluster, Node, Version
@@ -363,12 +369,14 @@ def test_failed_inner_operation_in_a_batch_leaves_no_statistics():
 
 def _colliding_once(runs: list):
     """A batch body whose first run collides, as a deadlock inside the batch would."""
+
     def body():
         runs.append(1)
         api.put("retried", b"run %d" % len(runs))
         if len(runs) == 1:
             raise ConcurrentUpdate("collided with a concurrent write")
         return "done"
+
     return body
 
 
@@ -401,24 +409,31 @@ def test_rolled_back_transaction_leaves_nothing(signals):
 # --- bad input -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: api.put("", b"x"), InvalidPath, "empty"),
-    (lambda: api.put("a/../b", b"x"), InvalidPath, r"'\.\.'"),
-    (lambda: api.put("a\x00", b"x"), InvalidPath, "U\\+0000"),
-    (lambda: api.put("a" * 2000, b"x"), InvalidPath, "1024 bytes"),
-    (lambda: api.put("ok", b"x", user="u" * 200), InvalidArgument, "150"),
-    (lambda: api.put("ok", b"x", attributes={"": "v"}), InvalidArgument, "attribute key"),
-    (lambda: api.put("ok", b"x", attributes={"k": "a\x00"}), InvalidArgument, "NUL"),
-    (lambda: api.put("ok", b"x", mtime=timezone.now() + dt.timedelta(hours=1)), InvalidArgument, "future"),
-    (lambda: api.get_version(0), InvalidArgument, "serial 0"),
-    (lambda: api.get_version("7"), InvalidArgument, "serial '7'"),
-    (lambda: api.get_version(123456), VersionNotFound, "123456"),
-    (lambda: api.delete("never/was"), NodeNotFound, "never/was"),
-    (lambda: api.purge("", clusters=[5]), InvalidArgument, "clusters 5"),
-    (lambda: api.list_latest(limit=-1), InvalidArgument, "limit -1"),
-    (lambda: api.list_latest(filter="a==b"), VersionedItemsError, "operator"),
-    (lambda: api.create_node("x", versioning="sometimes"), InvalidArgument, "sometimes"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: api.put("", b"x"), InvalidPath, "empty"),
+        (lambda: api.put("a/../b", b"x"), InvalidPath, r"'\.\.'"),
+        (lambda: api.put("a\x00", b"x"), InvalidPath, "U\\+0000"),
+        (lambda: api.put("a" * 2000, b"x"), InvalidPath, "1024 bytes"),
+        (lambda: api.put("ok", b"x", user="u" * 200), InvalidArgument, "150"),
+        (lambda: api.put("ok", b"x", attributes={"": "v"}), InvalidArgument, "attribute key"),
+        (lambda: api.put("ok", b"x", attributes={"k": "a\x00"}), InvalidArgument, "NUL"),
+        (
+            lambda: api.put("ok", b"x", mtime=timezone.now() + dt.timedelta(hours=1)),
+            InvalidArgument,
+            "future",
+        ),
+        (lambda: api.get_version(0), InvalidArgument, "serial 0"),
+        (lambda: api.get_version("7"), InvalidArgument, "serial '7'"),
+        (lambda: api.get_version(123456), VersionNotFound, "123456"),
+        (lambda: api.delete("never/was"), NodeNotFound, "never/was"),
+        (lambda: api.purge("", clusters=[5]), InvalidArgument, "clusters 5"),
+        (lambda: api.list_latest(limit=-1), InvalidArgument, "limit -1"),
+        (lambda: api.list_latest(filter="a==b"), VersionedItemsError, "operator"),
+        (lambda: api.create_node("x", versioning="sometimes"), InvalidArgument, "sometimes"),
+    ],
+)
 def test_bad_input_is_rejected_and_writes_nothing(call, error, message):
     api.put("existing/item", b"data", attributes={"a": "1"})
     before = snapshot()

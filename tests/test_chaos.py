@@ -35,8 +35,13 @@ SECONDS = float(os.environ.get("VI_CHAOS_SECONDS", "15"))
 
 
 def start(env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.chaos_worker", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.chaos_worker", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def results(processes: list[subprocess.Popen]) -> list[dict]:
@@ -54,7 +59,9 @@ def assert_contents_read_back() -> int:
     for version in Version.objects.exclude(checksum="").iterator():
         with version.open() as file:
             data = file.read()
-        assert (hashlib.sha256(data).hexdigest(), len(data)) == (version.checksum, version.size), version.serial
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (version.checksum, version.size), (
+            version.serial
+        )
         read += 1
     return read
 
@@ -70,8 +77,10 @@ def test_chaos_leaves_a_whole_store(search_index, subprocess_env, settings):
     done = sum((Counter(r["done"]) for r in found), Counter())
     errors = sum((Counter(r["errors"]) for r in found), Counter())
     foreign = [line for r in found for line in r["foreign"]]
-    print(f"\nchaos {SECONDS:g} s, {WRITERS} writers: operations {dict(sorted(done.items()))}; "
-          f"errors {dict(sorted(errors.items()))}; foreign {len(foreign)}")
+    print(
+        f"\nchaos {SECONDS:g} s, {WRITERS} writers: operations {dict(sorted(done.items()))}; "
+        f"errors {dict(sorted(errors.items()))}; foreign {len(foreign)}"
+    )
     indexing.wait_for_index()
     report = integrity.check(verify_content=True)
     assert report.problems == [], "\n".join(map(str, report.problems[:50]))
@@ -92,12 +101,15 @@ def vi_check(*args: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("worker, left", [
-    ("killed_batch", "orphan"),  # files moved into place by a batch that never committed
-    ("killed_import", "orphan"),
-    ("killed_purge", "orphan"),  # freed files whose deletion after the commit never ran
-    ("killed_content_write", "stale-temp"),  # a half-staged file
-])
+@pytest.mark.parametrize(
+    "worker, left",
+    [
+        ("killed_batch", "orphan"),  # files moved into place by a batch that never committed
+        ("killed_import", "orphan"),
+        ("killed_purge", "orphan"),  # freed files whose deletion after the commit never ran
+        ("killed_content_write", "stale-temp"),  # a half-staged file
+    ],
+)
 def test_kill_9_then_vi_check_fix_leaves_a_clean_store(search_index, subprocess_env, tmp_path, worker, left):
     args = [worker]
     if worker == "killed_import":

@@ -29,8 +29,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _start(env, folder: Path, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.race_workers", args[0], str(folder), *map(str, args[1:])],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.race_workers", args[0], str(folder), *map(str, args[1:])],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _answer(process: subprocess.Popen) -> dict:
@@ -48,8 +53,10 @@ def _wait_for(condition, what: str, limit: float = 60.0) -> None:
 
 def _waiting_on_a_lock() -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND datname = current_database()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        )
         return cursor.fetchone()[0] > 0
 
 
@@ -174,8 +181,10 @@ def test_batches_that_deadlock(subprocess_env, tmp_path, form):
         pytest.skip("SQLite runs one writing transaction at a time: batches cannot deadlock there")
     for path in ("a", "b"):
         api.put(path, b"0")
-    workers = [_start(subprocess_env, tmp_path, "crossed_batch", me, other, first, second, form)
-               for me, other, first, second in (("A", "B", "a", "b"), ("B", "A", "b", "a"))]
+    workers = [
+        _start(subprocess_env, tmp_path, "crossed_batch", me, other, first, second, form)
+        for me, other, first, second in (("A", "B", "a", "b"), ("B", "A", "b", "a"))
+    ]
     answers = [_answer(worker) for worker in workers]
     assert_app_errors_only(*answers)
     if form == "callable":  # the deadlock's victim ran its body again, and both committed
@@ -183,7 +192,9 @@ def test_batches_that_deadlock(subprocess_env, tmp_path, form):
         assert [len(api.versions(path)) for path in ("a", "b")] == [3, 3]
     else:  # a block cannot be run again: its caller gets ConcurrentUpdate, nothing written
         assert sorted(answer.get("error", "") for answer in answers) == [
-            "", "versioned_items.exceptions.ConcurrentUpdate"], answers
+            "",
+            "versioned_items.exceptions.ConcurrentUpdate",
+        ], answers
         assert [len(api.versions(path)) for path in ("a", "b")] == [2, 2]
     assert_invariants()
 
@@ -201,8 +212,9 @@ def test_purge_releasing_content_racing_a_put_of_the_same_contents(subprocess_en
             cursor.execute(f"ANALYZE {Blob._meta.db_table}")
     # The purge (in a batch, so that a deadlock is not retried away) drops a reference to both;
     # the holder adds one to low, waits, then one to high.
-    first, second = race(subprocess_env, tmp_path, ("put_then_put", "h1", low, "h2", high),
-                         ("purge_in_batch", "item"))
+    first, second = race(
+        subprocess_env, tmp_path, ("put_then_put", "h1", low, "h2", high), ("purge_in_batch", "item")
+    )
     assert_app_errors_only(first, second)
     assert "error" not in first and "error" not in second, (first, second)  # no deadlock
     assert len(second["result"]) == 2
@@ -238,4 +250,3 @@ def test_recluster_of_the_current_version_and_back():
     api.recluster(version.serial, Cluster.NORMAL)
     assert api.lookup("rb").serial == version.serial
     assert_invariants()
-

@@ -39,20 +39,57 @@ from .exceptions import (
 from .filters import as_number
 from .locking import Mode
 from .validation import (
-    clean_cluster, clean_key, clean_limit, clean_serial, clean_time, clean_user, clean_value,
+    clean_cluster,
+    clean_key,
+    clean_limit,
+    clean_serial,
+    clean_time,
+    clean_user,
+    clean_value,
 )
 from .listing import ListResult, list_latest  # noqa: F401  (re-exported)
 from .models import Attribute, Cluster, Node, Statistics, Version, Versioning
 
 __all__ = [
-    "batch", "Cluster", "Versioning", "StatisticsResult", "ListResult",
-    "create_node", "get_node", "lookup_node", "children", "count_children", "remove_node",
-    "move", "set_versioning", "put", "delete", "restore", "undelete", "copy", "recluster",
-    "remove_version", "purge", "purge_summary", "versions", "get_version", "lookup", "open_content",
-    "get_attributes", "set_attributes", "delete_attributes", "copy_attributes",
-    "attribute_domains", "latest_attribute_keys", "get_statistics", "latest_statistics",
-    "recompute_statistics", "StatisticsDifference", "list_latest",
+    "batch",
+    "Cluster",
+    "Versioning",
+    "StatisticsResult",
+    "ListResult",
+    "create_node",
+    "get_node",
+    "lookup_node",
+    "children",
+    "count_children",
+    "remove_node",
+    "move",
+    "set_versioning",
+    "put",
+    "delete",
+    "restore",
+    "undelete",
+    "copy",
+    "recluster",
+    "remove_version",
+    "purge",
+    "purge_summary",
+    "versions",
+    "get_version",
+    "lookup",
+    "open_content",
+    "get_attributes",
+    "set_attributes",
+    "delete_attributes",
+    "copy_attributes",
+    "attribute_domains",
+    "latest_attribute_keys",
+    "get_statistics",
+    "latest_statistics",
+    "recompute_statistics",
+    "StatisticsDifference",
+    "list_latest",
 ]
+
 
 def batch(body: Callable[[], Any] | None = None):
     """Group writes into one transaction and one index update.
@@ -161,8 +198,10 @@ def _insert_nodes(missing: Sequence[str], found: Mapping[str, Node]) -> set[str]
     for p in missing:
         parent = found.get(paths.parent_path(p)) if p else None
         params += [p, paths.depth(p), parent.pk if parent is not None else None, Versioning.INHERIT]
-    sql = (f"INSERT INTO {table} (path, depth, parent_id, versioning) VALUES {rows} "
-           f"ON CONFLICT (path) DO NOTHING")
+    sql = (
+        f"INSERT INTO {table} (path, depth, parent_id, versioning) VALUES {rows} "
+        f"ON CONFLICT (path) DO NOTHING"
+    )
     with connection.cursor() as cursor:
         if connection.features.can_return_rows_from_bulk_insert:
             cursor.execute(f"{sql} RETURNING path", params)
@@ -195,7 +234,9 @@ def _load_current(node: Node) -> None:
     node.current = Version.objects.filter(serial=node.current_id).first() if node.current_id else None
 
 
-def _lock_version(serial: int, changes: ChangeSet, destination: str | None = None) -> tuple[Version, dict[str, Node]]:
+def _lock_version(
+    serial: int, changes: ChangeSet, destination: str | None = None
+) -> tuple[Version, dict[str, Node]]:
     """Lock for an operation on version ``serial``: its node in ``NO_KEY_UPDATE`` (or, with a
     ``destination`` path, in ``SHARE`` while the destination is locked and created as by
     :func:`ensure_nodes`), then read the version. Returns it (with its node) and the locked
@@ -314,8 +355,9 @@ def move(source: str, destination: str) -> Node:
     if destination == source or destination.startswith(paths.subtree_prefix(source)):
         raise InvalidPath(f"cannot move {source!r} into itself ({destination!r})")
     with operation() as changes:
-        wanted = locking.merge(locking.for_path(source, Mode.UPDATE),
-                               locking.plan(key_share=paths.ancestor_paths(destination)))
+        wanted = locking.merge(
+            locking.for_path(source, Mode.UPDATE), locking.plan(key_share=paths.ancestor_paths(destination))
+        )
         node = locking.lock(wanted, subtree=(source, Mode.UPDATE)).get(source)
         if node is None:
             raise NodeNotFound(f"no node at {source!r}")
@@ -396,8 +438,14 @@ def _write(
     elif checksum:
         content_store.acquire_existing({checksum: 1}, sizes={checksum: size})
     version = Version.objects.create(
-        node=node, size=size, source=source, mtime=mtime, muser=user, cluster=cluster,
-        content_type=content_type, checksum=checksum,
+        node=node,
+        size=size,
+        source=source,
+        mtime=mtime,
+        muser=user,
+        cluster=cluster,
+        content_type=content_type,
+        checksum=checksum,
     )
     changes.count(path, cluster, 1, size, now)
     changes.versions.add(version.serial)
@@ -452,8 +500,15 @@ def put(
 
 
 @locking.retrying
-def _put(path: str, staged: content_store.Staged, user: str, content_type: str, mtime: datetime | None,
-         items: Mapping[str, str], domain: str) -> Version:
+def _put(
+    path: str,
+    staged: content_store.Staged,
+    user: str,
+    content_type: str,
+    mtime: datetime | None,
+    items: Mapping[str, str],
+    domain: str,
+) -> Version:
     with operation() as changes:
         version = _write(path, changes, staged=staged, user=user, content_type=content_type, mtime=mtime)
         _upsert_attributes(version.serial, items, domain)
@@ -501,8 +556,10 @@ def undelete(path: str, *, user: Any = "") -> Version:
     with operation() as changes:
         ancestry = _lock_path(path)
         original = (
-            Version.objects.filter(node=ancestry[path]).exclude(cluster=Cluster.DELETED, checksum="")
-            .order_by("-serial").first()
+            Version.objects.filter(node=ancestry[path])
+            .exclude(cluster=Cluster.DELETED, checksum="")
+            .order_by("-serial")
+            .first()
         )
         if original is None:
             raise VersionNotFound(f"{path!r} has no version to restore")
@@ -529,12 +586,20 @@ def _copy_version(serial: int, destination: str | None, user: str) -> Version:
         return _write_copy(original, destination, ancestry, user, changes)
 
 
-def _write_copy(original: Version, path: str, ancestry: Mapping[str, Node], user: str, changes: ChangeSet) -> Version:
+def _write_copy(
+    original: Version, path: str, ancestry: Mapping[str, Node], user: str, changes: ChangeSet
+) -> Version:
     if original.is_delete_marker:
         raise InvalidArgument(f"version {original.serial} is a delete marker; pick an earlier one")
     version = _write(
-        path, changes, ancestry=ancestry, checksum=original.checksum, size=original.size,
-        user=user, content_type=original.content_type, source=original.serial,
+        path,
+        changes,
+        ancestry=ancestry,
+        checksum=original.checksum,
+        size=original.size,
+        user=user,
+        content_type=original.content_type,
+        source=original.serial,
     )
     copy_attributes(original.serial, version.serial)
     return version
@@ -587,7 +652,9 @@ def remove_version(serial: int) -> None:
     version becomes current. Raises :class:`VersionNotFound`, :class:`ConcurrentUpdate`."""
     with operation() as changes:
         version, _ = _lock_version(serial, changes)
-        _remove_versions(Version.objects.filter(serial=version.serial), {version.node_id: version.node}, changes)
+        _remove_versions(
+            Version.objects.filter(serial=version.serial), {version.node_id: version.node}, changes
+        )
 
 
 def _purge_queryset(path: str, clusters: Iterable[int], before: datetime | None, subtree: bool):
@@ -636,7 +703,9 @@ def purge(
         if path not in locked:
             raise NodeNotFound(f"no node at {path!r}")
         prefix = paths.subtree_prefix(path)
-        nodes = {n.pk: n for n in locked.values() if n.path == path or (subtree and n.path.startswith(prefix))}
+        nodes = {
+            n.pk: n for n in locked.values() if n.path == path or (subtree and n.path.startswith(prefix))
+        }
         return _remove_versions(_purge_queryset(path, clusters, before, subtree), nodes, changes)
 
 
@@ -648,7 +717,9 @@ def _chunks(items: Sequence, size: int = CHUNK):
         yield items[i : i + size]
 
 
-def _promote_newest(node_ids: list[int], nodes: Mapping[int, Node], changes: ChangeSet, now: datetime) -> None:
+def _promote_newest(
+    node_ids: list[int], nodes: Mapping[int, Node], changes: ChangeSet, now: datetime
+) -> None:
     """Locked nodes that lost their current version fall back to their newest remaining one;
     if that one is in HISTORY it becomes NORMAL again (removing the current version reverts
     to the previous one). A delete marker stays DELETED."""
@@ -656,12 +727,14 @@ def _promote_newest(node_ids: list[int], nodes: Mapping[int, Node], changes: Cha
     for chunk in _chunks(node_ids):
         Node.objects.filter(pk__in=chunk).update(current=Subquery(newest))
         revived = list(
-            Version.objects.filter(serial__in=Node.objects.filter(pk__in=chunk).values("current"),
-                                   cluster=Cluster.HISTORY)
-            .values_list("serial", "node_id", "size")
+            Version.objects.filter(
+                serial__in=Node.objects.filter(pk__in=chunk).values("current"), cluster=Cluster.HISTORY
+            ).values_list("serial", "node_id", "size")
         )
         if revived:
-            Version.objects.filter(serial__in=[serial for serial, _, _ in revived]).update(cluster=Cluster.NORMAL)
+            Version.objects.filter(serial__in=[serial for serial, _, _ in revived]).update(
+                cluster=Cluster.NORMAL
+            )
         for serial, node_id, size in revived:
             changes.count(nodes[node_id].path, Cluster.HISTORY, -1, -size, now)
             changes.count(nodes[node_id].path, Cluster.NORMAL, 1, size, now)
@@ -693,8 +766,9 @@ def _remove_versions(qs, nodes: Mapping[int, Node], changes: ChangeSet) -> list[
     versions whose validity interval grew. Returns the serials deleted."""
     previous = Version.objects.filter(node=OuterRef("node"), serial__lt=OuterRef("serial"))
     candidates = [
-        (serial, previous_serial) for serial, node_id, previous_serial in
-        qs.order_by().annotate(previous=Subquery(previous.order_by("-serial").values("serial")[:1]))
+        (serial, previous_serial)
+        for serial, node_id, previous_serial in qs.order_by()
+        .annotate(previous=Subquery(previous.order_by("-serial").values("serial")[:1]))
         .values_list("serial", "node_id", "previous")
         if node_id in nodes  # a version of a node created since the locks is not ours to touch
     ]
@@ -708,7 +782,9 @@ def _remove_versions(qs, nodes: Mapping[int, Node], changes: ChangeSet) -> list[
     for serial, node_id, cluster, size, checksum in deleted:
         changes.count(nodes[node_id].path, cluster, -1, -size, now)
     content_store.release(Counter(row[4] for row in deleted))
-    _promote_newest(sorted({row[1] for row in deleted if nodes[row[1]].current_id == row[0]}), nodes, changes, now)
+    _promote_newest(
+        sorted({row[1] for row in deleted if nodes[row[1]].current_id == row[0]}), nodes, changes, now
+    )
     removed = {row[0] for row in deleted}
     changes.removed_versions |= removed
     changes.versions |= {p for serial, p in candidates if serial in removed and p is not None} - removed
@@ -788,8 +864,10 @@ def _upsert_attributes(serial: int, items: Mapping[str, str], domain: str) -> No
     if not items:
         return
     Attribute.objects.bulk_create(
-        [Attribute(version_id=serial, domain=domain, key=k, value=v, value_number=as_number(v))
-         for k, v in items.items()],
+        [
+            Attribute(version_id=serial, domain=domain, key=k, value=v, value_number=as_number(v))
+            for k, v in items.items()
+        ],
         update_conflicts=True,
         unique_fields=["version", "domain", "key"],
         update_fields=["value", "value_number"],
@@ -852,18 +930,33 @@ def copy_attributes(source: int, destination: int, *, domain: str | None = None)
         qs = Attribute.objects.filter(version_id=source)
         if domain is not None:
             qs = qs.filter(domain=domain)
-        rows = [Attribute(version_id=target.serial, domain=a.domain, key=a.key, value=a.value,
-                          value_number=a.value_number) for a in qs]
+        rows = [
+            Attribute(
+                version_id=target.serial,
+                domain=a.domain,
+                key=a.key,
+                value=a.value,
+                value_number=a.value_number,
+            )
+            for a in qs
+        ]
         if rows:
-            Attribute.objects.bulk_create(rows, update_conflicts=True,
-                                          unique_fields=["version", "domain", "key"],
-                                          update_fields=["value", "value_number"])
+            Attribute.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["version", "domain", "key"],
+                update_fields=["value", "value_number"],
+            )
             _attributes_changed(target, changes)
 
 
 def attribute_domains(serial: int | None = None) -> list[str]:
     """The attribute domains in use, by one version or by all."""
-    qs = Attribute.objects.all() if serial is None else Attribute.objects.filter(version_id=clean_serial(serial))
+    qs = (
+        Attribute.objects.all()
+        if serial is None
+        else Attribute.objects.filter(version_id=clean_serial(serial))
+    )
     return list(qs.order_by("domain").values_list("domain", flat=True).distinct())
 
 
@@ -881,7 +974,9 @@ def latest_attribute_keys(
     from .listing import latest_versions
 
     parent = get_node(parent)
-    latest = latest_versions(before=clean_time(before), except_cluster=clean_cluster(except_cluster, "except_cluster"))
+    latest = latest_versions(
+        before=clean_time(before), except_cluster=clean_cluster(except_cluster, "except_cluster")
+    )
     latest = latest.filter(node__in=Node.objects.subtree(parent.path, include_self=False).values("pk"))
     if prefixes:
         q = Q()
@@ -922,7 +1017,9 @@ def latest_statistics(
     from .listing import latest_versions
 
     node = get_node(path)
-    latest = latest_versions(before=clean_time(before), except_cluster=clean_cluster(except_cluster, "except_cluster"))
+    latest = latest_versions(
+        before=clean_time(before), except_cluster=clean_cluster(except_cluster, "except_cluster")
+    )
     latest = latest.filter(node__in=Node.objects.subtree(node.path, include_self=False).values("pk"))
     totals = latest.aggregate(
         population=Count("serial", filter=Q(node__parent=node)), size=Sum("size"), mtime=Max("mtime")
@@ -940,8 +1037,10 @@ class StatisticsDifference:
     expected: StatisticsResult
 
     def __str__(self) -> str:
-        return (f"{self.path or '/'} [{Cluster(self.cluster).label}]: stored population={self.stored.population} "
-                f"size={self.stored.size}, expected population={self.expected.population} size={self.expected.size}")
+        return (
+            f"{self.path or '/'} [{Cluster(self.cluster).label}]: stored population={self.stored.population} "
+            f"size={self.stored.size}, expected population={self.expected.population} size={self.expected.size}"
+        )
 
 
 def recompute_statistics(*, fix: bool = False) -> list[StatisticsDifference]:
@@ -949,8 +1048,11 @@ def recompute_statistics(*, fix: bool = False) -> list[StatisticsDifference]:
     differ (population or size, or an mtime older than the newest version below). With
     ``fix``, the stored rows are rewritten to the recomputed values."""
     expected: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0, None])
-    per_node = Version.objects.values_list("node__path", "cluster").annotate(
-        n=Count("serial"), size=Sum("size"), mtime=Max("mtime")).order_by()
+    per_node = (
+        Version.objects.values_list("node__path", "cluster")
+        .annotate(n=Count("serial"), size=Sum("size"), mtime=Max("mtime"))
+        .order_by()
+    )
     for path, cluster, n, size, mtime in per_node:
         for level, ancestor in enumerate(reversed(paths.ancestor_paths(path))):
             entry = expected[(ancestor, cluster)]
@@ -958,16 +1060,26 @@ def recompute_statistics(*, fix: bool = False) -> list[StatisticsDifference]:
                 entry[0] += n
             entry[1] += size
             entry[2] = mtime if entry[2] is None else max(entry[2], mtime)
-    stored = {(p, c): (pop, size, mtime, pk) for pk, p, c, pop, size, mtime in
-              Statistics.objects.values_list("pk", "node__path", "cluster", "population", "size", "mtime")}
+    stored = {
+        (p, c): (pop, size, mtime, pk)
+        for pk, p, c, pop, size, mtime in Statistics.objects.values_list(
+            "pk", "node__path", "cluster", "population", "size", "mtime"
+        )
+    }
     differences = []
     for key in sorted(expected.keys() | stored.keys()):
         population, size, mtime = expected.get(key, (0, 0, None))
         s_pop, s_size, s_mtime, _ = stored.get(key, (0, 0, None, None))
         stale = mtime is not None and (s_mtime is None or s_mtime < mtime)
         if (population, size) != (s_pop, s_size) or stale:
-            differences.append(StatisticsDifference(
-                key[0], key[1], StatisticsResult(s_pop, s_size, s_mtime), StatisticsResult(population, size, mtime)))
+            differences.append(
+                StatisticsDifference(
+                    key[0],
+                    key[1],
+                    StatisticsResult(s_pop, s_size, s_mtime),
+                    StatisticsResult(population, size, mtime),
+                )
+            )
     if fix and differences:
         with operation():
             ids = dict(Node.objects.filter(path__in={d.path for d in differences}).values_list("path", "pk"))
@@ -976,6 +1088,8 @@ def recompute_statistics(*, fix: bool = False) -> list[StatisticsDifference]:
                     continue  # removed since it was read: nothing to store for it
                 mtime = max(filter(None, [d.stored.mtime, d.expected.mtime]), default=None)
                 Statistics.objects.update_or_create(
-                    node_id=ids[d.path], cluster=d.cluster,
-                    defaults={"population": d.expected.population, "size": d.expected.size, "mtime": mtime})
+                    node_id=ids[d.path],
+                    cluster=d.cluster,
+                    defaults={"population": d.expected.population, "size": d.expected.size, "mtime": mtime},
+                )
     return differences

@@ -141,7 +141,9 @@ class _Source(File):
         try:
             yield from self._raw_pieces(chunk)
         except UnicodeError as error:  # text that is not UTF-8-encodable, or a file not in its encoding
-            raise InvalidArgument(f"content is not valid text ({error}); pass bytes or a binary file") from error
+            raise InvalidArgument(
+                f"content is not valid text ({error}); pass bytes or a binary file"
+            ) from error
 
     def _raw_pieces(self, chunk: int) -> Iterator[bytes]:
         content = self.content
@@ -200,7 +202,9 @@ def stage(content: Content | Staged) -> Staged | ContextManager[Staged]:
     """
     if isinstance(content, Staged):
         return nullcontext(content)
-    if not isinstance(content, (bytes, bytearray, memoryview, str)) and not callable(getattr(content, "read", None)):
+    if not isinstance(content, (bytes, bytearray, memoryview, str)) and not callable(
+        getattr(content, "read", None)
+    ):
         raise InvalidArgument(
             f"content must be bytes, str or a file object with read(), not {type(content).__name__}"
         )
@@ -229,8 +233,9 @@ def _storage_error(error: OSError, name: str) -> ContentError:
         reason = "the storage is full"
     else:
         reason = "the storage failed"
-    return ContentError(f"content could not be written ({reason}: {error.strerror or error}); "
-                        f"nothing was stored [{name}]")
+    return ContentError(
+        f"content could not be written ({reason}: {error.strerror or error}); nothing was stored [{name}]"
+    )
 
 
 def _flush(store: Storage, name: str) -> None:
@@ -295,8 +300,10 @@ def reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
     params = []
     for checksum in ordered:
         params += [checksum, sizes.get(checksum, 0), counts[checksum]]
-    sql = (f"INSERT INTO {table} (checksum, size, refcount) VALUES {rows} "
-           f"ON CONFLICT (checksum) DO UPDATE SET refcount = {table}.refcount + excluded.refcount")
+    sql = (
+        f"INSERT INTO {table} (checksum, size, refcount) VALUES {rows} "
+        f"ON CONFLICT (checksum) DO UPDATE SET refcount = {table}.refcount + excluded.refcount"
+    )
     return _refcounts_after(sql, params, ordered)
 
 
@@ -422,8 +429,9 @@ def lock(checksums: Iterable[str]) -> None:
     table = connection.ops.quote_name(Blob._meta.db_table)
     where = ", ".join(["%s"] * len(ordered))
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT checksum FROM {table} WHERE checksum IN ({where}) "
-                       f"ORDER BY checksum FOR UPDATE", ordered)
+        cursor.execute(
+            f"SELECT checksum FROM {table} WHERE checksum IN ({where}) ORDER BY checksum FOR UPDATE", ordered
+        )
 
 
 def _add_references(deltas: dict[str, int]) -> dict[str, int]:
@@ -465,8 +473,9 @@ def delete_unreferenced(checksums: Iterable[str]) -> None:
             try:
                 store.delete(content_name(checksum))
             except OSError as error:  # the caller's transaction committed: no error for it
-                logger.warning("could not delete unreferenced content %s (the checker's sweep will): %s",
-                               checksum, error)
+                logger.warning(
+                    "could not delete unreferenced content %s (the checker's sweep will): %s", checksum, error
+                )
             Blob.objects.filter(checksum=checksum, refcount=0).delete()
 
 
@@ -478,5 +487,6 @@ def open_content(checksum: str) -> BinaryIO:
     try:
         return storage().open(content_name(checksum), "rb")
     except FileNotFoundError as error:
-        raise ContentMissing(f"content {checksum} is missing from the storage; vi_check lists the versions "
-                             f"affected") from error
+        raise ContentMissing(
+            f"content {checksum} is missing from the storage; vi_check lists the versions affected"
+        ) from error

@@ -59,8 +59,10 @@ class GitImportReport(Report):
     deleted: int = 0
 
     def __str__(self) -> str:
-        return (f"commits {self.commits} replayed, {self.known} already imported; "
-                f"versions {self.versions}, deleted {self.deleted}, skipped {self.skipped}")
+        return (
+            f"commits {self.commits} replayed, {self.known} already imported; "
+            f"versions {self.versions}, deleted {self.deleted}, skipped {self.skipped}"
+        )
 
 
 @dataclass
@@ -90,7 +92,9 @@ def _run(repo: str, *args: str) -> str:
     result = subprocess.run(_git(repo, *args), capture_output=True)
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise InvalidArgument(f"git {args[0]} failed in {repo!r}: {message[-1] if message else result.returncode}")
+        raise InvalidArgument(
+            f"git {args[0]} failed in {repo!r}: {message[-1] if message else result.returncode}"
+        )
     return result.stdout.decode("utf-8", "replace")
 
 
@@ -149,8 +153,20 @@ def _parse(record: bytes) -> Commit:
 
 def commits(repo: str, rev: str) -> Iterator[Commit]:
     """The commits reachable from ``rev``, parents first, with the files each one changes."""
-    args = ["log", "--reverse", "--topo-order", "--root", "--diff-merges=first-parent", "--raw",
-            "--no-renames", "--no-abbrev", "-z", f"--format={_FORMAT}", rev, "--"]
+    args = [
+        "log",
+        "--reverse",
+        "--topo-order",
+        "--root",
+        "--diff-merges=first-parent",
+        "--raw",
+        "--no-renames",
+        "--no-abbrev",
+        "-z",
+        f"--format={_FORMAT}",
+        rev,
+        "--",
+    ]
     # stderr goes to a file: a pipe nobody reads while stdout is read could fill up and stall git.
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(_git(repo, *args), stdout=subprocess.PIPE, stderr=errors)
@@ -214,7 +230,8 @@ def _known_commits(under: str) -> set[str]:
     subtree = Node.objects.subtree(under, include_self=False).values("pk")
     return set(
         Attribute.objects.filter(domain="", key=COMMIT_KEY, version__node__in=subtree)
-        .values_list("value", flat=True).distinct()
+        .values_list("value", flat=True)
+        .distinct()
     )
 
 
@@ -224,8 +241,9 @@ def _current_times(under: str) -> dict[str, datetime]:
     return dict(Version.objects.current().filter(node__in=subtree).values_list("node__path", "mtime"))
 
 
-def _replay(commit: Commit, prefix: str, blobs: BlobReader, times: dict[str, datetime],
-            report: GitImportReport) -> None:
+def _replay(
+    commit: Commit, prefix: str, blobs: BlobReader, times: dict[str, datetime], report: GitImportReport
+) -> None:
     """Write one commit's changes in one transaction. The files' contents are staged first,
     so that no lock is held while they are copied."""
     user = commit.author[:MAX_USER_LENGTH]
@@ -251,8 +269,13 @@ def _replay(commit: Commit, prefix: str, blobs: BlobReader, times: dict[str, dat
                 staged.discard()
 
 
-def _write_commit(writes: list[tuple[str, Staged | None]], commit: Commit, user: str, attributes: dict,
-                  times: dict[str, datetime]) -> tuple[int, int, dict[str, datetime]]:
+def _write_commit(
+    writes: list[tuple[str, Staged | None]],
+    commit: Commit,
+    user: str,
+    attributes: dict,
+    times: dict[str, datetime],
+) -> tuple[int, int, dict[str, datetime]]:
     """The body of a commit's batch, safe to run again when the batch is retried (see
     :func:`versioned_items.api.batch`): returns (versions written, delete markers written,
     {path: mtime written}) and changes nothing outside the database."""

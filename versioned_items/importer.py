@@ -52,8 +52,10 @@ class ImportReport(Report):
     unchanged: int = 0
 
     def __str__(self) -> str:
-        return (f"new {self.new}, changed {self.changed}, deleted {self.deleted}, "
-                f"unchanged {self.unchanged}, skipped {self.skipped}")
+        return (
+            f"new {self.new}, changed {self.changed}, deleted {self.deleted}, "
+            f"unchanged {self.unchanged}, skipped {self.skipped}"
+        )
 
 
 def _walk(root: Path, report: ImportReport) -> Iterator[tuple[str, Path]]:
@@ -100,7 +102,8 @@ def import_directory(
     user = clean_user(user)
     prefix = paths.subtree_prefix(under)
     current = dict(
-        latest_versions().filter(node__in=Node.objects.subtree(under, include_self=False).values("pk"))
+        latest_versions()
+        .filter(node__in=Node.objects.subtree(under, include_self=False).values("pk"))
         .values_list("node__path", "checksum")
     )
     report = ImportReport()

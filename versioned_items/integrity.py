@@ -134,8 +134,9 @@ def _no_progress(step: str, amount: int) -> None:
     pass
 
 
-def _options(verify_content: bool, grace: timedelta | None,
-             progress: Callable[[str, int], None] | None) -> Options:
+def _options(
+    verify_content: bool, grace: timedelta | None, progress: Callable[[str, int], None] | None
+) -> Options:
     """The :class:`Options` of the arguments of :func:`check` and :func:`repair`."""
     return Options(verify_content, default_grace() if grace is None else grace, progress or _no_progress)
 
@@ -181,35 +182,56 @@ def _check_statistics(report: Report) -> None:
 def _check_clusters(report: Report) -> None:
     normal = Version.objects.filter(cluster=Cluster.NORMAL)
     several = (
-        normal.values("node").annotate(n=Count("serial")).filter(n__gt=1)
-        .values_list("node", flat=True).order_by()
+        normal.values("node")
+        .annotate(n=Count("serial"))
+        .filter(n__gt=1)
+        .values_list("node", flat=True)
+        .order_by()
     )
     crowded = set()
-    for path, serial in (normal.filter(node__in=several).order_by("node__path", "serial")
-                         .values_list("node__path", "serial").iterator()):
+    for path, serial in (
+        normal.filter(node__in=several)
+        .order_by("node__path", "serial")
+        .values_list("node__path", "serial")
+        .iterator()
+    ):
         crowded.add(path)
-        if report.problems and report.problems[-1].kind == "several-normal" and report.problems[-1].path == path:
+        if (
+            report.problems
+            and report.problems[-1].kind == "several-normal"
+            and report.problems[-1].path == path
+        ):
             report.problems[-1].serials.append(serial)
         else:
             report.add("several-normal", "", path=path, serials=[serial])
     for problem in report.problems:
         if problem.kind == "several-normal":
-            problem.message = (f"{_label(problem.path)} has {len(problem.serials)} live (NORMAL) versions: "
-                               f"{listed(problem.serials)}; only the current one may be")
+            problem.message = (
+                f"{_label(problem.path)} has {len(problem.serials)} live (NORMAL) versions: "
+                f"{listed(problem.serials)}; only the current one may be"
+            )
     # Against the newest version rather than the current pointer, so that a wrong pointer is
     # reported once, as a pointer problem.
     newer = Version.objects.filter(node=OuterRef("node"), serial__gt=OuterRef("serial"))
     stray = normal.filter(Exists(newer)).values_list("node__path", "serial")
     for path, serial in stray.order_by("node__path").iterator():
         if path not in crowded:
-            report.add("normal-not-current",
-                       f"{_label(path)}: version {serial} is live (NORMAL) but is not the current version",
-                       path=path, serials=[serial])
+            report.add(
+                "normal-not-current",
+                f"{_label(path)}: version {serial} is live (NORMAL) but is not the current version",
+                path=path,
+                serials=[serial],
+            )
     markers = Version.objects.filter(checksum="").exclude(cluster=Cluster.DELETED)
-    for path, serial, cluster in markers.order_by("serial").values_list("node__path", "serial", "cluster").iterator():
-        report.add("marker-not-deleted",
-                   f"{_label(path)}: delete marker {serial} is in {Cluster(cluster).label}, not deleted",
-                   path=path, serials=[serial])
+    for path, serial, cluster in (
+        markers.order_by("serial").values_list("node__path", "serial", "cluster").iterator()
+    ):
+        report.add(
+            "marker-not-deleted",
+            f"{_label(path)}: delete marker {serial} is in {Cluster(cluster).label}, not deleted",
+            path=path,
+            serials=[serial],
+        )
 
 
 def listed(items: list) -> str:
@@ -223,25 +245,38 @@ def _check_current(report: Report) -> None:
     pointer_node = Version.objects.filter(serial=OuterRef("current_id")).values("node_id")[:1]
     wrong = (
         Node.objects.annotate(newest=Subquery(newest), pointer_node=Subquery(pointer_node))
-        .filter(Q(current__isnull=True, newest__isnull=False)
-                | Q(current__isnull=False, newest__isnull=True)
-                | (Q(current__isnull=False, newest__isnull=False) & ~Q(current=F("newest"))))
-        .order_by("path").values_list("pk", "path", "current_id", "newest", "pointer_node")
+        .filter(
+            Q(current__isnull=True, newest__isnull=False)
+            | Q(current__isnull=False, newest__isnull=True)
+            | (Q(current__isnull=False, newest__isnull=False) & ~Q(current=F("newest")))
+        )
+        .order_by("path")
+        .values_list("pk", "path", "current_id", "newest", "pointer_node")
     )
     for pk, path, current, newest_serial, pointer in wrong.iterator():
         where = dict(path=path, serials=[s for s in (current, newest_serial) if s is not None])
         if current is None:
-            report.add("current-missing",
-                       f"{_label(path)} has versions but no current version (the newest is {newest_serial})", **where)
+            report.add(
+                "current-missing",
+                f"{_label(path)} has versions but no current version (the newest is {newest_serial})",
+                **where,
+            )
         elif pointer is None:
-            report.add("current-dangling", f"{_label(path)}: the current version {current} does not exist", **where)
+            report.add(
+                "current-dangling", f"{_label(path)}: the current version {current} does not exist", **where
+            )
         elif pointer != pk:
-            report.add("current-foreign",
-                       f"{_label(path)}: the current version {current} belongs to another item", **where)
+            report.add(
+                "current-foreign",
+                f"{_label(path)}: the current version {current} belongs to another item",
+                **where,
+            )
         else:
-            report.add("current-not-newest",
-                       f"{_label(path)}: the current version is {current}, not the newest one ({newest_serial})",
-                       **where)
+            report.add(
+                "current-not-newest",
+                f"{_label(path)}: the current version is {current}, not the newest one ({newest_serial})",
+                **where,
+            )
 
 
 def _check_tree(report: Report, options: Options) -> None:
@@ -257,7 +292,11 @@ def _check_tree(report: Report, options: Options) -> None:
         if parent_id is None:
             report.add("parent", f"{path} has no parent node (expected {_label(expected)})", path=path)
         elif parent != expected:
-            report.add("parent", f"{path}: the parent node is {_label(parent)}, expected {_label(expected)}", path=path)
+            report.add(
+                "parent",
+                f"{path}: the parent node is {_label(parent)}, expected {_label(expected)}",
+                path=path,
+            )
         if depth != paths.depth(path):
             report.add("depth", f"{path}: depth is {depth}, expected {paths.depth(path)}", path=path)
         if nodes % 1000 == 0:
@@ -270,26 +309,45 @@ def _check_tree(report: Report, options: Options) -> None:
 
 def _version_counts():
     """Per checksum: how many versions use it (a subquery for Blob rows)."""
-    return (Version.objects.filter(checksum=OuterRef("pk")).order_by().values("checksum")
-            .annotate(n=Count("serial")).values("n"))
+    return (
+        Version.objects.filter(checksum=OuterRef("pk"))
+        .order_by()
+        .values("checksum")
+        .annotate(n=Count("serial"))
+        .values("n")
+    )
 
 
 def _check_blobs(report: Report) -> None:
     wrong = (
-        Blob.objects.annotate(used=Coalesce(Subquery(_version_counts()), Value(0), output_field=IntegerField()))
-        .exclude(refcount=F("used")).exclude(refcount__lte=0, used=0)
-        .order_by("checksum").values_list("checksum", "refcount", "used")
+        Blob.objects.annotate(
+            used=Coalesce(Subquery(_version_counts()), Value(0), output_field=IntegerField())
+        )
+        .exclude(refcount=F("used"))
+        .exclude(refcount__lte=0, used=0)
+        .order_by("checksum")
+        .values_list("checksum", "refcount", "used")
     )
     for checksum, refcount, used in wrong.iterator():
-        report.add("refcount", f"content {checksum[:12]}: reference count {refcount}, but {used} versions use it",
-                   checksum=checksum)
+        report.add(
+            "refcount",
+            f"content {checksum[:12]}: reference count {refcount}, but {used} versions use it",
+            checksum=checksum,
+        )
     unknown = (
-        Version.objects.exclude(checksum="").exclude(checksum__in=Blob.objects.values("checksum"))
-        .values("checksum").annotate(n=Count("serial")).order_by("checksum").values_list("checksum", "n")
+        Version.objects.exclude(checksum="")
+        .exclude(checksum__in=Blob.objects.values("checksum"))
+        .values("checksum")
+        .annotate(n=Count("serial"))
+        .order_by("checksum")
+        .values_list("checksum", "n")
     )
     for checksum, n in unknown.iterator():
-        report.add("blob-missing", f"content {checksum[:12]} is used by {n} versions but has no content record",
-                   checksum=checksum)
+        report.add(
+            "blob-missing",
+            f"content {checksum[:12]} is used by {n} versions but has no content record",
+            checksum=checksum,
+        )
 
 
 # --- the content files -----------------------------------------------------------------------
@@ -349,6 +407,7 @@ def _content_files(store, prefix: str, strays: list[str]) -> Iterator[_File]:
 
 def _merged(*streams: Iterator[tuple[str, object]]) -> Iterator[tuple[str, list]]:
     """Full outer merge of streams sorted by key: (key, [row of stream i or None, ...])."""
+
     def tag(i, stream):
         return ((key, i, row) for key, row in stream)
 
@@ -373,9 +432,13 @@ def _check_files(report: Report, options: Options) -> None:
     strays: list[str] = []
     counts = report.counts
     counts.update(content=0, files=0, young_files=0, temp_files=0)
-    used = (Version.objects.exclude(checksum="").values("checksum")
-            .annotate(low=Min("size"), high=Max("size")).order_by("checksum")
-            .values_list("checksum", "low", "high"))
+    used = (
+        Version.objects.exclude(checksum="")
+        .values("checksum")
+        .annotate(low=Min("size"), high=Max("size"))
+        .order_by("checksum")
+        .values_list("checksum", "low", "high")
+    )
     referenced = Blob.objects.filter(refcount__gt=0).order_by("checksum").values_list("checksum", flat=True)
     files = ((f.key, f) for f in _content_files(store, prefix, strays))
     missing, wrong_size, wrong_hash = [], [], []
@@ -427,14 +490,19 @@ def _affected(checksums: list[str]) -> dict[str, list[tuple[int, str, int]]]:
     after the scan, so that a version purged meanwhile is not reported."""
     found: dict[str, list] = {}
     for start in range(0, len(checksums), 500):
-        rows = (Version.objects.filter(checksum__in=checksums[start:start + 500]).order_by("serial")
-                .values_list("checksum", "serial", "node__path", "size"))
+        rows = (
+            Version.objects.filter(checksum__in=checksums[start : start + 500])
+            .order_by("serial")
+            .values_list("checksum", "serial", "node__path", "size")
+        )
         for checksum, serial, path, size in rows:
             found.setdefault(checksum, []).append((serial, path, size))
     return found
 
 
-def _report_content(report: Report, missing: list[str], wrong_size: list[tuple[str, int]], wrong_hash: list[str]) -> None:
+def _report_content(
+    report: Report, missing: list[str], wrong_size: list[tuple[str, int]], wrong_hash: list[str]
+) -> None:
     store = content_store.storage()
     affected = _affected(missing + [c for c, _ in wrong_size] + wrong_hash)
 
@@ -443,38 +511,80 @@ def _report_content(report: Report, missing: list[str], wrong_size: list[tuple[s
             return
         where = ", ".join(f"{_label(path)} (version {serial})" for serial, path, _ in versions[:LISTED])
         more = f" and {len(versions) - LISTED} more" if len(versions) > LISTED else ""
-        report.add(kind, f"content {checksum[:12]} {what}; affected: {where}{more}", path=versions[0][1],
-                   serials=[serial for serial, _, _ in versions], checksum=checksum, name=content_name(checksum))
+        report.add(
+            kind,
+            f"content {checksum[:12]} {what}; affected: {where}{more}",
+            path=versions[0][1],
+            serials=[serial for serial, _, _ in versions],
+            checksum=checksum,
+            name=content_name(checksum),
+        )
 
     for checksum in missing:
         if not store.exists(content_name(checksum)):  # re-checked: a put may have stored it meanwhile
             add("content-missing", checksum, "is missing from the content storage", affected.get(checksum))
     for checksum, actual in wrong_size:
         versions = [v for v in affected.get(checksum, []) if v[2] != actual]
-        add("content-size", checksum, f"is {actual} bytes long, not the size recorded for the versions", versions)
+        add(
+            "content-size",
+            checksum,
+            f"is {actual} bytes long, not the size recorded for the versions",
+            versions,
+        )
     for checksum in wrong_hash:
-        add("content-hash", checksum, "does not match its SHA-256 (the file is damaged)", affected.get(checksum))
+        add(
+            "content-hash",
+            checksum,
+            "does not match its SHA-256 (the file is damaged)",
+            affected.get(checksum),
+        )
 
 
 # --- repair ----------------------------------------------------------------------------------
 
 #: The kinds :func:`repair` can fix from the database; the others are only reported.
-REPAIRABLE = frozenset({
-    "statistics", "several-normal", "normal-not-current", "marker-not-deleted", "current-missing",
-    "current-foreign", "current-dangling", "current-not-newest", "root", "parent", "depth", "refcount",
-    "blob-missing", "orphan", "stale-temp",
-})
+REPAIRABLE = frozenset(
+    {
+        "statistics",
+        "several-normal",
+        "normal-not-current",
+        "marker-not-deleted",
+        "current-missing",
+        "current-foreign",
+        "current-dangling",
+        "current-not-newest",
+        "root",
+        "parent",
+        "depth",
+        "refcount",
+        "blob-missing",
+        "orphan",
+        "stale-temp",
+    }
+)
 
-_NODE_KINDS = {"several-normal", "normal-not-current", "marker-not-deleted", "current-missing",
-               "current-foreign", "current-dangling", "current-not-newest"}
+_NODE_KINDS = {
+    "several-normal",
+    "normal-not-current",
+    "marker-not-deleted",
+    "current-missing",
+    "current-foreign",
+    "current-dangling",
+    "current-not-newest",
+}
 _TREE_KINDS = {"root", "parent", "depth"}
 _BLOB_KINDS = {"refcount", "blob-missing"}
 _FILE_KINDS = {"orphan", "stale-temp"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)  # the time of a statistics row made to be locked
 
 
-def repair(*, verify_content: bool = False, grace: timedelta | None = None,
-           progress: Callable[[str, int], None] | None = None, checkers: bool = True) -> Report:
+def repair(
+    *,
+    verify_content: bool = False,
+    grace: timedelta | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    checkers: bool = True,
+) -> Report:
     """Check the store (as :func:`check` does, with the same arguments), repair what the
     database allows, and check again. Returns the second check's :class:`Report`:
     ``problems`` is what is left (empty when the store is whole now) and ``repaired`` what was
@@ -504,8 +614,9 @@ def repair(*, verify_content: bool = False, grace: timedelta | None = None,
     hash problems of the first are carried over. Registered checkers' repair functions run last.
     """
     options = _options(verify_content, grace, progress)
-    found = check(verify_content=verify_content, grace=options.grace, progress=options.progress,
-                  checkers=checkers)
+    found = check(
+        verify_content=verify_content, grace=options.grace, progress=options.progress, checkers=checkers
+    )
     by_kind: dict[str, list[Problem]] = {}
     for problem in found.problems:
         by_kind.setdefault(problem.kind, []).append(problem)
@@ -527,8 +638,9 @@ def repair(*, verify_content: bool = False, grace: timedelta | None = None,
                 repair_more(found, options)
     report = check(grace=options.grace, progress=options.progress, checkers=checkers)
     report.repaired = repaired
-    report.problems += [p for p in by_kind.get("content-hash", [])
-                        if Version.objects.filter(checksum=p.checksum).exists()]
+    report.problems += [
+        p for p in by_kind.get("content-hash", []) if Version.objects.filter(checksum=p.checksum).exists()
+    ]
     return report
 
 
@@ -536,8 +648,9 @@ def _problems(by_kind: dict[str, list[Problem]], kinds: set[str]) -> list[Proble
     return [p for kind in sorted(kinds) for p in by_kind.get(kind, [])]
 
 
-def _repair_each(repaired: list[Problem], problems: list[Problem], key: str,
-                 fix: Callable[[str], bool]) -> None:
+def _repair_each(
+    repaired: list[Problem], problems: list[Problem], key: str, fix: Callable[[str], bool]
+) -> None:
     """Call ``fix(where)`` once per distinct ``problem.<key>``; the problems of a place that
     needed fixing go to ``repaired``."""
     done: dict[str, bool] = {}
@@ -593,8 +706,11 @@ def _repair_versions(path: str) -> bool:
         newest.node = node
         live = versions.filter(cluster=Cluster.NORMAL).exists()
         pointer_broken = node.current_id != newest.serial
-        wrong = list(versions.filter(Q(cluster=Cluster.NORMAL) | Q(checksum=""))
-                     .exclude(serial=newest.serial).exclude(cluster=Cluster.DELETED, checksum=""))
+        wrong = list(
+            versions.filter(Q(cluster=Cluster.NORMAL) | Q(checksum=""))
+            .exclude(serial=newest.serial)
+            .exclude(cluster=Cluster.DELETED, checksum="")
+        )
         now = timezone.now()
         for version in wrong:
             version.node = node
@@ -653,17 +769,22 @@ def _repair_statistics_row(path: str, cluster: int) -> bool:
             return False
         upsert_statistics([(node.pk, cluster, 0, 0, _EPOCH)])  # creates and locks the row
         row = Statistics.objects.get(node=node, cluster=cluster)
-        below = Version.objects.filter(cluster=cluster,
-                                       node__in=Node.objects.subtree(path, include_self=False).values("pk"))
-        expected = below.aggregate(population=Count("serial", filter=Q(node__depth=node.depth + 1)),
-                                   size=Sum("size"), mtime=Max("mtime"))
+        below = Version.objects.filter(
+            cluster=cluster, node__in=Node.objects.subtree(path, include_self=False).values("pk")
+        )
+        expected = below.aggregate(
+            population=Count("serial", filter=Q(node__depth=node.depth + 1)),
+            size=Sum("size"),
+            mtime=Max("mtime"),
+        )
         size, mtime = expected["size"] or 0, expected["mtime"]
         created = row.mtime == _EPOCH
         stale = mtime is not None and (created or row.mtime < mtime)
         differs = (row.population, row.size) != (expected["population"], size)
         if differs or stale or created:
             Statistics.objects.filter(pk=row.pk).update(
-                population=expected["population"], size=size, mtime=mtime if stale or created else row.mtime)
+                population=expected["population"], size=size, mtime=mtime if stale or created else row.mtime
+            )
     return differs or stale
 
 
