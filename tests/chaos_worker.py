@@ -40,9 +40,21 @@ def _operations(rng: random.Random) -> dict:
                 api.put(_path(rng), rng.choice(CONTENTS))
             api.delete(_path(rng))
 
+    def retried_batch():
+        writes = [(_path(rng), rng.choice(CONTENTS)) for _ in range(3)]
+        gone = _path(rng)
+
+        def body():  # chosen beforehand: a retry writes the same batch again
+            for path, content in writes:
+                api.put(path, content)
+            api.delete(gone)
+
+        api.batch(body)
+
     return {
         "put": put,
         "batch": batch,
+        "retried_batch": retried_batch,
         "delete": lambda: api.delete(_path(rng)),
         "undelete": lambda: api.undelete(_path(rng)),
         "restore": lambda: api.restore(_serial(rng)),

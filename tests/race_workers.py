@@ -6,6 +6,7 @@ transaction is open at that known point. Every step prints one line of JSON: its
 the class and message of the error its caller saw.
 """
 
+import functools
 import json
 import sys
 import time
@@ -27,16 +28,63 @@ def _held(folder: str, call):
     return result
 
 
+def _crossed_batch(folder: str, me: str, other: str, first: str, second: str, form: str) -> int:
+    """A batch that puts ``first``, waits until the other worker has put its first item, then
+    puts ``second``: two of them with the items crossed deadlock. Returns how many times the
+    body ran."""
+    from versioned_items import api
+
+    runs = []
+
+    def body():
+        runs.append(1)
+        api.put(first, f"{me} first".encode())  # contents of their own: one Blob lock each
+        Path(folder, f"first-{me}").touch()
+        deadline = time.monotonic() + 60
+        while not Path(folder, f"first-{other}").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        api.put(second, f"{me} second".encode())
+
+    if form == "callable":
+        api.batch(body)
+    else:
+        with api.batch():
+            body()
+    return len(runs)
+
+
+def _put_then_put(folder: str, first: str, first_content: str, second: str, second_content: str) -> list[int]:
+    """Put ``first``, wait at ``DIR/held`` for ``DIR/release``, then put ``second`` (a holder
+    whose locks grow while the racer waits)."""
+    from versioned_items import api
+
+    serials = [api.put(first, first_content.encode()).serial]
+    _hold(folder)
+    return serials + [api.put(second, second_content.encode()).serial]
+
+
+def _in_batch(call):
+    """``call()`` inside ``with api.batch():``, where a collision is not retried but raised."""
+    from versioned_items import api
+
+    with api.batch():
+        return call()
+
+
 def _operations():
     from versioned_items import api
 
     return {
         "purge": lambda path: api.purge(path, subtree=True),
+        "purge_in_batch": lambda path: _in_batch(lambda: api.purge(path)),
         "purge_deleted": lambda path: api.purge(path, clusters=[2]),
         "put": lambda path: api.put(path, b"raced").serial,
         "move": lambda source, destination: api.move(source, destination).path,
         "set_attributes": lambda serial: api.set_attributes(int(serial), {"late": "1"}),
         "remove_version": lambda serial: api.remove_version(int(serial)),
+        "create_node": lambda path: api.create_node(path).pk,
+        "crossed_batch": _crossed_batch,
+        "put_then_put": _put_then_put,
     }
 
 
@@ -47,6 +95,8 @@ def main() -> None:
     step, folder, *args = sys.argv[1:]
     name = step.removeprefix("hold_")
     call = _operations()[name]
+    if name in ("crossed_batch", "put_then_put"):  # steps that wait at points of their own
+        call = functools.partial(call, folder)
     Path(folder, f"started-{step}").touch()
     try:
         result = _held(folder, lambda: call(*args)) if step.startswith("hold_") else call(*args)

@@ -14,7 +14,7 @@ Times are timezone-aware datetimes. "As of" arguments are called ``before``: the
 
 import mimetypes
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, TextIO
@@ -93,8 +93,33 @@ __all__ = [
     "list_latest",
 ]
 
-#: Group writes into one transaction and one index update: ``with api.batch(): ...``.
-batch = operation
+
+def batch(body: Callable[[], Any] | None = None):
+    """Group writes into one transaction and one index update.
+
+    ``with api.batch(): ...`` runs the block once. The block cannot be run again, so when it
+    collides with a concurrent writer (a deadlock between batches that lock the same items in
+    another order, a serialization failure) :class:`ConcurrentUpdate` is raised at once and
+    nothing of the block is written; the caller may run it again.
+
+    ``api.batch(body)`` calls ``body()`` (a callable without arguments that only writes
+    through this API) in one batch and returns what it returns. On :class:`ConcurrentUpdate`
+    the whole batch is rolled back and ``body()`` is called again, at most
+    ``VERSIONED_ITEMS['WRITE_RETRIES']`` more times, as for any outermost call; inside an
+    enclosing transaction it runs once. So ``body`` must be safe to run again: stage content
+    first (:func:`versioned_items.blobs.stage`; an open file would be read on from where the
+    first run left it), and count what it did in its return value, not in outside state.
+    Raises what the calls in the batch raise.
+    """
+    if body is None:
+        return operation()
+    return _run_batch(body)
+
+
+@locking.retrying
+def _run_batch(body: Callable[[], Any]) -> Any:
+    with operation():
+        return body()
 
 
 # --- argument checks -------------------------------------------------------------------------
@@ -124,25 +149,38 @@ def get_node(path: str | int) -> Node:
     return node
 
 
-def _ensure_nodes(
-    path: str, changes: ChangeSet, mode: Mode = Mode.NO_KEY_UPDATE, also: Mapping[str, Mode] | None = None
+def ensure_nodes(
+    path: str,
+    changes: ChangeSet,
+    mode: Mode = Mode.NO_KEY_UPDATE,
+    also: Mapping[str, Mode] | None = None,
+    *,
+    new: bool = False,
 ) -> dict[str, Node]:
     """Lock the node at ``path`` in ``mode`` and its ancestors in ``KEY_SHARE`` (with the other
     nodes of the plan ``also``), in path order, creating the missing ones of ``path`` and its
     ancestors like ``mkdir -p``. Returns {path: node} of every node locked.
 
+    With ``new``, the node at ``path`` must be created by this call: :class:`NodeExists` is
+    raised when it exists, or when a concurrent writer created it first (the insert waited for
+    that writer's commit and inserted nothing).
+
     Two statements when everything exists (one per lock mode); when nodes are missing, one
     insert (``ON CONFLICT DO NOTHING``: a racing put creating the same folder is waited for,
     not failed), the locks of the new rows, and one update linking new rows to new parents.
+
+    Runs inside the operation of ``changes``. A building block of the write path, also used
+    by :func:`versioned_items.integrity.repair`; not part of the public API.
     """
     wanted = locking.merge(locking.for_path(path, mode), also or {})
     found = locking.lock(wanted)
+    if new and path in found:
+        raise NodeExists(f"a node already exists at {path!r}")
     missing = [p for p in paths.ancestor_paths(path) + [path] if p not in found]
     if missing:
-        Node.objects.bulk_create(
-            [Node(path=p, depth=paths.depth(p), parent=found.get(paths.parent_path(p))) for p in missing],
-            ignore_conflicts=True,
-        )
+        inserted = _insert_nodes(missing, found)
+        if new and path not in inserted:
+            raise NodeExists(f"a node already exists at {path!r} (created by a concurrent writer)")
         found.update(locking.lock({p: wanted[p] for p in missing}))
         orphans = [found[p] for p in missing if found[p].parent_id is None and p != ""]
         for node in orphans:
@@ -151,6 +189,30 @@ def _ensure_nodes(
             Node.objects.bulk_update(orphans, ["parent"])
     changes.remember(*found.values())
     return found
+
+
+def _insert_nodes(missing: Sequence[str], found: Mapping[str, Node]) -> set[str]:
+    """Insert nodes at the paths ``missing`` (parents from ``found`` where they exist, else
+    linked later), skipping paths another transaction has inserted (``ON CONFLICT DO NOTHING``
+    waits for it); return the paths this statement inserted."""
+    table = connection.ops.quote_name(Node._meta.db_table)
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(missing))
+    params = []
+    for p in missing:
+        parent = found.get(paths.parent_path(p)) if p else None
+        params += [p, paths.depth(p), parent.pk if parent is not None else None, Versioning.INHERIT]
+    sql = (
+        f"INSERT INTO {table} (path, depth, parent_id, versioning) VALUES {rows} "
+        f"ON CONFLICT (path) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        if connection.features.can_return_rows_from_bulk_insert:
+            cursor.execute(f"{sql} RETURNING path", params)
+            return {row[0] for row in cursor.fetchall()}
+        # SQLite before 3.35: no RETURNING, but the database lock serializes writers, so every
+        # path missing under it is inserted here.
+        cursor.execute(sql, params)
+    return set(missing)
 
 
 def _lock_path(path: str, mode: Mode = Mode.NO_KEY_UPDATE) -> dict[str, Node]:
@@ -180,7 +242,7 @@ def _lock_version(
 ) -> tuple[Version, dict[str, Node]]:
     """Lock for an operation on version ``serial``: its node in ``NO_KEY_UPDATE`` (or, with a
     ``destination`` path, in ``SHARE`` while the destination is locked and created as by
-    :func:`_ensure_nodes`), then read the version. Returns it (with its node) and the locked
+    :func:`ensure_nodes`), then read the version. Returns it (with its node) and the locked
     nodes by path.
 
     The node is found by the path it had before the locks; if it moved meanwhile, this raises
@@ -192,7 +254,7 @@ def _lock_version(
     if destination is None:
         locked = _lock_path(path)
     else:
-        locked = _ensure_nodes(destination, changes, also=locking.for_path(path, Mode.SHARE))
+        locked = ensure_nodes(destination, changes, also=locking.for_path(path, Mode.SHARE))
     node = locked.get(path)
     version = Version.objects.filter(serial=serial).first()
     if version is None:
@@ -219,16 +281,15 @@ def _version_for_attributes(serial: int) -> Version:
 def create_node(path: str, *, versioning: str = Versioning.INHERIT) -> Node:
     """Create the node at ``path`` and any missing parents; return it.
 
-    Raises :class:`NodeExists` if it exists already, :class:`InvalidPath`, :class:`InvalidArgument`,
-    :class:`ConcurrentUpdate`.
+    Raises :class:`NodeExists` if it exists already, also when a concurrent call created it
+    first (of two racing calls, exactly one succeeds), :class:`InvalidPath`,
+    :class:`InvalidArgument`, :class:`ConcurrentUpdate`.
     """
     path = paths.clean_path(path)
     if versioning not in Versioning.values:
         raise InvalidArgument(f"versioning {versioning!r} is not one of {Versioning.values}")
     with operation() as changes:
-        if path in locking.lock(locking.for_path(path)):
-            raise NodeExists(f"a node already exists at {path!r}")
-        node = _ensure_nodes(path, changes)[path]
+        node = ensure_nodes(path, changes, new=True)[path]
         if versioning:
             node.versioning = versioning
             node.save(update_fields=["versioning"])
@@ -305,7 +366,7 @@ def move(source: str, destination: str) -> Node:
         if Node.objects.filter(path=destination).exists():
             raise NodeExists(f"a node already exists at {destination!r}")
         parent_path = paths.parent_path(destination)
-        new_parent = _ensure_nodes(parent_path, changes, Mode.KEY_SHARE)[parent_path]
+        new_parent = ensure_nodes(parent_path, changes, Mode.KEY_SHARE)[parent_path]
         subtree = Node.objects.subtree(source)
         moved_versions = Version.objects.filter(node__in=subtree.values("pk"))
         # Statistics leave the old ancestors and reach the new ones.
@@ -355,7 +416,7 @@ def _write(
 ) -> Version:
     """Make a new current version of ``path`` (creating the node as needed).
 
-    ``ancestry`` is what the caller locked already (see :func:`_ensure_nodes`), with the node
+    ``ancestry`` is what the caller locked already (see :func:`ensure_nodes`), with the node
     at ``path`` in it; when None, the node and its ancestors are locked (and created) here.
     The previous current version goes to HISTORY if it was NORMAL, or is removed under the
     "none" versioning policy; a previous delete marker stays in DELETED. The content is
@@ -363,7 +424,7 @@ def _write(
     bytes, or none (a delete marker).
     """
     if ancestry is None:
-        ancestry = _ensure_nodes(path, changes)
+        ancestry = ensure_nodes(path, changes)
     node = ancestry[path]
     _load_current(node)
     previous = node.current
@@ -397,7 +458,7 @@ def _write(
         if _policy(ancestry, path) == Versioning.NONE:
             _remove_versions(Version.objects.filter(serial=previous.serial), {node.pk: node}, changes)
         else:
-            _recluster(previous, Cluster.HISTORY, changes, now)
+            move_to_cluster(previous, Cluster.HISTORY, changes, now)
     elif previous is not None:
         changes.versions.add(previous.serial)  # its validity interval ends here
     Node.objects.filter(pk=node.pk).update(current=version)
@@ -546,7 +607,13 @@ def _write_copy(
     return version
 
 
-def _recluster(version: Version, cluster: int, changes: ChangeSet, now: datetime) -> None:
+def move_to_cluster(version: Version, cluster: int, changes: ChangeSet, now: datetime) -> None:
+    """Move ``version`` (with its node loaded) to ``cluster``, its statistics with it, and tell
+    search, inside the operation of ``changes``. No rules are checked (that is
+    :func:`recluster`'s job): the caller has locked the version's node in ``NO_KEY_UPDATE`` or
+    stronger (:func:`ensure_nodes`, :func:`versioned_items.locking.lock`) and keeps the
+    node's versions whole. A building block of the write path, also used by
+    :func:`versioned_items.integrity.repair`; not part of the public API."""
     path = version.node.path
     Version.objects.filter(serial=version.serial).update(cluster=cluster)
     changes.count(path, version.cluster, -1, -version.size, now)
@@ -577,7 +644,7 @@ def recluster(serial: int, cluster: int) -> Version:
                 f"version {version.serial} is not the current version of {version.node.path!r}; "
                 f"only the current version can be NORMAL (restore it to make it current)"
             )
-        _recluster(version, cluster, changes, timezone.now())
+        move_to_cluster(version, cluster, changes, timezone.now())
     return version
 
 
@@ -714,7 +781,7 @@ def _remove_versions(qs, nodes: Mapping[int, Node], changes: ChangeSet) -> list[
         Attribute.objects.filter(version__in=chunk).delete()
         deleted += _delete_versions(chunk)
     now = timezone.now()
-    for serial, node_id, cluster, size, checksum in deleted:
+    for _serial, node_id, cluster, size, _checksum in deleted:
         changes.count(nodes[node_id].path, cluster, -1, -size, now)
     content_store.release(Counter(row[4] for row in deleted))
     _promote_newest(
@@ -972,8 +1039,9 @@ class StatisticsDifference:
 
     def __str__(self) -> str:
         return (
-            f"{self.path or '/'} [{Cluster(self.cluster).label}]: stored population={self.stored.population} "
-            f"size={self.stored.size}, expected population={self.expected.population} size={self.expected.size}"
+            f"{self.path or '/'} [{Cluster(self.cluster).label}]: "
+            f"stored population={self.stored.population} size={self.stored.size}, "
+            f"expected population={self.expected.population} size={self.expected.size}"
         )
 
 

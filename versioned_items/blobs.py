@@ -30,7 +30,8 @@ Locking rules that keep content and references in step under any interleaving:
   either already had references, or whose file was then found present and matching
   (:func:`acquire` stores the file itself; :func:`acquire_existing` refuses with
   :class:`~versioned_items.exceptions.ContentMissing`).
-- :func:`release` drops references under the same row locks; content left without references
+- :func:`release` drops references under the same row locks, taken first in checksum order
+  (:func:`lock`), like every statement that locks several Blob rows; content left without references
   loses its row in that transaction and its file after commit (:func:`delete_unreferenced`),
   which locks the row again and deletes the file only if still nobody references it. A put of
   the same bytes racing that deletion waits for the row and then finds the file missing and
@@ -50,8 +51,8 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
-from typing import BinaryIO, ContextManager, TextIO
+from contextlib import AbstractContextManager, nullcontext
+from typing import BinaryIO, TextIO
 
 from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -187,7 +188,7 @@ class _Source(File):
         return self.chunks()
 
 
-def stage(content: Content | Staged) -> Staged | ContextManager[Staged]:
+def stage(content: Content | Staged) -> Staged | AbstractContextManager[Staged]:
     """Copy ``content`` (bytes, text as UTF-8, or a binary or text file object read from its
     current position) into a temporary file in the storage; return it as a :class:`Staged`.
 
@@ -282,13 +283,17 @@ def file_checksum(name: str, store: Storage | None = None) -> str:
 # --- references ------------------------------------------------------------------------------
 
 
-def _reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
+def reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
     """Add ``counts[checksum]`` references (0 allowed) in one upsert, creating missing rows;
     return each row's refcount afterwards.
 
     The upsert locks every row it touches until commit, also rows another transaction is
     inserting or changing (it waits for them). Rows are touched in checksum order, the one
-    order every writer of Blob rows uses.
+    order every writer of Blob rows uses. With a count of 0 it locks (and creates) a row
+    without changing it, as :func:`delete_unreferenced` and
+    :func:`versioned_items.integrity.repair` do before they read the references. It adds
+    references without storing the file: the write path uses :func:`acquire` and
+    :func:`acquire_existing`.
     """
     table = connection.ops.quote_name(Blob._meta.db_table)
     ordered = sorted(counts)
@@ -300,12 +305,7 @@ def _reference(counts: dict[str, int], sizes: dict[str, int]) -> dict[str, int]:
         f"INSERT INTO {table} (checksum, size, refcount) VALUES {rows} "
         f"ON CONFLICT (checksum) DO UPDATE SET refcount = {table}.refcount + excluded.refcount"
     )
-    with connection.cursor() as cursor:
-        if connection.features.can_return_rows_from_bulk_insert:
-            cursor.execute(f"{sql} RETURNING checksum, refcount", params)
-            return dict(cursor.fetchall())
-        cursor.execute(sql, params)  # SQLite before 3.35: the database lock covers the read
-    return dict(Blob.objects.filter(checksum__in=ordered).values_list("checksum", "refcount"))
+    return _refcounts_after(sql, params, ordered)
 
 
 def acquire(staged: Staged) -> str:
@@ -316,7 +316,7 @@ def acquire(staged: Staged) -> str:
     module's docstring). Safe to call again with the same ``staged`` when a transaction is
     retried. Raises :class:`ContentError` when the storage fails.
     """
-    _reference({staged.checksum: 1}, {staged.checksum: staged.size})
+    reference({staged.checksum: 1}, {staged.checksum: staged.size})
     store = storage()
     name = content_name(staged.checksum)
     if _matches(store, name, staged.checksum, staged.size):
@@ -388,7 +388,7 @@ def acquire_existing(counts: dict[str, int], sizes: dict[str, int]) -> None:
     counts = {c: n for c, n in counts.items() if c and n}
     if not counts:
         return
-    after = _reference(counts, sizes)
+    after = reference(counts, sizes)
     store = storage()
     fresh = [c for c, n in counts.items() if after[c] == n]
     missing = [c for c in fresh if not _matches(store, content_name(c), c, sizes.get(c, 0))]
@@ -404,21 +404,58 @@ def release(counts: dict[str, int]) -> None:
     now and its file after commit (:func:`delete_unreferenced`).
 
     The counts must be exactly what the caller's statements deleted, inside the same
-    transaction.
+    transaction. The rows are locked first, in checksum order (the order of every writer of
+    Blob rows): an ``UPDATE`` would lock them in the order it happens to scan them, and
+    deadlock with a writer that locks them in checksum order.
     """
-    from django.db.models import Case, F, When
-
     counts = {c: n for c, n in counts.items() if c and n}
     if not counts:
         return
-    # The update locks the rows until commit, so the two reads below see them as it left them.
-    Blob.objects.filter(checksum__in=counts).update(
-        refcount=F("refcount") - Case(*[When(checksum=c, then=n) for c, n in counts.items()])
-    )
-    freed = list(Blob.objects.filter(checksum__in=counts, refcount__lte=0).values_list("checksum", flat=True))
+    ordered = sorted(counts)
+    lock(ordered)
+    after = _add_references({c: -counts[c] for c in ordered})
+    freed = [c for c in ordered if after.get(c, 1) <= 0]
     if freed:
         Blob.objects.filter(checksum__in=freed, refcount__lte=0).delete()
         transaction.on_commit(lambda: delete_unreferenced(freed))
+
+
+def lock(checksums: Iterable[str]) -> None:
+    """Lock the existing Blob rows of ``checksums`` until commit (``FOR UPDATE``), in checksum
+    order, in one statement. Nothing to do on SQLite, where the database lock serializes
+    writers."""
+    if not connection.features.has_select_for_update:
+        return
+    ordered = sorted(set(checksums))
+    table = connection.ops.quote_name(Blob._meta.db_table)
+    where = ", ".join(["%s"] * len(ordered))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT checksum FROM {table} WHERE checksum IN ({where}) ORDER BY checksum FOR UPDATE", ordered
+        )
+
+
+def _add_references(deltas: dict[str, int]) -> dict[str, int]:
+    """Add ``deltas[checksum]`` (negative: drop) to the reference counts of existing rows,
+    which the caller has locked; return each row's refcount afterwards (missing rows are left
+    out)."""
+    table = connection.ops.quote_name(Blob._meta.db_table)
+    cases = " ".join(["WHEN %s THEN %s"] * len(deltas))
+    where = ", ".join(["%s"] * len(deltas))
+    params = [v for item in deltas.items() for v in item] + list(deltas)
+    sql = f"UPDATE {table} SET refcount = refcount + CASE checksum {cases} END WHERE checksum IN ({where})"
+    return _refcounts_after(sql, params, list(deltas))
+
+
+def _refcounts_after(sql: str, params: list, checksums: list[str]) -> dict[str, int]:
+    """Run ``sql``, a statement that changes the Blob rows of ``checksums``; return their
+    refcounts afterwards (``RETURNING``, or a read in the same transaction)."""
+    with connection.cursor() as cursor:
+        if connection.features.can_return_rows_from_bulk_insert:
+            cursor.execute(f"{sql} RETURNING checksum, refcount", params)
+            return dict(cursor.fetchall())
+        cursor.execute(sql, params)  # SQLite before 3.35: the database lock covers the read
+    return dict(Blob.objects.filter(checksum__in=checksums).values_list("checksum", "refcount"))
 
 
 def delete_unreferenced(checksums: Iterable[str]) -> None:
@@ -432,7 +469,7 @@ def delete_unreferenced(checksums: Iterable[str]) -> None:
     store = storage()
     for checksum in sorted(set(checksums)):
         with transaction.atomic():
-            if _reference({checksum: 0}, {})[checksum] > 0:
+            if reference({checksum: 0}, {})[checksum] > 0:
                 continue  # referenced again meanwhile
             try:
                 store.delete(content_name(checksum))

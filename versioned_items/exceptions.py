@@ -59,8 +59,9 @@ class ConcurrentUpdate(Conflict):
     failure, a racing insert of the same path) and it was rolled back: nothing was written.
 
     An outermost API call is retried ``VERSIONED_ITEMS['WRITE_RETRIES']`` times before this is
-    raised; inside ``api.batch()`` (or the caller's own transaction) it is raised at once, and
-    the caller may run the whole batch again. See :mod:`versioned_items.locking`."""
+    raised; inside ``with api.batch():`` (or the caller's own transaction) it is raised at once,
+    and the caller may run the whole batch again (``api.batch(body)`` does so itself). See
+    :mod:`versioned_items.locking`."""
 
 
 class ContentError(VersionedItemsError, OSError):

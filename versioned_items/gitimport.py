@@ -8,7 +8,8 @@ commit time as ``mtime``, and the attributes ``commit`` (the full commit id) and
 (the commit message). Merge commits bring the changes they make relative to their first parent.
 Files land below ``under``: ``src/a.py`` becomes ``under/src/a.py``.
 
-Each commit is one transaction, and a commit whose id is already recorded on a version below
+Each commit is one transaction (run again when it collides with a concurrent writer: see
+:func:`versioned_items.api.batch`), and a commit whose id is already recorded on a version below
 ``under`` is skipped, so an interrupted import resumes where it stopped and a second run adds
 only the new commits.
 
@@ -141,7 +142,7 @@ def _parse(record: bytes) -> Commit:
         message=message.decode("utf-8", "replace").strip(),
     )
     items = tail.strip(b"\0\n").split(b"\0")
-    for meta, name in zip(items[::2], items[1::2]):
+    for meta, name in zip(items[::2], items[1::2], strict=False):
         _, new_mode, _, new_blob, status = meta.decode("ascii").lstrip(":").split()
         if status == "D":
             blob = None
@@ -259,23 +260,41 @@ def _replay(
                 report.skip(f"{change.path!r} at {commit.id[:12]}: skipped, {error}")
                 continue
             writes.append((path, blobs.stage(change.blob) if change.blob else None))
-        with api.batch():
-            for path, staged in writes:
-                mtime = min(max(commit.time, times.get(path, commit.time)), timezone.now())
-                if staged is not None:
-                    api.put(path, staged, user=user, attributes=attributes, mtime=mtime)
-                    report.versions += 1
-                elif api.lookup(path) is not None:
-                    marker = api.delete(path, user=user, mtime=mtime)
-                    api.set_attributes(marker.serial, attributes)
-                    report.deleted += 1
-                else:
-                    continue
-                times[path] = mtime
+        versions, deleted, written = api.batch(lambda: _write_commit(writes, commit, user, attributes, times))
+        report.versions += versions
+        report.deleted += deleted
+        times.update(written)
     finally:
         for _, staged in writes:
             if staged is not None:
                 staged.discard()
+
+
+def _write_commit(
+    writes: list[tuple[str, Staged | None]],
+    commit: Commit,
+    user: str,
+    attributes: dict,
+    times: dict[str, datetime],
+) -> tuple[int, int, dict[str, datetime]]:
+    """The body of a commit's batch, safe to run again when the batch is retried (see
+    :func:`versioned_items.api.batch`): returns (versions written, delete markers written,
+    {path: mtime written}) and changes nothing outside the database."""
+    versions = deleted = 0
+    written: dict[str, datetime] = {}
+    for path, staged in writes:
+        mtime = min(max(commit.time, written.get(path, times.get(path, commit.time))), timezone.now())
+        if staged is not None:
+            api.put(path, staged, user=user, attributes=attributes, mtime=mtime)
+            versions += 1
+        elif api.lookup(path) is not None:
+            marker = api.delete(path, user=user, mtime=mtime)
+            api.set_attributes(marker.serial, attributes)
+            deleted += 1
+        else:
+            continue
+        written[path] = mtime
+    return versions, deleted, written
 
 
 def import_git(

@@ -3,7 +3,8 @@
 Files map to paths below ``under``: ``DIR/a/b.txt`` becomes ``under/a/b.txt``. A file whose
 content differs from the current version gets a new version; a file whose content is the same
 costs nothing but reading it; a live item below ``under`` whose file is gone gets a delete
-marker. Writes are grouped into transactions of ``batch_size`` files.
+marker. Writes are grouped into transactions of ``batch_size`` files; a transaction that
+collides with a concurrent writer is run again (:func:`versioned_items.api.batch`).
 
 Each file is read once, in chunks, straight into a staged file in the storage
 (:func:`versioned_items.blobs.stage`), which gives its checksum; the staged files of a
@@ -109,10 +110,12 @@ def import_directory(
     seen: set[str] = set()
     pending: list[tuple[str, Staged]] = []
 
+    def write() -> None:
+        for path, staged in pending:
+            api.put(path, staged, user=user)
+
     def flush() -> None:
-        with api.batch():
-            for path, staged in pending:
-                api.put(path, staged, user=user)
+        api.batch(write)  # run again on a collision with a concurrent writer: all is staged
         for _, staged in pending:
             staged.discard()  # those whose content was stored already
         pending.clear()
@@ -149,9 +152,8 @@ def import_directory(
             staged.discard()
     gone = sorted(set(current) - seen)
     for start in range(0, len(gone), batch_size):
-        with api.batch():
-            for path in gone[start : start + batch_size]:
-                api.delete(path, user=user)
+        chunk = gone[start : start + batch_size]
+        api.batch(lambda chunk=chunk: [api.delete(path, user=user) for path in chunk])
     report.deleted = len(gone)
     return report
 

@@ -45,10 +45,11 @@ from django.db.models import Count, Exists, F, IntegerField, Max, Min, OuterRef,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import api, paths
+from . import api, locking, paths
 from . import blobs as content_store
 from .blobs import content_name, file_checksum
 from .conf import app_settings
+from .locking import Mode
 from .models import Blob, Cluster, Node, Statistics, Version
 from .operations import operation, upsert_statistics
 
@@ -132,6 +133,13 @@ def _no_progress(step: str, amount: int) -> None:
     pass
 
 
+def _options(
+    verify_content: bool, grace: timedelta | None, progress: Callable[[str, int], None] | None
+) -> Options:
+    """The :class:`Options` of the arguments of :func:`check` and :func:`repair`."""
+    return Options(verify_content, default_grace() if grace is None else grace, progress or _no_progress)
+
+
 def check(
     *,
     verify_content: bool = False,
@@ -144,7 +152,7 @@ def check(
     ``ORPHAN_GRACE`` setting) is the age below which unreferenced files are left out.
     ``checkers=False`` skips the registered checkers (the search index check).
     ``progress(step, amount)`` is called as work is done (see ``vi_check``)."""
-    options = Options(verify_content, default_grace() if grace is None else grace, progress or _no_progress)
+    options = _options(verify_content, grace, progress)
     report = Report()
     _check_statistics(report)
     _check_clusters(report)
@@ -576,9 +584,10 @@ def repair(
     progress: Callable[[str, int], None] | None = None,
     checkers: bool = True,
 ) -> Report:
-    """Check the store (as :func:`check` does), repair what the database allows, and check
-    again. Returns the second check's :class:`Report`: ``problems`` is what is left (empty
-    when the store is whole now) and ``repaired`` what was fixed.
+    """Check the store (as :func:`check` does, with the same arguments), repair what the
+    database allows, and check again. Returns the second check's :class:`Report`:
+    ``problems`` is what is left (empty when the store is whole now) and ``repaired`` what was
+    fixed.
 
     Repaired, in this order, each in a short transaction of its own that takes the locks the
     write path takes, so that it is safe while writers run (a problem that a writer fixed or
@@ -603,7 +612,7 @@ def repair(
     stores the file again). With ``verify_content`` the second check does not hash again; the
     hash problems of the first are carried over. Registered checkers' repair functions run last.
     """
-    options = Options(verify_content, default_grace() if grace is None else grace, progress or _no_progress)
+    options = _options(verify_content, grace, progress)
     found = check(
         verify_content=verify_content, grace=options.grace, progress=options.progress, checkers=checkers
     )
@@ -654,19 +663,21 @@ def _repair_each(
 
 def _repair_tree(path: str) -> bool:
     """Give the node at ``path`` the parent and depth its path says, creating missing parent
-    folders. Returns whether anything changed."""
+    folders, with the locks of the write path (:func:`versioned_items.api.ensure_nodes`).
+    Returns whether anything changed."""
     with operation() as changes:
-        node = Node.objects.select_for_update().filter(path=path).first()
+        node = locking.lock(locking.for_path(path, Mode.UPDATE)).get(path)
         if node is None:
             if path != "":
                 return False
-            api._ensure_nodes("", changes)  # the root itself was missing
+            api.ensure_nodes("", changes)  # the root itself was missing
             return True
         if path == "":
             parent_id, depth = None, 0
         else:
             parent_path = paths.parent_path(path)
-            parent_id, depth = api._ensure_nodes(parent_path, changes)[parent_path].pk, paths.depth(path)
+            parents = api.ensure_nodes(parent_path, changes, Mode.KEY_SHARE, also={path: Mode.UPDATE})
+            parent_id, depth = parents[parent_path].pk, paths.depth(path)
         if (node.parent_id, node.depth) == (parent_id, depth):
             return False
         Node.objects.filter(pk=node.pk).update(parent_id=parent_id, depth=depth)
@@ -677,9 +688,10 @@ def _repair_tree(path: str) -> bool:
 def _repair_versions(path: str) -> bool:
     """Make the newest version of the node at ``path`` its current one, at most that one NORMAL
     and its delete markers DELETED, under the node's row lock. Statistics follow (the write
-    path's own recluster). Returns whether anything changed."""
+    path's own :func:`~versioned_items.api.move_to_cluster`). Returns whether anything
+    changed."""
     with operation() as changes:
-        node = Node.objects.select_for_update().filter(path=path).first()
+        node = locking.lock(locking.for_path(path)).get(path)  # as a put of it would
         if node is None:
             return False
         versions = Version.objects.filter(node=node)
@@ -702,7 +714,7 @@ def _repair_versions(path: str) -> bool:
         for version in wrong:
             version.node = node
             cluster = Cluster.HISTORY if version.checksum else Cluster.DELETED
-            api._recluster(version, cluster, changes, now)
+            api.move_to_cluster(version, cluster, changes, now)
         if not newest.checksum:
             target = Cluster.DELETED
         elif live or (pointer_broken and newest.cluster == Cluster.HISTORY):
@@ -711,7 +723,7 @@ def _repair_versions(path: str) -> bool:
             target = newest.cluster  # a version moved to HISTORY on purpose stays there
         changed = bool(wrong) or target != newest.cluster or pointer_broken
         if target != newest.cluster:
-            api._recluster(newest, target, changes, now)
+            api.move_to_cluster(newest, target, changes, now)
         if pointer_broken:
             Node.objects.filter(pk=node.pk).update(current=newest.serial)
             changes.nodes.add(node.pk)
@@ -727,12 +739,12 @@ def _repair_refcount(checksum: str) -> bool:
     with transaction.atomic():
         # The upsert of no references locks the row until commit: writers adding or dropping
         # references to this content wait, so the count below stays true.
-        refcount = content_store._reference({checksum: 0}, {checksum: size or 0})[checksum]
+        refcount = content_store.reference({checksum: 0}, {checksum: size or 0})[checksum]
         used = Version.objects.filter(checksum=checksum).count()
         if refcount > used:
             content_store.release({checksum: refcount - used})
         elif refcount < used:
-            content_store._reference({checksum: used - refcount}, {})
+            content_store.reference({checksum: used - refcount}, {})
         elif used == 0:
             transaction.on_commit(lambda: content_store.delete_unreferenced([checksum]))
     return refcount != used

@@ -119,7 +119,7 @@ def lock(wanted: Mapping[str, Mode], subtree: tuple[str, Mode] | None = None) ->
     items: list[tuple[str, str, list, Mode]] = []  # (first path, condition, params, mode)
     run: list[str] = []
     ordered = sorted(wanted)
-    for path, following in zip(ordered, ordered[1:] + [None]):
+    for path, following in zip(ordered, ordered[1:] + [None], strict=True):
         run.append(path)
         spans_subtree = prefix is not None and following is not None and path < prefix <= following
         if following is None or wanted[following] != wanted[path] or spans_subtree:
@@ -152,7 +152,8 @@ def lock_node_of_version(serial: int, mode: Mode) -> Node | None:
     version_table = connection.ops.quote_name(Node._meta.get_field("current").related_model._meta.db_table)
     # A subquery, not a join: only node rows are locked and re-read after a wait. A version
     # never changes node, so the subquery cannot be stale.
-    sql = f"SELECT * FROM {table} WHERE id = (SELECT node_id FROM {version_table} WHERE serial = %s){mode.clause}"
+    node_of_version = f"(SELECT node_id FROM {version_table} WHERE serial = %s)"
+    sql = f"SELECT * FROM {table} WHERE id = {node_of_version}{mode.clause}"
     return next(iter(Node.objects.raw(sql, [serial])), None)
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from versioned_items import api, blobs
 from versioned_items.exceptions import (
+    ConcurrentUpdate,
     InvalidArgument,
     InvalidPath,
     NodeExists,
@@ -365,6 +366,36 @@ def test_failed_inner_operation_in_a_batch_leaves_no_statistics():
             api.put("b/later", b"2", mtime=timezone.now() - dt.timedelta(days=1))
         api.put("b/more", b"345")
     assert_statistics_exact()
+
+
+def _colliding_once(runs: list):
+    """A batch body whose first run collides, as a deadlock inside the batch would."""
+
+    def body():
+        runs.append(1)
+        api.put("retried", b"run %d" % len(runs))
+        if len(runs) == 1:
+            raise ConcurrentUpdate("collided with a concurrent write")
+        return "done"
+
+    return body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_runs_a_callable_body_again_after_a_collision():
+    runs = []
+    assert api.batch(_colliding_once(runs)) == "done"
+    assert len(runs) == 2
+    # The first run rolled back.
+    assert [api.open_content(v).read() for v in api.versions("retried")] == [b"run 2"]
+    assert_statistics_exact()
+
+
+def test_batch_body_inside_a_transaction_runs_once():
+    runs = []
+    with pytest.raises(ConcurrentUpdate), transaction.atomic():
+        api.batch(_colliding_once(runs))
+    assert len(runs) == 1 and api.lookup_node("retried") is None
 
 
 def test_rolled_back_transaction_leaves_nothing(signals):

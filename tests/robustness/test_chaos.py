@@ -87,7 +87,7 @@ def test_chaos_leaves_a_whole_store(search_index, subprocess_env, settings):
     assert_statistics_exact()
     assert assert_contents_read_back() > 0
     assert foreign == [], "\n".join(foreign[:50])
-    assert len(done) == 15  # every kind of write ran
+    assert len(done) == 16  # every kind of write ran, and the rebuild
 
 
 # --- processes killed at the worst moments, then vi_check --fix ------------------------------
