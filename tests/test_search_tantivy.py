@@ -1,0 +1,491 @@
+"""The tantivy engine (versioned_items.search.backends.tantivy): Haystack's SearchQuerySet API on
+real indexes in temporary folders, the writers' lock, the version marker, the app's search.
+
+Skipped as a whole where tantivy is not installed (it is an optional extra).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+tantivy = pytest.importorskip("tantivy")
+
+from django.contrib.auth.models import User  # noqa: E402
+from haystack import connections, indexes  # noqa: E402
+from haystack.exceptions import SearchBackendError, SkipDocument  # noqa: E402
+from haystack.inputs import Exact, Raw  # noqa: E402
+from haystack.query import SQ, SearchQuerySet  # noqa: E402
+from haystack.utils.loading import UnifiedIndex  # noqa: E402
+from whoosh import query as wq  # noqa: E402
+
+from versioned_items import api  # noqa: E402
+from versioned_items.exceptions import IndexUnavailable, InvalidQuery  # noqa: E402
+from versioned_items.search import indexing  # noqa: E402
+from versioned_items.search.api import search  # noqa: E402
+from versioned_items.search.backends import tantivy as engine  # noqa: E402
+from versioned_items.search.backends.tantivy_fields import naive_utc  # noqa: E402
+from versioned_items.search.search_indexes import OPEN_END  # noqa: E402
+
+from .search_fixtures import ALIASES  # noqa: E402
+
+ENGINE = "versioned_items.search.backends.tantivy.TantivyEngine"
+OTHER = "tantivy_other"
+BASE = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class PeopleIndex(indexes.SearchIndex, indexes.Indexable):
+    """An ordinary Haystack index: a document field, a faceted name, numbers, a date, a list."""
+
+    text = indexes.CharField(document=True)
+    name = indexes.CharField(model_attr="username", faceted=True)
+    rank = indexes.IntegerField(model_attr="id")
+    weight = indexes.FloatField()
+    active = indexes.BooleanField(model_attr="is_active")
+    joined = indexes.DateTimeField(model_attr="date_joined")
+    tags = indexes.MultiValueField()
+    hidden = indexes.CharField(indexed=False, model_attr="last_name")
+
+    def get_model(self):
+        return User
+
+    def prepare_text(self, obj):
+        if obj.username.startswith("skip"):
+            raise SkipDocument
+        return f"{obj.username} {obj.first_name}"
+
+    def prepare_weight(self, obj):
+        return obj.id / 2
+
+    def prepare_tags(self, obj):
+        return ["odd" if obj.id % 2 else "even", f"group {obj.id % 3}"]
+
+
+WORDS = {
+    "alice": "running shoes <for> the marathon",
+    "bob": "walking boots & socks",
+    "carol": "running socks for the track",
+    "dave": "swimming goggles",
+    "erin": "runner's guide to marathons",
+}
+
+
+def people(names=tuple(WORDS)):
+    """Users (not saved): ids from 1, joined a day and a microsecond apart."""
+    return [User(id=i, username=name, first_name=WORDS.get(name, "plain words"), last_name=f"secret {i}",
+                 is_active=i != 4, date_joined=BASE + timedelta(days=i, microseconds=i))
+            for i, name in enumerate(names, start=1)]
+
+
+@pytest.fixture
+def connect(tmp_path):
+    """``connect(**options)``: the tantivy backend of connection OTHER (a folder under tmp_path)
+    holding PeopleIndex."""
+    def connect(**options):
+        connections.connections_info[OTHER] = {"ENGINE": ENGINE, "PATH": str(tmp_path / OTHER), **options}
+        connections.reload(OTHER)
+        unified = UnifiedIndex()
+        unified.build(indexes=[PeopleIndex()])
+        connections[OTHER]._index = unified
+        return connections[OTHER].get_backend()
+
+    yield connect
+    connections.connections_info.pop(OTHER, None)
+    connections.thread_local.connections.pop(OTHER, None)
+
+
+@pytest.fixture
+def filled(connect):
+    backend = connect()
+    backend.update(PeopleIndex(), people())
+    return backend
+
+
+def sqs():
+    return SearchQuerySet(using=OTHER)
+
+
+def names(results) -> list[str]:
+    return [r.name for r in results]
+
+
+# --- writing and reading back ---
+
+
+def test_stored_fields_come_back_as_python_values(filled):
+    (alice,) = sqs().filter(name="alice")
+    assert alice.pk == "1" and alice.model is User
+    assert (alice.rank, alice.weight, alice.active) == (1, 0.5, True)
+    assert alice.joined == (BASE + timedelta(days=1, microseconds=1)).replace(tzinfo=None)  # naive UTC
+    assert alice.tags == ["odd", "group 1"]
+    assert alice.hidden == "secret 1"
+
+
+def test_update_replaces_documents_in_one_commit(filled):
+    renamed = people()[:1]
+    renamed[0].first_name = "cycling"
+    filled.update(PeopleIndex(), renamed)
+    assert sqs().count() == 5
+    assert names(sqs().filter(content="cycling")) == ["alice"]
+    assert sqs().filter(content="marathon").count() == 1  # erin's only: alice's old text is gone
+
+
+def test_skip_document_skips_that_object_only(connect):
+    backend = connect()
+    backend.update(PeopleIndex(), people(["skipme", "bob"]))
+    assert names(sqs()) == ["bob"]
+
+
+def test_remove_and_clear(filled):
+    filled.remove("auth.user.2")
+    assert sorted(names(sqs())) == ["alice", "carol", "dave", "erin"]
+    filled.clear(models=[User])
+    assert sqs().count() == 0
+    filled.update(PeopleIndex(), people())
+    filled.clear()
+    assert sqs().count() == 0
+
+
+def test_one_commit_leaves_few_segments_after_many(connect):
+    backend = connect()
+    for person in people() * 6:  # 30 commits of one document each
+        backend.update(PeopleIndex(), [person])
+    searcher = backend.searcher()
+    assert searcher.num_docs == 5
+    # The writers waited for their merges: tantivy's merge policy keeps the segments few.
+    assert searcher.num_segments < 10
+
+
+# --- SearchQuerySet ---
+
+
+@pytest.mark.parametrize(("lookup", "expected"), [
+    ({"content": "running"}, ["alice", "carol"]),  # stemmed: "running" finds run
+    ({"content": "running socks"}, ["carol"]),
+    ({"name": "alice"}, ["alice"]),
+    ({"name__exact": "alice"}, ["alice"]),
+    ({"name__in": ["bob", "dave"]}, ["bob", "dave"]),
+    ({"name__startswith": "ca"}, ["carol"]),
+    ({"name__contains": "ri"}, ["erin"]),
+    ({"rank": 3}, ["carol"]),
+    ({"rank__gt": 3}, ["dave", "erin"]),
+    ({"rank__gte": 3}, ["carol", "dave", "erin"]),
+    ({"rank__lt": 2}, ["alice"]),
+    ({"rank__lte": 2}, ["alice", "bob"]),
+    ({"rank__range": [2, 4]}, ["bob", "carol", "dave"]),
+    ({"rank__in": [1, 5]}, ["alice", "erin"]),
+    ({"weight__gte": 2.0}, ["dave", "erin"]),
+    ({"active": False}, ["dave"]),
+    ({"tags": "odd"}, ["alice", "carol", "erin"]),
+    ({"tags": Exact("group 1")}, ["alice", "dave"]),
+    ({"text__fuzzy": "marathom"}, ["alice", "erin"]),  # marathon, marathons: one edit
+    ({"text__fuzzy": "runer"}, ["alice", "carol", "erin"]),  # run, runner: up to two
+])
+def test_filters(filled, lookup, expected):
+    assert sorted(names(sqs().filter(**lookup))) == expected
+
+
+def test_date_filters_keep_the_microseconds(filled):
+    second = BASE + timedelta(days=2, microseconds=2)  # bob joined exactly then
+    assert sorted(names(sqs().filter(joined__gte=second))) == ["bob", "carol", "dave", "erin"]
+    assert sorted(names(sqs().filter(joined__gt=second))) == ["carol", "dave", "erin"]
+    assert names(sqs().filter(joined__lt=second)) == ["alice"]
+    assert names(sqs().filter(joined__range=[second, second])) == ["bob"]
+    # An aware datetime in another zone means the same moment.
+    tokyo = second.astimezone(datetime.now().astimezone().tzinfo)
+    assert names(sqs().filter(joined__lt=tokyo)) == ["alice"]
+
+
+def test_not_or_and_sq(filled):
+    assert sorted(names(sqs().exclude(tags="odd"))) == ["bob", "dave"]
+    assert sorted(names(sqs().filter(SQ(name="alice") | SQ(name="bob")))) == ["alice", "bob"]
+    assert names(sqs().filter(content="socks").exclude(name="bob")) == ["carol"]
+    assert sorted(names(sqs().filter(SQ(rank__lt=2) | ~SQ(tags="odd")))) == ["alice", "bob", "dave"]
+
+
+def test_auto_query_and_raw_search(filled):
+    assert sorted(names(sqs().auto_query('running -track'))) == ["alice"]
+    assert names(sqs().auto_query('"walking boots"')) == ["bob"]
+    assert sorted(names(sqs().raw_search("run* AND NOT name:erin"))) == ["alice", "carol"]
+    assert sorted(names(sqs().filter(content=Raw("marathon OR goggles")))) == ["alice", "dave", "erin"]
+
+
+def test_order_by_and_paging_with_exact_totals(filled):
+    by_rank = sqs().order_by("-rank")
+    assert names(by_rank) == ["erin", "dave", "carol", "bob", "alice"]
+    assert names(sqs().order_by("name")) == ["alice", "bob", "carol", "dave", "erin"]
+    assert names(sqs().order_by("-joined")[:2]) == ["erin", "dave"]
+    page = by_rank[2:4]
+    assert names(page) == ["carol", "bob"]
+    assert by_rank.count() == 5 and len(sqs().filter(tags="odd")) == 3
+    assert names(by_rank[10:20]) == []
+    # Several keys: sorted in Python, still paged and counted.
+    assert names(sqs().order_by("active", "-rank")[:3]) == ["dave", "erin", "carol"]
+
+
+def test_sorting_on_a_field_without_a_column_is_an_error(filled):
+    with pytest.raises(SearchBackendError, match="cannot sort on 'text'"):
+        list(sqs().order_by("text"))
+
+
+def test_relevance_orders_by_score(filled):
+    results = list(sqs().filter(SQ(content="marathon") | SQ(content="running")))
+    assert results[0].name == "alice"  # both words
+    assert len(results) == 3
+    assert results[0].score > results[-1].score
+
+
+def test_field_facets(filled):
+    counts = sqs().facet("name").facet("tags").facet("rank").facet("active").facet_counts()["fields"]
+    assert counts["name"] == [(n, 1) for n in ["alice", "bob", "carol", "dave", "erin"]]
+    assert counts["tags"] == [("odd", 3), ("even", 2), ("group 1", 2), ("group 2", 2), ("group 0", 1)]
+    assert counts["rank"] == [(i, 1) for i in range(1, 6)]
+    assert counts["active"] == [(True, 4), (False, 1)]
+    narrowed = sqs().filter(content="running").facet("tags").facet_counts()["fields"]["tags"]
+    assert narrowed == [("odd", 2), ("group 0", 1), ("group 1", 1)]
+
+
+def test_date_and_query_facets(filled):
+    start = BASE + timedelta(days=1)
+    counts = (sqs().date_facet("joined", start_date=start, end_date=start + timedelta(days=4), gap_by="day", gap_amount=2)
+              .query_facet("rank", "[1 TO 2]").facet_counts())
+    assert counts["dates"]["joined"] == [(naive_utc(start), 2), (naive_utc(start + timedelta(days=2)), 2)]
+    assert counts["queries"] == {"rank:[1 TO 2]": 2}
+
+
+def test_narrow(filled):
+    assert sorted(names(sqs().narrow("tags:odd").filter(content="running"))) == ["alice", "carol"]
+
+
+def test_highlights_are_escaped_and_marked(filled):
+    (alice,) = sqs().filter(content="marathon").filter(name="alice").highlight()
+    (snippet,) = alice.highlighted["text"]
+    assert "<mark>marathon</mark>" in snippet
+    assert "&lt;for&gt;" in snippet and "<for>" not in snippet
+    (bob,) = sqs().filter(content="boots").highlight()
+    assert bob.highlighted["text"] == ["bob walking <mark>boots</mark> &amp; socks"]
+
+
+def test_more_like_this(filled):
+    similar = names(sqs().more_like_this(people()[2]))  # carol: running socks for the track
+    assert similar and "carol" not in similar
+    assert set(similar) <= {"alice", "bob", "erin"}
+
+
+def test_queries_tantivy_cannot_run_are_refused(filled):
+    # Whoosh's parser reads "1*" on a number field as 1, on either engine.
+    assert names(sqs().filter(rank__startswith="1")) == ["alice"]
+    with pytest.raises(InvalidQuery, match="holds numbers or dates"):
+        filled.compile(wq.Prefix("rank", "1"))
+    with pytest.raises(InvalidQuery, match="cannot run"):
+        filled.compile(wq.Sequence([wq.Term("text", "a"), wq.Term("text", "b")]))
+
+
+def test_a_text_range_lists_the_terms_it_covers(filled):
+    assert sorted(names(sqs().filter(name__range=["b", "d"]))) == ["bob", "carol"]
+    assert sorted(names(sqs().filter(name__gt="carol"))) == ["dave", "erin"]
+
+
+# --- opening: missing, damaged and foreign indexes ---
+
+
+def test_other_connections_create_a_missing_index(connect, tmp_path):
+    backend = connect()
+    assert sqs().count() == 0
+    assert os.path.exists(tmp_path / OTHER / engine.MARKER)
+    assert backend.doc_count() == 0
+
+
+def test_an_index_of_another_tantivy_version_needs_a_rebuild(filled, connect, tmp_path):
+    marker = tmp_path / OTHER / engine.MARKER
+    data = json.loads(marker.read_text())
+    marker.write_text(json.dumps(data | {"tantivy": "0.26", "index_format": "6"}))
+    backend = connect()
+    with pytest.raises(IndexUnavailable, match=r"built by tantivy 0\.26 .* this process has tantivy 0\.27"):
+        sqs().count()
+    with pytest.raises(IndexUnavailable):
+        backend.writer()
+    backend.clear()  # an explicit request for an empty index makes a current one
+    assert sqs().count() == 0
+    assert json.loads(marker.read_text())["tantivy"] == engine.library_version()["tantivy"]
+
+
+def test_an_index_without_marker_or_for_other_fields_is_never_opened(filled, connect, tmp_path):
+    marker = tmp_path / OTHER / engine.MARKER
+    data = json.loads(marker.read_text())
+    marker.write_text(json.dumps(data | {"fields": "0123456789abcdef"}))
+    connect()
+    with pytest.raises(IndexUnavailable, match="other fields"):
+        sqs().count()
+    marker.unlink()
+    connect()
+    with pytest.raises(IndexUnavailable, match="no version marker"):
+        sqs().count()
+
+
+def test_a_damaged_index_is_unavailable(filled, connect, tmp_path):
+    (tmp_path / OTHER / "meta.json").write_text("{not json")
+    connect()
+    with pytest.raises(IndexUnavailable, match="cannot be read"):
+        sqs().count()
+
+
+def test_a_deleted_index_is_reported_not_served(filled, tmp_path):
+    assert sqs().count() == 5
+    import shutil
+
+    shutil.rmtree(tmp_path / OTHER)
+    with pytest.raises(IndexUnavailable, match="no longer exists"):
+        sqs().count()
+
+
+# --- writers and readers ---
+
+
+def test_writers_wait_for_the_lock(filled, settings):
+    settings.VERSIONED_ITEMS = {"SEARCH_LOCK_TIMEOUT": 30}
+    other = tantivy.Index.open(filled.path)
+    held = other.writer(heap_size=20_000_000, num_threads=1)
+    released = threading.Event()
+
+    def release():
+        released.wait(10)
+        held.rollback()
+        held.wait_merging_threads()  # drops the lock
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    # The update starts while the lock is held; it must wait for it, not fail.
+    threading.Timer(0.2, released.set).start()
+    filled.update(PeopleIndex(), people(["frank"]))
+    thread.join()
+    assert released.is_set()
+    assert "frank" in names(sqs().filter(name="frank"))
+
+
+def test_a_writer_that_cannot_get_the_lock_raises(filled, settings):
+    settings.VERSIONED_ITEMS = {"SEARCH_LOCK_TIMEOUT": 0.2}
+    held = tantivy.Index.open(filled.path).writer(heap_size=20_000_000, num_threads=1)
+    try:
+        with pytest.raises(IndexUnavailable, match="locked by another writer"):
+            filled.remove("auth.user.1")
+    finally:
+        held.wait_merging_threads()
+    filled.remove("auth.user.1")  # the lock is free again
+    assert sqs().count() == 4
+
+
+def test_searches_see_commits_of_other_processes(filled, tmp_path):
+    assert sqs().count() == 5
+    # Another process deletes a document with tantivy directly.
+    script = ("import sys, tantivy\n"
+              "from versioned_items.search.backends import tantivy_fields as tf\n"
+              "ix = tantivy.Index.open(sys.argv[1]); tf.register(ix)\n"
+              "w = ix.writer(20_000_000, 1); w.delete_documents_by_term('id', 'auth.user.5')\n"
+              "w.commit(); w.wait_merging_threads()\n")
+    subprocess.run([sys.executable, "-c", script, filled.path], check=True, cwd=os.getcwd(),
+                   env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert sqs().count() == 4
+
+
+def test_a_writer_killed_inside_its_work_leaves_the_last_commit(filled, tmp_path):
+    # A child adds documents and commits once, then adds more and is killed before committing.
+    script = ("import os, sys, tantivy, signal\n"
+              "from versioned_items.search.backends import tantivy_fields as tf\n"
+              "ix = tantivy.Index.open(sys.argv[1]); tf.register(ix)\n"
+              "w = ix.writer(20_000_000, 1)\n"
+              "doc = lambda i: tantivy.Document(id=f'x.{i}', django_ct='auth.user', django_id=str(i), text='killed')\n"
+              "w.add_document(doc(100)); w.commit()\n"
+              "for i in range(101, 2000): w.add_document(doc(i))\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    child = subprocess.run([sys.executable, "-c", script, filled.path], cwd=os.getcwd(),
+                           env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert child.returncode == -9
+    assert filled.searcher().num_docs == 6  # the five, and the one committed document
+    (frank,) = people(["frank"])
+    frank.id = 99
+    filled.update(PeopleIndex(), [frank])  # the lock died with the process
+    assert filled.searcher().num_docs == 7
+
+
+def test_threads_search_while_a_writer_commits(filled):
+    errors, counts = [], []
+    unified = connections[OTHER].get_unified_index()
+
+    def read():
+        # Haystack's connections are per thread: each reader has its own backend and index.
+        connections[OTHER]._index = unified
+        try:
+            for _ in range(50):
+                counts.append(SearchQuerySet(using=OTHER).filter(content="running").count())
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    for person in people() * 2:
+        filled.update(PeopleIndex(), [person])
+    for reader in readers:
+        reader.join()
+    assert errors == []
+    assert set(counts) == {2}
+
+
+# --- the app's indexes on tantivy (through the generic Haystack path of search/query.py) ---
+
+
+@pytest.fixture
+def app_on_tantivy(tmp_path, settings):
+    """The app's two connections on the tantivy engine, in tmp_path, applied synchronously."""
+    indexing.stop_background(10)
+    saved = {alias: dict(connections.connections_info[alias]) for alias in ALIASES}
+    settings.VERSIONED_ITEMS = {**getattr(settings, "VERSIONED_ITEMS", {}), "SEARCH_SYNC": True}
+    for alias in ALIASES:
+        connections.connections_info[alias] = {"ENGINE": ENGINE, "PATH": str(tmp_path / alias)}
+        connections.reload(alias)
+    yield
+    indexing.stop_background(10)
+    for alias, info in saved.items():
+        connections.connections_info[alias] = info
+        connections.reload(alias)
+
+
+@pytest.mark.django_db
+def test_the_apps_connections_report_a_missing_index(app_on_tantivy):
+    with pytest.raises(IndexUnavailable, match="does not exist"):
+        search("anything")
+    for side in indexing.sides():
+        side.backend.ensure_index()
+    assert search("anything").total == 0
+
+
+@pytest.mark.django_db
+def test_the_apps_search_runs_on_tantivy(app_on_tantivy):
+    for side in indexing.sides():
+        side.backend.ensure_index()
+    api.put("docs/report.txt", b"quarterly <report> with figures", attributes={"status": "final"})
+    api.put("docs/notes.md", b"meeting notes", content_type="text/markdown")
+    api.put("docs/report.txt", b"quarterly report, second draft")
+    indexing.wait_for_index()
+    page = search("quarterly")
+    assert [h.path for h in page] == ["docs/report.txt"] and page.total == 1
+    assert "<mark>quarterly</mark>" in page.hits[0].highlights["text"]
+    assert search("quarterly", history=True).total == 2
+    assert [h.path for h in search("", sort="path")] == ["docs/notes.md", "docs/report.txt"]
+    assert [h.path for h in search("", under="docs", content_type="text/markdown")] == ["docs/notes.md"]
+    first = search("figures", history=True).hits[0]
+    assert first.fields["valid_until"] is not None
+    assert search("report", as_of=first.fields["valid_until"] - timedelta(microseconds=1)).total == 1
+    assert search("", history=True, attributes={"status": "final"}).total == 1
+    # Stored open ends read back as the index's open end, so the database comparison agrees.
+    assert indexing.compare().count == 0
+
+
+def test_open_end_fits(filled):
+    # Dates are 64-bit integers of microseconds: the app's open end is stored as it is.
+    assert naive_utc(OPEN_END) == datetime(9999, 12, 31)
