@@ -111,6 +111,7 @@ class TantivySearchBackend(BaseSearchBackend):
         self.index: tantivy.Index | None = None
         self.content_field_name = ""
         self.specs: dict[str, tf.FieldSpec] = {}
+        self._converters: dict = {}
         self.tantivy_schema = None
         self.schema = None  # the Whoosh schema that parses queries (see tantivy_fields)
         self.parser = None
@@ -143,6 +144,7 @@ class TantivySearchBackend(BaseSearchBackend):
             return
         self.content_field_name, self.specs = self.build_schema(fields)
         self.tantivy_schema = tf.tantivy_schema(self.specs)
+        self._converters = {name: spec.converter() for name, spec in self.specs.items()}
         self.schema = tf.whoosh_schema(self.specs)
         self.parser = QueryParser(self.content_field_name, schema=self.schema)
         self.parser.add_plugins([FuzzyTermPlugin()])
@@ -251,14 +253,18 @@ class TantivySearchBackend(BaseSearchBackend):
     def tantivy_document(self, prepared: dict) -> dict:
         """A Haystack-prepared document as tantivy field values (``Document.from_dict``'s input)."""
         self._build_schema()
+        return self._document(prepared)
+
+    def _document(self, prepared: dict) -> dict:
+        converters = self._converters
         doc = {}
         for name, value in prepared.items():
-            spec = self.specs.get(name)
-            if spec is None:
-                continue  # "boost", or a field of a model this connection does not index
-            converted = spec.to_tantivy(value)
-            if converted is not None:
-                doc[name] = converted
+            convert = converters.get(name)
+            # No converter: "boost", or a field of a model this connection does not index.
+            if convert is not None and value is not None:
+                converted = convert(value)
+                if converted is not None:
+                    doc[name] = converted
         return doc
 
     def stored_fields(self, document: tantivy.Document) -> dict:
@@ -330,10 +336,11 @@ class TantivySearchBackend(BaseSearchBackend):
         objects are replaced; an object whose preparation raises SkipDocument is left as it is.
         Raises IndexUnavailable when the index stays locked.
         """
+        self._ready()
         docs = {}
         for obj in objects:
             try:
-                doc = self.tantivy_document(index.full_prepare(obj))
+                doc = self._document(index.full_prepare(obj))
             except SkipDocument:
                 self.log.debug("Indexing for object `%s` skipped", obj)
                 continue

@@ -81,7 +81,7 @@ class Compiler:
         if spec.kind in NUMERIC:
             if isinstance(value, bytes):
                 value = self.whoosh_schema[fieldname].from_bytes(value)
-            return spec._one(value) if spec.kind != "date" or not isinstance(value, int) else value
+            return spec.term_value(value) if spec.kind != "date" or not isinstance(value, int) else value
         return value.decode() if isinstance(value, bytes) else str(value)
 
     def phrase(self, q: wq.Phrase) -> tantivy.Query:
@@ -132,7 +132,7 @@ class Compiler:
     def _bound(spec: FieldSpec, value):
         if value is None:
             return None
-        return int(value) if spec.kind in ("int", "date") else spec._one(value)
+        return int(value) if spec.kind in ("int", "date") else spec.term_value(value)
 
     def term_range(self, q) -> tantivy.Query:
         """A range over text terms: tantivy has none, so the matching terms are listed."""

@@ -142,29 +142,25 @@ class FieldSpec:
 
     def to_tantivy(self, value):
         """A Haystack-prepared value as tantivy value(s); None when there is nothing to add."""
-        if value is None:
-            return None
-        if self.multivalued:
-            items = [self._one(v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
-            items = [v for v in items if v is not None]
-            return items or None
-        if self.kind == "content_type":
-            return _content_type_terms(force_str(value))
-        return self._one(value)
+        return None if value is None else self.converter()(value)
 
-    def _one(self, value):
-        kind = self.kind
-        if kind == "stored":
-            return force_str(value).encode()
-        if kind == "date":
-            return datetime_to_long(naive_utc(value))
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
-            return _boolean(value)
-        return force_str(value)
+    def converter(self):
+        """The function :meth:`to_tantivy` applies to a value that is not None (chosen once per
+        field: it runs for every field of every document written)."""
+        one = _CONVERTERS.get(self.kind, _text)
+        if self.multivalued:
+            def many(value):
+                items = value if isinstance(value, (list, tuple, set)) else [value]
+                return [one(v) for v in items if v is not None] or None
+
+            return many
+        if self.kind == "content_type":
+            return _content_type_terms
+        return one
+
+    def term_value(self, value):
+        """One value of this field as tantivy compares it (query terms and bounds)."""
+        return _CONVERTERS.get(self.kind, _text)(value)
 
     def from_tantivy(self, values: list):
         """The stored value(s) of this field as Python values (dates naive UTC, as Whoosh gives)."""
@@ -189,6 +185,15 @@ class FieldSpec:
         return key
 
 
+def _text(value) -> str:
+    return value if type(value) is str else force_str(value)
+
+
+def _date(value) -> int:
+    return datetime_to_long(naive_utc(value))
+
+
+
 def naive_utc(value) -> datetime:
     """A date or datetime as a naive UTC datetime (aware ones are converted; naive ones are
     taken to be UTC, as Haystack's Whoosh backend does)."""
@@ -207,8 +212,19 @@ def _boolean(value) -> bool:
     return bool(value)
 
 
-def _content_type_terms(value: str) -> list[str] | None:
+# kind -> the conversion of one value (the others are text).
+_CONVERTERS = {
+    "stored": lambda value: _text(value).encode(),
+    "date": _date,
+    "int": int,
+    "float": float,
+    "bool": _boolean,
+}
+
+
+def _content_type_terms(value) -> list[str] | None:
     """``text/plain; charset=x`` as stored (first) and searched: ``text/plain``, ``text``."""
+    value = _text(value)
     if not value.strip():
         return None
     full = value.split(";", 1)[0].strip().lower()
