@@ -251,7 +251,8 @@ def test_field_facets(filled):
 
 def test_date_and_query_facets(filled):
     start = BASE + timedelta(days=1)
-    counts = (sqs().date_facet("joined", start_date=start, end_date=start + timedelta(days=4), gap_by="day", gap_amount=2)
+    end = start + timedelta(days=4)
+    counts = (sqs().date_facet("joined", start_date=start, end_date=end, gap_by="day", gap_amount=2)
               .query_facet("rank", "[1 TO 2]").facet_counts())
     assert counts["dates"]["joined"] == [(naive_utc(start), 2), (naive_utc(start + timedelta(days=2)), 2)]
     assert counts["queries"] == {"rank:[1 TO 2]": 2}
@@ -398,7 +399,8 @@ def test_a_writer_killed_inside_its_work_leaves_the_last_commit(filled, tmp_path
               "from versioned_items.search.backends import tantivy_fields as tf\n"
               "ix = tantivy.Index.open(sys.argv[1]); tf.register(ix)\n"
               "w = ix.writer(20_000_000, 1)\n"
-              "doc = lambda i: tantivy.Document(id=f'x.{i}', django_ct='auth.user', django_id=str(i), text='killed')\n"
+              "def doc(i):\n"
+              "    return tantivy.Document(id=f'x.{i}', django_ct='auth.user', django_id=str(i), text='k')\n"
               "w.add_document(doc(100)); w.commit()\n"
               "for i in range(101, 2000): w.add_document(doc(i))\n"
               "os.kill(os.getpid(), signal.SIGKILL)\n")

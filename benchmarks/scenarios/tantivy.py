@@ -81,7 +81,8 @@ def run(options, result: Result) -> None:
         table = result.table(
             f"search on history: first page of 10 with total, mean of {len(queries)} two-word queries "
             f"(best of {options.repeat}); as of {moment.isoformat()}",
-            "who", "plain ms", "as-of ms", "as-of/plain", "matches (plain, as-of)", "tantivy engine/this (time)",
+            "who", "plain ms", "as-of ms", "as-of/plain", "matches (plain, as-of)",
+            "tantivy engine/this (time)",
         )
         mean = {key: statistics.fmean(values) for key, values in times.items()}
         for who in ("Whoosh engine", "tantivy engine", "raw tantivy"):
@@ -210,13 +211,13 @@ class _RawTantivy:
 
         t, Q = self.tantivy, self.tantivy.Query
         q = self.index.parse_query(text, ["text"], conjunction_by_default=True)
-        clauses = [(t.Occur.Must, q), (t.Occur.MustNot, Q.term_query(self.schema, "cluster", int(Cluster.DELETED)))]
+        deleted = Q.term_query(self.schema, "cluster", int(Cluster.DELETED))
+        clauses = [(t.Occur.Must, q), (t.Occur.MustNot, deleted)]
         if moment is not None:
             at = datetime_to_long(moment.astimezone(UTC).replace(tzinfo=None))
-            clauses += [
-                (t.Occur.Must, Q.range_query(self.schema, "mtime", t.FieldType.Integer, None, at, include_upper=False)),
-                (t.Occur.Must, Q.range_query(self.schema, "valid_until", t.FieldType.Integer, at, None)),
-            ]
+            written = Q.range_query(self.schema, "mtime", t.FieldType.Integer, None, at, include_upper=False)
+            valid = Q.range_query(self.schema, "valid_until", t.FieldType.Integer, at, None)
+            clauses += [(t.Occur.Must, written), (t.Occur.Must, valid)]
         found = self.searcher.search(Q.boolean_query(clauses), 10, count=True)
         for _, address in found.hits:
             self.searcher.doc(address).to_dict()

@@ -517,7 +517,8 @@ class TantivySearchBackend(BaseSearchBackend):
         options = {}
         if keys:
             name, descending = keys[0]
-            options = {"order_by_field": name, "order": tantivy.Order.Desc if descending else tantivy.Order.Asc}
+            order = tantivy.Order.Desc if descending else tantivy.Order.Asc
+            options = {"order_by_field": name, "order": order}
         result = searcher.search(q, limit, count=True, offset=start, **options)
         hits = result.hits if not keys else [(0.0, address) for _, address in result.hits]
         return hits, result.count
@@ -611,8 +612,10 @@ class TantivySearchBackend(BaseSearchBackend):
         if not facets:
             return {}
         specs = {name: self._column(name, "facet") for name in facets}
-        aggregations = {f"f{i}": {"terms": {"field": name, "size": int((facets[name] or {}).get("limit") or FACET_LIMIT)}}
-                        for i, name in enumerate(facets)}
+        aggregations = {
+            f"f{i}": {"terms": {"field": name, "size": int((facets[name] or {}).get("limit") or FACET_LIMIT)}}
+            for i, name in enumerate(facets)
+        }
         found = searcher.aggregate(q, aggregations)
         counts = {}
         for i, name in enumerate(facets):
@@ -661,13 +664,17 @@ class TantivySearchBackend(BaseSearchBackend):
         ident = get_identifier(model_instance)
         own = tantivy.Query.term_query(self.tantivy_schema, ID, ident)
         found = searcher.search(own, 1).hits
-        text = self._highlight_source(self.content_field_name, self.stored_fields(searcher.doc(found[0][1]))) if found else None
+        if not found:
+            return {"results": [], "hits": 0}
+        text = self._highlight_source(self.content_field_name, self.stored_fields(searcher.doc(found[0][1])))
         if not text:
             return {"results": [], "hits": 0}
         similar = tantivy.Query.more_like_this_document_fields_query(
             self.tantivy_schema, {self.content_field_name: [text]},
             min_doc_frequency=1, min_term_frequency=1, max_query_terms=25)
-        narrow = {additional_query_string} if additional_query_string and additional_query_string != "*" else None
+        narrow = None
+        if additional_query_string and additional_query_string != "*":
+            narrow = {additional_query_string}
         filters = self._filters(searcher, narrow, models, limit_to_registered_models)
         q = tantivy.Query.boolean_query([(tantivy.Occur.Must, must(similar, *filters)),
                                          (tantivy.Occur.MustNot, own)])

@@ -62,7 +62,8 @@ def _build_analyzers() -> dict[str, tantivy.TextAnalyzer]:
         # The words of a path: docs/Q1-report_v2.txt -> docs, q1, report, v2, txt.
         "vi_path": _analyzer(tantivy.Tokenizer.regex(r"[^\W_]+"), tantivy.Filter.lowercase()),
         "vi_ngram": _analyzer(tantivy.Tokenizer.ngram(3, 15), tantivy.Filter.lowercase()),
-        "vi_edge_ngram": _analyzer(tantivy.Tokenizer.ngram(2, 15, prefix_only=True), tantivy.Filter.lowercase()),
+        "vi_edge_ngram": _analyzer(tantivy.Tokenizer.ngram(2, 15, prefix_only=True),
+                                   tantivy.Filter.lowercase()),
     }
 
 
@@ -91,7 +92,8 @@ class FieldSpec:
     """How one Haystack field is indexed."""
 
     name: str
-    kind: str  # id, text, path, ngram, edge_ngram, exact, tokens, content_type, stored, int, float, bool, date
+    # id, text, path, ngram, edge_ngram, exact, tokens, content_type, stored, int, float, bool, date
+    kind: str
     stored: bool
     multivalued: bool = False
     fast: bool = False  # a column: sortable and facetable
