@@ -48,7 +48,9 @@ class PeopleIndex(indexes.SearchIndex, indexes.Indexable):
     active = indexes.BooleanField(model_attr="is_active")
     joined = indexes.DateTimeField(model_attr="date_joined")
     tags = indexes.MultiValueField()
+    nothing = indexes.MultiValueField()
     hidden = indexes.CharField(indexed=False, model_attr="last_name")
+    name_auto = indexes.EdgeNgramField(model_attr="first_name")
 
     def get_model(self):
         return User
@@ -63,6 +65,9 @@ class PeopleIndex(indexes.SearchIndex, indexes.Indexable):
 
     def prepare_tags(self, obj):
         return ["odd" if obj.id % 2 else "even", f"group {obj.id % 3}"]
+
+    def prepare_nothing(self, obj):
+        return []
 
 
 WORDS = {
@@ -122,7 +127,9 @@ def test_stored_fields_come_back_as_python_values(filled):
     assert (alice.rank, alice.weight, alice.active) == (1, 0.5, True)
     assert alice.joined == (BASE + timedelta(days=1, microseconds=1)).replace(tzinfo=None)  # naive UTC
     assert alice.tags == ["odd", "group 1"]
+    assert alice.nothing == []  # as Haystack's Whoosh backend gives an empty list
     assert alice.hidden == "secret 1"
+    assert alice.id == "auth.user.1"
 
 
 def test_update_replaces_documents_in_one_commit(filled):
@@ -148,6 +155,13 @@ def test_remove_and_clear(filled):
     filled.update(PeopleIndex(), people())
     filled.clear()
     assert sqs().count() == 0
+
+
+def test_a_small_batch_is_one_segment_in_the_order_given(connect):
+    backend = connect()
+    backend.update(PeopleIndex(), people())
+    assert backend.searcher().num_segments == 1  # one indexing thread for a small batch
+    assert names(sqs()) == list(WORDS)  # ties in relevance keep the order of writing
 
 
 def test_one_commit_leaves_few_segments_after_many(connect):
@@ -271,6 +285,13 @@ def test_highlights_are_escaped_and_marked(filled):
     assert bob.highlighted["text"] == ["bob walking <mark>boots</mark> &amp; socks"]
 
 
+def test_autocomplete_on_edge_ngrams(filled):
+    # EdgeNgramField: the starts of each word, as Haystack's Whoosh backend indexes them.
+    assert sorted(names(sqs().autocomplete(name_auto="marat"))) == ["alice", "erin"]
+    assert names(sqs().autocomplete(name_auto="swi gog")) == ["dave"]
+    assert names(sqs().autocomplete(name_auto="oggles")) == []  # not the start of a word
+
+
 def test_more_like_this(filled):
     similar = names(sqs().more_like_this(people()[2]))  # carol: running socks for the track
     assert similar and "carol" not in similar
@@ -326,6 +347,17 @@ def test_an_index_without_marker_or_for_other_fields_is_never_opened(filled, con
     connect()
     with pytest.raises(IndexUnavailable, match="no version marker"):
         sqs().count()
+
+
+def test_an_empty_index_for_other_fields_takes_the_new_fields(connect, tmp_path):
+    backend = connect()
+    backend.ensure_index()
+    marker = tmp_path / OTHER / engine.MARKER
+    marker.write_text(json.dumps(json.loads(marker.read_text()) | {"fields": "0123456789abcdef"}))
+    backend = connect()
+    backend.update(PeopleIndex(), people())  # nothing was lost: no rebuild asked for
+    assert sqs().count() == 5
+    assert json.loads(marker.read_text())["fields"] == backend.marker()["fields"]
 
 
 def test_a_damaged_index_is_unavailable(filled, connect, tmp_path):

@@ -22,7 +22,8 @@ app's Whoosh engine does:
   a clear and a rebuild create one) and for an unreadable one everywhere.
 - **A version marker** (``vi_engine.json``) names the tantivy version, the index format and the
   fields an index was built for. An index without it, or built by another tantivy minor version
-  or for other fields, raises IndexUnavailable asking for a rebuild: it is never opened.
+  or for other fields, raises IndexUnavailable asking for a rebuild: it is never opened. (An
+  empty index built for other fields is replaced by an empty one with the current fields.)
 - **Searches see the last commit of any process**: the reader is reloaded when ``meta.json``
   (which tantivy replaces atomically at each commit) changed.
 - **Exact totals**, paging, sorting on columns, field, date and query facets, ``<mark>``
@@ -71,6 +72,8 @@ ENGINE_NAME = "versioned_items.search.backends.tantivy"
 
 # Writer memory: tantivy needs at least 15 MB per indexing thread.
 _MIN_HEAP_PER_THREAD = 15_000_000
+# Batches from this many documents up are indexed by WRITER_THREADS threads, smaller ones by one.
+BULK_DOCUMENTS = 1000
 # Facet values returned per field unless the facet asks for a limit.
 FACET_LIMIT = 10_000
 # Parsed query strings kept per backend (parsing costs more than a short search).
@@ -112,6 +115,8 @@ class TantivySearchBackend(BaseSearchBackend):
         self.content_field_name = ""
         self.specs: dict[str, tf.FieldSpec] = {}
         self._converters: dict = {}
+        self._pretokenized: set[str] = set()
+        self._stored_lists: list[str] = []
         self.tantivy_schema = None
         self.schema = None  # the Whoosh schema that parses queries (see tantivy_fields)
         self.parser = None
@@ -145,6 +150,9 @@ class TantivySearchBackend(BaseSearchBackend):
         self.content_field_name, self.specs = self.build_schema(fields)
         self.tantivy_schema = tf.tantivy_schema(self.specs)
         self._converters = {name: spec.converter() for name, spec in self.specs.items()}
+        # Fields whose values come tokenized (Document.from_dict does not take them).
+        self._pretokenized = {name for name, spec in self.specs.items() if spec.kind == "edge_ngram"}
+        self._stored_lists = [name for name, spec in self.specs.items() if spec.multivalued and spec.stored]
         self.schema = tf.whoosh_schema(self.specs)
         self.parser = QueryParser(self.content_field_name, schema=self.schema)
         self.parser.add_plugins([FuzzyTermPlugin()])
@@ -194,7 +202,13 @@ class TantivySearchBackend(BaseSearchBackend):
                 )
             self._create()
             return
-        self._check_marker()
+        try:
+            self._check_marker()
+        except _OtherFields:
+            if not self._empty():
+                raise
+            self._create()  # nothing to lose: the empty index takes the fields declared now
+            return
         try:
             index = tantivy.Index.open(self.path)
         except Exception as error:  # tantivy reports a damaged index with ValueError and others
@@ -229,10 +243,17 @@ class TantivySearchBackend(BaseSearchBackend):
                 f"process has tantivy {wanted['tantivy']} (index format {wanted['index_format']}): "
                 "rebuild it with vi_rebuild_index")
         if found != wanted:
-            raise IndexUnavailable(
+            raise _OtherFields(
                 f"the search index {self.path!r} (connection {self.connection_alias!r}) was built "
                 "for other fields than the search indexes declare now (or by another version of "
                 "versioned_items): rebuild it with vi_rebuild_index")
+
+    def _empty(self) -> bool:
+        """Whether the index (made by this tantivy version) holds no document."""
+        try:
+            return tantivy.Index.open(self.path).searcher().num_docs == 0
+        except Exception:  # unreadable: not known to be empty
+            return False
 
     def _create(self) -> None:
         """Make the folder an empty index of this schema, whatever was there."""
@@ -268,8 +289,9 @@ class TantivySearchBackend(BaseSearchBackend):
         return doc
 
     def stored_fields(self, document: tantivy.Document) -> dict:
-        """A stored tantivy document as ``{field: Python value}``."""
-        stored = {}
+        """A stored tantivy document as ``{field: Python value}`` (an empty list for a stored
+        list field with no value, which tantivy does not store)."""
+        stored = dict.fromkeys(self._stored_lists, [])
         for name, values in document.to_dict().items():
             spec = self.specs.get(name)
             if spec is not None:
@@ -290,8 +312,9 @@ class TantivySearchBackend(BaseSearchBackend):
 
     # --- writing ---
 
-    def writer(self) -> tantivy.IndexWriter:
-        """A writer on the index, waiting for the lock while another writer (in any process) has it.
+    def writer(self, threads: int | None = None) -> tantivy.IndexWriter:
+        """A writer on the index (with ``threads`` indexing threads, default ``WRITER_THREADS``),
+        waiting for the lock while another writer (in any process) has it.
 
         Raises IndexUnavailable when the lock is not free within ``SEARCH_LOCK_TIMEOUT``.
         """
@@ -301,7 +324,7 @@ class TantivySearchBackend(BaseSearchBackend):
         delay = 0.005
         while True:
             try:
-                return self.index.writer(heap_size=self.heap_size, num_threads=self.threads)
+                return self.index.writer(heap_size=self.heap_size, num_threads=threads or self.threads)
             except ValueError as error:
                 if "LockBusy" not in str(error):
                     raise self._unreadable(error) from error
@@ -314,10 +337,10 @@ class TantivySearchBackend(BaseSearchBackend):
             delay = min(delay * 2, 0.1)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[tantivy.IndexWriter]:
+    def writing(self, threads: int | None = None) -> Iterator[tantivy.IndexWriter]:
         """A writer whose work is committed at the end of the block (rolled back if it raises);
         the lock is released and the merges it started are finished before the block returns."""
-        writer = self.writer()
+        writer = self.writer(threads)
         try:
             yield writer
             writer.commit()
@@ -354,13 +377,18 @@ class TantivySearchBackend(BaseSearchBackend):
         ids = set(delete_ids) | {doc[ID] for doc in docs}
         if not ids:
             return
-        with self.writing() as writer:
+        # Each indexing thread makes a segment of its own: a small batch gets one thread, so one
+        # segment (and the documents keep the order they were given in, which ties follow).
+        with self.writing(threads=1 if len(docs) < BULK_DOCUMENTS else None) as writer:
             # A delete applies to what was added before it: delete first, then add.
             for ident in ids:
                 writer.delete_documents_by_term(ID, ident)
-            schema = self.tantivy_schema
+            schema, pretokenized = self.tantivy_schema, self._pretokenized
             for doc in docs:
-                writer.add_document(tantivy.Document.from_dict(doc, schema))
+                if pretokenized and not pretokenized.isdisjoint(doc):
+                    writer.add_document(_with_tokens(doc, schema))
+                else:
+                    writer.add_document(tantivy.Document.from_dict(doc, schema))
 
     @contextlib.contextmanager
     def _failing(self, action: str, always: bool = False) -> Iterator[None]:
@@ -502,6 +530,8 @@ class TantivySearchBackend(BaseSearchBackend):
     def _top(self, searcher, q, sort_by, start_offset, end_offset) -> tuple[list, int]:
         """``([(score, address)], total)`` of the page ``start_offset:end_offset`` of ``q``."""
         start = start_offset or 0
+        if end_offset is not None and end_offset <= 0:
+            end_offset = 1  # as Haystack's Whoosh backend (its calculate_page)
         end = searcher.num_docs if end_offset is None else min(end_offset, searcher.num_docs)
         limit = end - start
         if limit <= 0:  # tantivy's collectors need a limit of at least one
@@ -560,7 +590,7 @@ class TantivySearchBackend(BaseSearchBackend):
     def _additional_fields(index, stored: dict, fields) -> dict:
         additional = {}
         for name, value in stored.items():
-            if name in (ID, DJANGO_CT, DJANGO_ID) or (fields and name not in fields):
+            if name in (DJANGO_CT, DJANGO_ID) or (fields and name not in fields):
                 continue
             field = index.fields.get(name)
             if field is not None and hasattr(field, "convert") and not field.is_multivalued:
@@ -707,6 +737,19 @@ class TantivySearchBackend(BaseSearchBackend):
 
     def doc_count(self) -> int:
         return self.searcher().num_docs
+
+
+def _with_tokens(doc: dict, schema) -> tantivy.Document:
+    """A tantivy document of ``doc``, whose pre-tokenized values are added apart."""
+    tokenized = {k: v for k, v in doc.items() if isinstance(v, tantivy.PreTokenizedString)}
+    document = tantivy.Document.from_dict({k: v for k, v in doc.items() if k not in tokenized}, schema)
+    for name, value in tokenized.items():
+        document.add_pre_tokenized_text(name, value)
+    return document
+
+
+class _OtherFields(IndexUnavailable):
+    """The index was built for other fields than the Haystack indexes declare now."""
 
 
 def create_index(path: str, schema: tantivy.Schema, marker: dict) -> tantivy.Index:

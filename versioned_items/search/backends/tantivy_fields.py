@@ -39,6 +39,9 @@ from .whoosh import ContentTypeTokenizer
 
 # Field kinds whose values are tokenized by one of the ANALYZERS (kind -> analyzer name).
 TOKENIZED = {"text": "vi_stem", "path": "vi_path", "ngram": "vi_ngram", "edge_ngram": "vi_edge_ngram"}
+# The n-grams of Haystack's NgramField (of the whole value) and EdgeNgramField (of each word's
+# start), as Haystack's Whoosh backend makes them.
+NGRAM_SIZES = {"ngram": (3, 15), "edge_ngram": (2, 15)}
 # Field kinds indexed as whole terms (tantivy's "raw" tokenizer).
 RAW = {"id", "exact", "tokens", "content_type"}
 NUMERIC = {"int", "float", "bool", "date"}
@@ -61,9 +64,10 @@ def _build_analyzers() -> dict[str, tantivy.TextAnalyzer]:
                              tantivy.Filter.lowercase(), tantivy.Filter.stemmer("english")),
         # The words of a path: docs/Q1-report_v2.txt -> docs, q1, report, v2, txt.
         "vi_path": _analyzer(tantivy.Tokenizer.regex(r"[^\W_]+"), tantivy.Filter.lowercase()),
-        "vi_ngram": _analyzer(tantivy.Tokenizer.ngram(3, 15), tantivy.Filter.lowercase()),
-        "vi_edge_ngram": _analyzer(tantivy.Tokenizer.ngram(2, 15, prefix_only=True),
-                                   tantivy.Filter.lowercase()),
+        "vi_ngram": _analyzer(tantivy.Tokenizer.ngram(*NGRAM_SIZES["ngram"]), tantivy.Filter.lowercase()),
+        # Edge n-grams are made per word in Python (edge_grams): tantivy's edge n-grams are of the
+        # whole value. This analyzer only serves snippets.
+        "vi_edge_ngram": _analyzer(tantivy.Tokenizer.simple(), tantivy.Filter.lowercase()),
     }
 
 
@@ -122,6 +126,8 @@ class FieldSpec:
 
     def whoosh_field(self) -> wf.FieldType:
         """The Whoosh field that parses query text about this field."""
+        if self.kind in NGRAM_SIZES:
+            return wf.TEXT(analyzer=NgramQueryAnalyzer(NGRAM_SIZES[self.kind][1]), phrase=False)
         if self.kind in TOKENIZED:
             return wf.TEXT(analyzer=TantivyAnalyzer(TOKENIZED[self.kind]), phrase=True)
         if self.kind == "content_type":
@@ -158,6 +164,8 @@ class FieldSpec:
             return many
         if self.kind == "content_type":
             return _content_type_terms
+        if self.kind == "edge_ngram":
+            return edge_grams
         return one
 
     def term_value(self, value):
@@ -214,6 +222,21 @@ def _boolean(value) -> bool:
     return bool(value)
 
 
+_WORDS = re.compile(r"\w+")
+
+
+def edge_grams(value) -> tantivy.PreTokenizedString:
+    """The value, tokenized into the starts of its words (2 to 15 characters, lower-cased)."""
+    text = _text(value)
+    low, high = NGRAM_SIZES["edge_ngram"]
+    tokens = []
+    for position, word in enumerate(_WORDS.finditer(text)):
+        lowered = word[0].lower()
+        for size in range(low, min(high, len(lowered)) + 1):
+            tokens.append(tantivy.Token(lowered[:size], position, word.start(), word.start() + size))
+    return tantivy.PreTokenizedString(text, tokens)
+
+
 # kind -> the conversion of one value (the others are text).
 _CONVERTERS = {
     "stored": lambda value: _text(value).encode(),
@@ -235,10 +258,9 @@ def _content_type_terms(value) -> list[str] | None:
 
 def field_specs(fields: dict) -> tuple[str, dict[str, FieldSpec]]:
     """``(document field name, {index field name: FieldSpec})`` for Haystack's ``fields``
-    (``UnifiedIndex.all_searchfields()``). Raises SearchBackendError for a field type tantivy
-    cannot hold (``location``) or when there are no fields."""
+    (``UnifiedIndex.all_searchfields()``). Raises SearchBackendError when there are none."""
     specs = {
-        ID: FieldSpec(ID, "id", stored=True),
+        ID: FieldSpec(ID, "id", stored=True, fast=True),  # sortable, as Whoosh's
         DJANGO_CT: FieldSpec(DJANGO_CT, "id", stored=True, fast=True),
         DJANGO_ID: FieldSpec(DJANGO_ID, "id", stored=True),
     }
@@ -261,8 +283,6 @@ def _spec(field) -> FieldSpec:
         return _app_spec(name, kind, stored, getattr(field, "vi_sortable", False))
     numeric = {"integer": "int", "float": "float", "boolean": "bool", "date": "date", "datetime": "date"}
     field_type = field.field_type
-    if field_type == "location":
-        raise SearchBackendError(f"the field {name!r} is a location: the tantivy engine has no geo search")
     if not field.indexed:
         return FieldSpec(name, numeric.get(field_type, "stored"), stored=True, multivalued=many)
     if field_type in numeric:
@@ -272,7 +292,8 @@ def _spec(field) -> FieldSpec:
     if many or isinstance(field, FacetField):
         # Haystack's Whoosh backend: KEYWORD for lists; facet fields hold exact values.
         return FieldSpec(name, "tokens" if many else "exact", stored=stored, multivalued=many, fast=True)
-    # Haystack's Whoosh backend stores every text field and makes it sortable.
+    # Haystack's Whoosh backend stores every text field and makes it sortable; a location is
+    # text there too ("lat,lon"), with no geo search.
     return FieldSpec(name, "text", stored=True, fast=not field.document)
 
 
@@ -367,6 +388,32 @@ class TantivyAnalyzer(Tokenizer):
                 token.pos = start_pos + position
             if chars:
                 token.startchar, token.endchar = start_char + first, start_char + last
+            yield token
+
+
+class NgramQueryAnalyzer(Tokenizer):
+    """The words of a query on an n-gram field, lower-cased and cut to the longest n-gram: each
+    is one indexed n-gram (Whoosh's n-gram analyzers do not split query words into n-grams)."""
+
+    def __init__(self, longest: int):
+        self.longest = longest
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.longest == self.longest
+
+    def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
+                 start_pos=0, start_char=0, tokenize=True, mode="", **kwargs):
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        words = _WORDS.finditer(value) if tokenize else [re.match(r".*", value, re.DOTALL)]
+        for position, word in enumerate(words):
+            token.text = word[0].lower()[:self.longest]
+            token.boost, token.stopped = 1.0, False
+            if keeporiginal:
+                token.original = word[0]
+            if positions:
+                token.pos = start_pos + position
+            if chars:
+                token.startchar, token.endchar = start_char + word.start(), start_char + word.end()
             yield token
 
 
