@@ -523,3 +523,90 @@ def test_the_apps_search_runs_on_tantivy(app_on_tantivy):
 def test_open_end_fits(filled):
     # Dates are 64-bit integers of microseconds: the app's open end is stored as it is.
     assert naive_utc(OPEN_END) == datetime(9999, 12, 31)
+
+
+@pytest.fixture
+def app_indexes(app_on_tantivy):
+    for side in indexing.sides():
+        side.backend.ensure_index()
+    api.put("docs/report.txt", b"quarterly report", attributes={"status": "final"})
+    api.put("docs/repair.txt", b"repair manual")
+    api.put("docs/notes.md", b"meeting notes about the report", content_type="text/markdown")
+    api.put("docs/report.txt", b"quarterly report, second draft", attributes={"status": "draft"})
+    indexing.wait_for_index()
+    return indexing.latest_side().backend, indexing.history_side().backend
+
+
+@pytest.mark.django_db
+def test_the_apps_query_trees_compile_with_bounded_expansions(app_indexes):
+    # The app's own parser and expansion bounds (query.py), unchanged, over the reader view.
+    from versioned_items.search import query as q
+
+    latest, history = app_indexes
+    work = q.Work()
+    tree = q.bound_expansions(q.parse("rep* AND NOT meeting", latest.schema), latest.reader(), work)
+    assert work.terms_expanded == 2  # repair, report
+    assert _paths(latest, tree) == ["docs/repair.txt", "docs/report.txt"]
+    assert _paths(latest, q.parse("status:draft", latest.schema)) == ["docs/report.txt"]  # an attribute
+    assert _paths(latest, q.parse("status:final", latest.schema)) == []
+    assert _paths(history, q.parse("status:fin*", history.schema)) == ["docs/report.txt"]
+    assert _paths(latest, q.parse('"quarterly report"', latest.schema)) == ["docs/report.txt"]
+
+
+@pytest.mark.django_db
+def test_the_apps_expansion_bound_holds_on_the_reader_view(app_indexes, settings):
+    from versioned_items.search import query as q
+
+    latest, _ = app_indexes
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_MAX_EXPANSION": 1}
+    with pytest.raises(InvalidQuery, match="matches more than 1 words"):
+        q.bound_expansions(q.parse("rep*", latest.schema), latest.reader(), q.Work())
+
+
+@pytest.mark.django_db
+def test_the_apps_spelling_suggestion_runs_on_the_reader_view(app_indexes):
+    from versioned_items.search import query as q
+
+    latest, _ = app_indexes
+    assert q.suggest(latest.reader(), latest.schema, "quartrly reprt") == "quarterly report"
+
+
+@pytest.mark.django_db
+def test_an_as_of_wrapper_compiles_through_a_handler(app_indexes):
+    # How the app's ValidAt (mtime < T <= valid_until) compiles: two ranges on fast columns.
+    from whoosh.util.times import datetime_to_long
+
+    from versioned_items.search import query as q
+    from versioned_items.search.backends.tantivy_compile import must
+
+    _, history = app_indexes
+    first = history.stored_documents(["versioned_items.version.1"])["versioned_items.version.1"]
+
+    def valid_at(compiler, node):
+        at = datetime_to_long(node.moment)
+        Q, FT = tantivy.Query, tantivy.FieldType
+        return must(compiler.compile(node.child),
+                    Q.range_query(history.tantivy_schema, "mtime", FT.Integer, None, at, include_upper=False),
+                    Q.range_query(history.tantivy_schema, "valid_until", FT.Integer, at, None))
+
+    moment = first["valid_until"] - timedelta(microseconds=1)  # just before the second draft
+    tree = q.whoosh_query(q.SearchRequest(query="quarterly", history=True, as_of=moment), history.schema)
+    found = history.searcher().search(history.compile(tree, handlers={q.ValidAt: valid_at}), 10)
+    assert [history.stored_fields(history.searcher().doc(a))["serial"] for _, a in found.hits] == [1]
+
+
+@pytest.mark.django_db
+def test_stored_texts_find_by_serial_and_content(app_indexes):
+    _, history = app_indexes
+    by_serial, by_key = history.stored_texts([1], [("nope", "text/plain")])
+    assert by_serial == {1: ("quarterly report", "ok")}
+    assert by_key == {}
+    checksum = history.stored_documents(["versioned_items.version.3"])["versioned_items.version.3"]["checksum"]
+    _, by_key = history.stored_texts([], [(checksum, "text/markdown")])
+    assert by_key == {(checksum, "text/markdown"): ("meeting notes about the report", "ok")}
+
+
+def _paths(backend, tree) -> list[str]:
+    searcher = backend.searcher()
+    found = searcher.search(backend.compile(tree, searcher), 10).hits
+    return sorted(backend.stored_fields(searcher.doc(address))["path_exact"] for _, address in found)

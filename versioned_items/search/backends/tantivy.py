@@ -66,6 +66,7 @@ from versioned_items.exceptions import IndexUnavailable, InvalidQuery
 
 from . import tantivy_fields as tf
 from .tantivy_compile import Compiler, must
+from .tantivy_reader import TantivyReader
 
 MARKER = "vi_engine.json"
 ENGINE_NAME = "versioned_items.search.backends.tantivy"
@@ -478,10 +479,16 @@ class TantivySearchBackend(BaseSearchBackend):
             self._parsed[query_string] = parsed
         return parsed
 
-    def compile(self, q, searcher=None) -> tantivy.Query:
-        """The tantivy query for a Whoosh query tree ``q`` (see :mod:`.tantivy_compile`)."""
+    def compile(self, q, searcher=None, handlers: dict | None = None) -> tantivy.Query:
+        """The tantivy query for a Whoosh query tree ``q``; ``handlers`` compile node types of the
+        caller's own (see :class:`.tantivy_compile.Compiler`). Raises InvalidQuery."""
         self._ready()
-        return Compiler(self.tantivy_schema, self.specs, self.schema, searcher).compile(q)
+        return Compiler(self.tantivy_schema, self.specs, self.schema, searcher, handlers).compile(q)
+
+    def reader(self, searcher=None, scan_limit: int | None = None) -> TantivyReader:
+        """A Whoosh-reader view of ``searcher`` (default: a new one on the last commit), for code
+        written against Whoosh's reader (see :mod:`.tantivy_reader`)."""
+        return TantivyReader(self, searcher or self.searcher(), scan_limit)
 
     def query(self, query_string: str, searcher=None) -> tantivy.Query:
         return self.compile(self.parse(query_string), searcher)
@@ -734,6 +741,31 @@ class TantivySearchBackend(BaseSearchBackend):
             fields = self.stored_fields(searcher.doc(address))
             found[fields[ID]] = fields
         return found
+
+    def stored_texts(self, serials, text_keys):
+        """Texts this (history) index holds: ``({serial: (text, status)}, {(checksum, type): ...})``,
+        as the Whoosh engine's ``stored_texts`` (the indexing code reuses them)."""
+        serials, text_keys = list(serials), list(text_keys)
+        by_serial, by_key = {}, {}
+        if not serials and not text_keys:
+            return by_serial, by_key
+        searcher = self.searcher()
+        Q = tantivy.Query
+        clauses = []
+        if serials:
+            ids = [f"versioned_items.version.{s}" for s in serials]
+            clauses.append((tantivy.Occur.Should, Q.term_set_query(self.tantivy_schema, ID, ids)))
+        if text_keys:
+            checksums = sorted({checksum for checksum, _ in text_keys})
+            clauses.append((tantivy.Occur.Should, Q.term_set_query(self.tantivy_schema, "checksum", checksums)))
+        wanted = set(text_keys)
+        for fields in self.reader(searcher).docs_stored(Q.boolean_query(clauses)):
+            found = (fields.get("content", ""), fields.get("text_status"))
+            key = (fields.get("checksum"), (fields.get("content_type") or "").split(";", 1)[0].strip().lower())
+            by_serial[fields.get("serial")] = found
+            if key in wanted:
+                by_key[key] = found
+        return by_serial, by_key
 
     def doc_count(self) -> int:
         return self.searcher().num_docs

@@ -38,13 +38,20 @@ def must(query: tantivy.Query, *filters: tantivy.Query) -> tantivy.Query:
 
 class Compiler:
     """Compiles Whoosh query trees for one index: its tantivy schema and field specs, and a
-    searcher for the few nodes that need the index's terms (text ranges)."""
+    searcher for the few nodes that need the index's terms (text ranges).
 
-    def __init__(self, schema: tantivy.Schema, specs: dict[str, FieldSpec], whoosh_schema, searcher=None):
+    ``handlers`` compiles node types of the caller's own: ``{type: handler(compiler, node)}``
+    (the app's ``ValidAt`` wrapper, say). A multi-term node whose terms were already listed
+    (it has ``btexts``, as ``query.ExpandedTerms`` has) becomes a set of those terms.
+    """
+
+    def __init__(self, schema: tantivy.Schema, specs: dict[str, FieldSpec], whoosh_schema, searcher=None,
+                 handlers: dict | None = None):
         self.schema = schema
         self.specs = specs
         self.whoosh_schema = whoosh_schema
         self.searcher = searcher
+        self.handlers = handlers or {}
 
     def compile(self, q: wq.Query) -> tantivy.Query:
         """The tantivy query for ``q``. Raises InvalidQuery for a node it cannot run."""
@@ -55,6 +62,11 @@ class Compiler:
         return compiled
 
     def _node(self, q: wq.Query) -> tantivy.Query:
+        handler = self.handlers.get(type(q))
+        if handler is not None:
+            return handler(self, q)
+        if isinstance(q, wq.MultiTerm) and isinstance(getattr(q, "btexts", None), list):
+            return self.listed_terms(q)
         # Exact types first: DateRange is a NumericRange, FuzzyTerm and Variations are terms.
         handler = _HANDLERS.get(type(q))
         if handler is None:
@@ -83,6 +95,14 @@ class Compiler:
                 value = self.whoosh_schema[fieldname].from_bytes(value)
             return spec.term_value(value) if spec.kind != "date" or not isinstance(value, int) else value
         return value.decode() if isinstance(value, bytes) else str(value)
+
+    def listed_terms(self, q) -> tantivy.Query:
+        """A wildcard, prefix or range whose matching terms were listed beforehand."""
+        spec = self._spec(q.fieldname)
+        if spec is None or not q.btexts:
+            return Q.empty_query()
+        terms = [t.decode() if isinstance(t, bytes) else t for t in q.btexts]
+        return Q.term_set_query(self.schema, q.fieldname, terms)
 
     def phrase(self, q: wq.Phrase) -> tantivy.Query:
         spec = self._spec(q.fieldname)
