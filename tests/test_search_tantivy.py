@@ -601,7 +601,8 @@ def test_stored_texts_find_by_serial_and_content(app_indexes):
     by_serial, by_key = history.stored_texts([1], [("nope", "text/plain")])
     assert by_serial == {1: ("quarterly report", "ok")}
     assert by_key == {}
-    checksum = history.stored_documents(["versioned_items.version.3"])["versioned_items.version.3"]["checksum"]
+    (notes,) = history.stored_documents(["versioned_items.version.3"]).values()
+    checksum = notes["checksum"]
     _, by_key = history.stored_texts([], [(checksum, "text/markdown")])
     assert by_key == {(checksum, "text/markdown"): ("meeting notes about the report", "ok")}
 

@@ -750,18 +750,19 @@ class TantivySearchBackend(BaseSearchBackend):
         if not serials and not text_keys:
             return by_serial, by_key
         searcher = self.searcher()
-        Q = tantivy.Query
+        Q, schema, should = tantivy.Query, self.tantivy_schema, tantivy.Occur.Should
         clauses = []
         if serials:
             ids = [f"versioned_items.version.{s}" for s in serials]
-            clauses.append((tantivy.Occur.Should, Q.term_set_query(self.tantivy_schema, ID, ids)))
+            clauses.append((should, Q.term_set_query(schema, ID, ids)))
         if text_keys:
             checksums = sorted({checksum for checksum, _ in text_keys})
-            clauses.append((tantivy.Occur.Should, Q.term_set_query(self.tantivy_schema, "checksum", checksums)))
+            clauses.append((should, Q.term_set_query(schema, "checksum", checksums)))
         wanted = set(text_keys)
         for fields in self.reader(searcher).docs_stored(Q.boolean_query(clauses)):
             found = (fields.get("content", ""), fields.get("text_status"))
-            key = (fields.get("checksum"), (fields.get("content_type") or "").split(";", 1)[0].strip().lower())
+            content_type = (fields.get("content_type") or "").split(";", 1)[0].strip().lower()
+            key = (fields.get("checksum"), content_type)
             by_serial[fields.get("serial")] = found
             if key in wanted:
                 by_key[key] = found
