@@ -611,3 +611,14 @@ def _paths(backend, tree) -> list[str]:
     searcher = backend.searcher()
     found = searcher.search(backend.compile(tree, searcher), 10).hits
     return sorted(backend.stored_fields(searcher.doc(address))["path_exact"] for _, address in found)
+
+
+def test_an_index_recreated_by_another_backend_is_reopened(filled, connect, tmp_path):
+    assert sqs().count() == 5
+    import shutil
+
+    shutil.rmtree(tmp_path / OTHER)  # as a rebuild in another process: a new index in the same folder
+    other = engine.TantivySearchBackend(OTHER, PATH=str(tmp_path / OTHER))
+    other.ensure_index()
+    other.update(PeopleIndex(), people(["zoe"]))
+    assert names(sqs()) == ["zoe"]

@@ -123,6 +123,7 @@ class TantivySearchBackend(BaseSearchBackend):
         self.parser = None
         self._schema_fields = None  # the Haystack fields the schema was built from
         self._seen = None  # the identity of the commit the reader shows
+        self._created = None  # the inode of the open index's marker
         self._reload_lock = threading.Lock()
         self._parsed: dict[str, object] = {}
 
@@ -222,6 +223,7 @@ class TantivySearchBackend(BaseSearchBackend):
         index.config_reader(reload_policy="manual")
         self.index = index
         self._seen = None
+        self._created = os.stat(os.path.join(self.path, MARKER)).st_ino
         self.setup_complete = True
 
     def _check_marker(self) -> None:
@@ -444,6 +446,11 @@ class TantivySearchBackend(BaseSearchBackend):
         is gone or cannot be read."""
         self._ready()
         identity = self._identity()
+        if identity[0] != self._created:
+            # The folder holds another index now (a clear or a rebuild, in any process, made
+            # it): open that one, marker checked, instead of reloading the old one's reader.
+            self.setup()
+            identity = self._identity()
         if identity != self._seen:
             with self._reload_lock:
                 try:
@@ -454,16 +461,18 @@ class TantivySearchBackend(BaseSearchBackend):
         return self.index.searcher()
 
     def _identity(self) -> tuple:
-        """Which commit the index is at: tantivy writes a new ``meta.json`` (a new file, renamed
-        into place) at each commit."""
+        """Which index and commit the folder holds: ``(marker's inode, meta.json's inode, mtime,
+        size)``. The marker is written once, when an index is created; tantivy writes a new
+        ``meta.json`` (a new file, renamed into place) at each commit."""
         try:
+            marker = os.stat(os.path.join(self.path, MARKER))
             meta = os.stat(os.path.join(self.path, "meta.json"))
         except FileNotFoundError:
             self.setup_complete = False
             raise IndexUnavailable(
                 f"the search index {self.path!r} (connection {self.connection_alias!r}) no longer "
                 "exists; create it with vi_rebuild_index") from None
-        return meta.st_ino, meta.st_mtime_ns, meta.st_size
+        return marker.st_ino, meta.st_ino, meta.st_mtime_ns, meta.st_size
 
     def parse(self, query_string: str):
         """The Whoosh query tree of ``query_string`` (Whoosh's syntax). Raises InvalidQuery."""
