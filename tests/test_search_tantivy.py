@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -622,3 +623,14 @@ def test_an_index_recreated_by_another_backend_is_reopened(filled, connect, tmp_
     other.ensure_index()
     other.update(PeopleIndex(), people(["zoe"]))
     assert names(sqs()) == ["zoe"]
+
+
+def test_the_benchmark_scenario_skips_without_tantivy(monkeypatch):
+    from benchmarks.report import Result
+    from benchmarks.scenarios import tantivy as scenario
+
+    monkeypatch.setitem(sys.modules, "tantivy", None)  # import tantivy now raises ImportError
+    result = Result("tantivy", "sqlite")
+    scenario.run(SimpleNamespace(), result)
+    assert result.notes == ["skipped: tantivy is not installed (pip install 'versioned-items[tantivy]')"]
+    assert result.tables == [] and result.targets == []
