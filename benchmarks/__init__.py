@@ -18,4 +18,5 @@ SCENARIOS = {
     "memory": "memory",
     "locking": "locking",
     "worst_cases": "worst_cases",
+    "tantivy": "tantivy",
 }

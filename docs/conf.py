@@ -62,7 +62,10 @@ autodoc_default_options = {"members": True, "undoc-members": False}
 # The build has no network, so there is no intersphinx: references to classes of Python, Django
 # and Haystack cannot be resolved and are not ours to check. Everything of this app must resolve.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(django|haystack|whoosh|datetime|typing|collections|decimal|pathlib|io|os)\..*"),
+    (
+        r"py:.*",
+        r"(django|haystack|whoosh|tantivy|datetime|typing|collections|contextlib|decimal|pathlib|io|os)\..*",
+    ),
     (r"py:class", r"(BinaryIO|Any|Iterable|Iterator|Mapping|Sequence|Callable|Path|timedelta|datetime)"),
     (r"py:mod", r"(subprocess|os|io|json|tempfile)"),
     # Private helpers named in module docstrings for contributors; deliberately not documented.

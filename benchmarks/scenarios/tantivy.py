@@ -64,15 +64,27 @@ def run(options, result: Result) -> None:
         bulk = _bulk(objects, work)
         table = result.table(
             f"bulk indexing: {len(objects):,} history documents, one writer, one commit",
-            "who", "seconds", "documents/s", "index MB", "tantivy engine/this (speed)",
+            "who",
+            "seconds",
+            "documents/s",
+            "index MB",
+            "tantivy engine/this (speed)",
         )
         rates = {who: len(objects) / row["seconds"] for who, row in bulk.items()}
         for who, row in bulk.items():
             table.add(who, row["seconds"], rates[who], row["mb"], ratio(rates["tantivy engine"], rates[who]))
-        result.target("bulk: tantivy engine vs Whoosh engine (speed)",
-                      ratio(rates["tantivy engine"], rates["Whoosh engine"]), ">=", 10)
-        result.target("bulk: tantivy engine vs raw tantivy (speed)",
-                      ratio(rates["tantivy engine"], rates["raw tantivy"]), ">=", 0.7)
+        result.target(
+            "bulk: tantivy engine vs Whoosh engine (speed)",
+            ratio(rates["tantivy engine"], rates["Whoosh engine"]),
+            ">=",
+            10,
+        )
+        result.target(
+            "bulk: tantivy engine vs raw tantivy (speed)",
+            ratio(rates["tantivy engine"], rates["raw tantivy"]),
+            ">=",
+            0.7,
+        )
 
         span = Version.objects.aggregate(first=Min("mtime"), last=Max("mtime"))
         moment = span["first"] + (span["last"] - span["first"]) / 2
@@ -81,25 +93,44 @@ def run(options, result: Result) -> None:
         table = result.table(
             f"search on history: first page of 10 with total, mean of {len(queries)} two-word queries "
             f"(best of {options.repeat}); as of {moment.isoformat()}",
-            "who", "plain ms", "as-of ms", "as-of/plain", "matches (plain, as-of)",
+            "who",
+            "plain ms",
+            "as-of ms",
+            "as-of/plain",
+            "matches (plain, as-of)",
             "tantivy engine/this (time)",
         )
         mean = {key: statistics.fmean(values) for key, values in times.items()}
         for who in ("Whoosh engine", "tantivy engine", "raw tantivy"):
             plain, as_of = mean[(who, "plain")], mean[(who, "as-of")]
-            table.add(who, ms(plain), ms(as_of), ratio(as_of, plain),
-                      f"{totals[(who, 'plain')]:,}, {totals[(who, 'as-of')]:,}",
-                      ratio(mean[("tantivy engine", "plain")], plain))
+            table.add(
+                who,
+                ms(plain),
+                ms(as_of),
+                ratio(as_of, plain),
+                f"{totals[(who, 'plain')]:,}, {totals[(who, 'as-of')]:,}",
+                ratio(mean[("tantivy engine", "plain")], plain),
+            )
         engine_plain = mean[("tantivy engine", "plain")]
-        result.target("search: tantivy engine time / raw tantivy time",
-                      ratio(engine_plain, mean[("raw tantivy", "plain")]), "<=", 1.5)
-        result.target("search: tantivy engine as-of time / its plain time",
-                      ratio(mean[("tantivy engine", "as-of")], engine_plain), "<=", 1.2)
+        result.target(
+            "search: tantivy engine time / raw tantivy time",
+            ratio(engine_plain, mean[("raw tantivy", "plain")]),
+            "<=",
+            1.5,
+        )
+        result.target(
+            "search: tantivy engine as-of time / its plain time",
+            ratio(mean[("tantivy engine", "as-of")], engine_plain),
+            "<=",
+            1.2,
+        )
         for kind in ("plain", "as-of"):
             whoosh, engine = totals[("Whoosh engine", kind)], totals[("tantivy engine", kind)]
             if whoosh != engine:
-                result.notes.append(f"{kind}: the Whoosh engine found {whoosh:,} matches, the tantivy engine "
-                                    f"{engine:,} (their text analyzers differ: docs/tantivy.md)")
+                result.notes.append(
+                    f"{kind}: the Whoosh engine found {whoosh:,} matches, the tantivy engine "
+                    f"{engine:,} (their text analyzers differ: docs/tantivy.md)"
+                )
             if engine != totals[("raw tantivy", kind)]:
                 result.notes.append(f"{kind}: the tantivy engine and raw tantivy found different totals")
     finally:
@@ -136,8 +167,10 @@ def _bulk(objects: list, work: str) -> dict:
     from ..env import Timer
 
     found = {}
-    for who, alias, engine in (("Whoosh engine", "bench_whoosh", WHOOSH_ENGINE),
-                               ("tantivy engine", "bench_tantivy", TANTIVY_ENGINE)):
+    for who, alias, engine in (
+        ("Whoosh engine", "bench_whoosh", WHOOSH_ENGINE),
+        ("tantivy engine", "bench_tantivy", TANTIVY_ENGINE),
+    ):
         path = os.path.join(work, alias)
         with _serving_history(alias, engine, path) as backend:
             backend.ensure_index()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from versioned_items import api, content
+from versioned_items import api, blobs
 from versioned_items.exceptions import InvalidArgument
 from versioned_items.models import Blob, Cluster, Node, Version
 
@@ -200,7 +200,7 @@ def test_batches_that_deadlock(subprocess_env, tmp_path, form):
 
 
 def _contents_in_checksum_order(count: int) -> list[str]:
-    return sorted((f"content {i}" for i in range(count)), key=lambda text: content.checksum_of(text.encode()))
+    return sorted((f"content {i}" for i in range(count)), key=lambda text: blobs.checksum_of(text.encode()))
 
 
 def test_purge_releasing_content_racing_a_put_of_the_same_contents(subprocess_env, tmp_path):

@@ -105,8 +105,10 @@ class TantivySearchBackend(BaseSearchBackend):
         super().__init__(connection_alias, **connection_options)
         self.path = connection_options.get("PATH")
         if not self.path:
-            raise ImproperlyConfigured(f"You must specify a 'PATH' in your settings for connection "
-                                       f"{connection_alias!r} (the folder of its tantivy index).")
+            raise ImproperlyConfigured(
+                f"You must specify a 'PATH' in your settings for connection "
+                f"{connection_alias!r} (the folder of its tantivy index)."
+            )
         self.threads = int(connection_options.get("WRITER_THREADS") or min(4, os.cpu_count() or 1))
         heap = int(connection_options.get("WRITER_HEAP_MB", 128) * 1_000_000)
         self.heap_size = max(heap, _MIN_HEAP_PER_THREAD * self.threads + 1_000_000)
@@ -165,8 +167,12 @@ class TantivySearchBackend(BaseSearchBackend):
     def marker(self) -> dict:
         """What the version marker of an index of this connection's fields says."""
         self._build_schema()
-        return {"engine": ENGINE_NAME, **library_version(), "layout": tf.LAYOUT,
-                "fields": tf.fingerprint(self.specs)}
+        return {
+            "engine": ENGINE_NAME,
+            **library_version(),
+            "layout": tf.LAYOUT,
+            "fields": tf.fingerprint(self.specs),
+        }
 
     # --- opening ---
 
@@ -235,7 +241,8 @@ class TantivySearchBackend(BaseSearchBackend):
             raise IndexUnavailable(
                 f"the search index {self.path!r} (connection {self.connection_alias!r}) has no "
                 f"version marker ({MARKER}): another program made it, or its creation was "
-                "interrupted; rebuild it with vi_rebuild_index") from None
+                "interrupted; rebuild it with vi_rebuild_index"
+            ) from None
         except (OSError, ValueError) as error:
             raise self._unreadable(error) from error
         wanted = self.marker()
@@ -244,12 +251,14 @@ class TantivySearchBackend(BaseSearchBackend):
                 f"the search index {self.path!r} (connection {self.connection_alias!r}) was built "
                 f"by tantivy {found.get('tantivy')} (index format {found.get('index_format')}); this "
                 f"process has tantivy {wanted['tantivy']} (index format {wanted['index_format']}): "
-                "rebuild it with vi_rebuild_index")
+                "rebuild it with vi_rebuild_index"
+            )
         if found != wanted:
             raise _OtherFields(
                 f"the search index {self.path!r} (connection {self.connection_alias!r}) was built "
                 "for other fields than the search indexes declare now (or by another version of "
-                "versioned_items): rebuild it with vi_rebuild_index")
+                "versioned_items): rebuild it with vi_rebuild_index"
+            )
 
     def _empty(self) -> bool:
         """Whether the index (made by this tantivy version) holds no document."""
@@ -335,7 +344,8 @@ class TantivySearchBackend(BaseSearchBackend):
             if left <= 0:
                 raise IndexUnavailable(
                     f"the tantivy index {self.path!r} (connection {self.connection_alias!r}) was "
-                    f"locked by another writer for more than {timeout:g} s")
+                    f"locked by another writer for more than {timeout:g} s"
+                )
             time.sleep(min(delay, left))
             delay = min(delay * 2, 0.1)
 
@@ -471,7 +481,8 @@ class TantivySearchBackend(BaseSearchBackend):
             self.setup_complete = False
             raise IndexUnavailable(
                 f"the search index {self.path!r} (connection {self.connection_alias!r}) no longer "
-                "exists; create it with vi_rebuild_index") from None
+                "exists; create it with vi_rebuild_index"
+            ) from None
         return marker.st_ino, meta.st_ino, meta.st_mtime_ns, meta.st_size
 
     def parse(self, query_string: str):
@@ -503,11 +514,27 @@ class TantivySearchBackend(BaseSearchBackend):
         return self.compile(self.parse(query_string), searcher)
 
     @log_query
-    def search(self, query_string, sort_by=None, start_offset=0, end_offset=None, fields="",
-               highlight=False, facets=None, date_facets=None, query_facets=None,
-               narrow_queries=None, spelling_query=None, within=None, dwithin=None,
-               distance_point=None, models=None, limit_to_registered_models=None,
-               result_class=None, **kwargs):
+    def search(
+        self,
+        query_string,
+        sort_by=None,
+        start_offset=0,
+        end_offset=None,
+        fields="",
+        highlight=False,
+        facets=None,
+        date_facets=None,
+        query_facets=None,
+        narrow_queries=None,
+        spelling_query=None,
+        within=None,
+        dwithin=None,
+        distance_point=None,
+        models=None,
+        limit_to_registered_models=None,
+        result_class=None,
+        **kwargs,
+    ):
         query_string = force_str(query_string)
         if not query_string:
             return {"results": [], "hits": 0}
@@ -516,23 +543,31 @@ class TantivySearchBackend(BaseSearchBackend):
         filters = self._filters(searcher, narrow_queries, models, limit_to_registered_models)
         q = must(matching, *filters)
         hits, total = self._top(searcher, q, sort_by, start_offset, end_offset)
-        results, skipped = self._results(searcher, hits, result_class, fields,
-                                         matching if highlight else None, highlight)
+        results, skipped = self._results(
+            searcher, hits, result_class, fields, matching if highlight else None, highlight
+        )
         facet_counts = {}
         if facets or date_facets or query_facets:
-            facet_counts = {"fields": self._field_facets(searcher, q, facets or {}),
-                            "dates": self._date_facets(searcher, q, date_facets or {}),
-                            "queries": self._query_facets(searcher, q, query_facets or [])}
-        return {"results": results, "hits": total - skipped, "facets": facet_counts,
-                "spelling_suggestion": None}
+            facet_counts = {
+                "fields": self._field_facets(searcher, q, facets or {}),
+                "dates": self._date_facets(searcher, q, date_facets or {}),
+                "queries": self._query_facets(searcher, q, query_facets or []),
+            }
+        return {
+            "results": results,
+            "hits": total - skipped,
+            "facets": facet_counts,
+            "spelling_suggestion": None,
+        }
 
     def _filters(self, searcher, narrow_queries, models, limit_to_registered) -> list:
         """The narrowing queries and the model restriction, as filters."""
         filters = [self.query(force_str(nq), searcher) for nq in narrow_queries or ()]
         if limit_to_registered is None:
             # The app's connections hold one model each: no registered-models filter.
-            limit_to_registered = (not self.serves_app()
-                                   and getattr(settings, "HAYSTACK_LIMIT_TO_REGISTERED_MODELS", True))
+            limit_to_registered = not self.serves_app() and getattr(
+                settings, "HAYSTACK_LIMIT_TO_REGISTERED_MODELS", True
+            )
         if models:
             cts = sorted(get_model_ct(model) for model in models)
         elif limit_to_registered:
@@ -556,8 +591,10 @@ class TantivySearchBackend(BaseSearchBackend):
         for name, _ in keys:
             spec = self.specs.get(name)
             if spec is None or not spec.fast or spec.multivalued:
-                raise SearchBackendError(f"cannot sort on {name!r}: sort on a field with one value "
-                                         "per document that is not the document field")
+                raise SearchBackendError(
+                    f"cannot sort on {name!r}: sort on a field with one value "
+                    "per document that is not the document field"
+                )
         if len(keys) > 1:
             return self._sorted_by_many(searcher, q, keys, start, limit)
         options = {}
@@ -576,7 +613,7 @@ class TantivySearchBackend(BaseSearchBackend):
         rows = [(address, self.stored_fields(searcher.doc(address))) for _, address in result.hits]
         for name, descending in reversed(keys):  # stable sorts, last key first
             rows.sort(key=lambda row: _sort_key(row[1].get(name)), reverse=descending)
-        return [(0.0, address) for address, _ in rows[start:start + limit]], result.count
+        return [(0.0, address) for address, _ in rows[start : start + limit]], result.count
 
     # --- results ---
 
@@ -650,8 +687,10 @@ class TantivySearchBackend(BaseSearchBackend):
     def _column(self, name: str, what: str) -> tf.FieldSpec:
         spec = self.specs.get(name)
         if spec is None or not spec.fast:
-            raise SearchBackendError(f"cannot {what} on {name!r}: it is not a field with exact values "
-                                     "(give the Haystack field faceted=True)")
+            raise SearchBackendError(
+                f"cannot {what} on {name!r}: it is not a field with exact values "
+                "(give the Haystack field faceted=True)"
+            )
         return spec
 
     def _field_facets(self, searcher, q, facets: dict) -> dict:
@@ -690,8 +729,15 @@ class TantivySearchBackend(BaseSearchBackend):
     def compile_range(self, name: str, start: datetime, end: datetime) -> tantivy.Query:
         """``start <= name < end`` on a date field."""
         low, high = (tf.datetime_to_long(tf.naive_utc(v)) for v in (start, end))
-        return tantivy.Query.range_query(self.tantivy_schema, name, tantivy.FieldType.Integer, low, high,
-                                         include_lower=True, include_upper=False)
+        return tantivy.Query.range_query(
+            self.tantivy_schema,
+            name,
+            tantivy.FieldType.Integer,
+            low,
+            high,
+            include_lower=True,
+            include_upper=False,
+        )
 
     def _query_facets(self, searcher, q, query_facets: list) -> dict:
         counts = {}
@@ -702,9 +748,17 @@ class TantivySearchBackend(BaseSearchBackend):
 
     # --- more like this ---
 
-    def more_like_this(self, model_instance, additional_query_string=None, start_offset=0,
-                       end_offset=None, models=None, limit_to_registered_models=None,
-                       result_class=None, **kwargs):
+    def more_like_this(
+        self,
+        model_instance,
+        additional_query_string=None,
+        start_offset=0,
+        end_offset=None,
+        models=None,
+        limit_to_registered_models=None,
+        result_class=None,
+        **kwargs,
+    ):
         """Documents whose document field shares the most telling words with the instance's."""
         searcher = self.searcher()
         ident = get_identifier(model_instance)
@@ -716,14 +770,19 @@ class TantivySearchBackend(BaseSearchBackend):
         if not text:
             return {"results": [], "hits": 0}
         similar = tantivy.Query.more_like_this_document_fields_query(
-            self.tantivy_schema, {self.content_field_name: [text]},
-            min_doc_frequency=1, min_term_frequency=1, max_query_terms=25)
+            self.tantivy_schema,
+            {self.content_field_name: [text]},
+            min_doc_frequency=1,
+            min_term_frequency=1,
+            max_query_terms=25,
+        )
         narrow = None
         if additional_query_string and additional_query_string != "*":
             narrow = {additional_query_string}
         filters = self._filters(searcher, narrow, models, limit_to_registered_models)
-        q = tantivy.Query.boolean_query([(tantivy.Occur.Must, must(similar, *filters)),
-                                         (tantivy.Occur.MustNot, own)])
+        q = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, must(similar, *filters)), (tantivy.Occur.MustNot, own)]
+        )
         hits, total = self._top(searcher, q, None, start_offset, end_offset)
         results, skipped = self._results(searcher, hits, result_class, "", None, False)
         return {"results": results, "hits": total - skipped}
@@ -827,8 +886,8 @@ def render_snippet(snippet) -> str:
     for match in sorted(snippet.highlighted(), key=lambda r: r.start):
         if match.start < position:
             continue
-        parts.append(html.escape(data[position:match.start].decode(errors="replace")))
-        parts.append(f"<mark>{html.escape(data[match.start:match.end].decode(errors='replace'))}</mark>")
+        parts.append(html.escape(data[position : match.start].decode(errors="replace")))
+        parts.append(f"<mark>{html.escape(data[match.start : match.end].decode(errors='replace'))}</mark>")
         position = match.end
     parts.append(html.escape(data[position:].decode(errors="replace")))
     return "".join(parts)

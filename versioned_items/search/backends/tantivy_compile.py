@@ -22,8 +22,12 @@ from .tantivy_fields import NUMERIC, FieldSpec, regex_escape
 Q = tantivy.Query
 MUST, SHOULD, MUST_NOT = tantivy.Occur.Must, tantivy.Occur.Should, tantivy.Occur.MustNot
 
-_RANGE_TYPES = {"int": tantivy.FieldType.Integer, "date": tantivy.FieldType.Integer,
-                "float": tantivy.FieldType.Float, "bool": tantivy.FieldType.Boolean}
+_RANGE_TYPES = {
+    "int": tantivy.FieldType.Integer,
+    "date": tantivy.FieldType.Integer,
+    "float": tantivy.FieldType.Float,
+    "bool": tantivy.FieldType.Boolean,
+}
 
 # Index terms a text range (``name:[a TO c]``) may expand to; tantivy has no range on text.
 MAX_RANGE_TERMS = 10_000
@@ -45,8 +49,14 @@ class Compiler:
     (it has ``btexts``, as ``query.ExpandedTerms`` has) becomes a set of those terms.
     """
 
-    def __init__(self, schema: tantivy.Schema, specs: dict[str, FieldSpec], whoosh_schema, searcher=None,
-                 handlers: dict | None = None):
+    def __init__(
+        self,
+        schema: tantivy.Schema,
+        specs: dict[str, FieldSpec],
+        whoosh_schema,
+        searcher=None,
+        handlers: dict | None = None,
+    ):
         self.schema = schema
         self.specs = specs
         self.whoosh_schema = whoosh_schema
@@ -72,8 +82,10 @@ class Compiler:
         if handler is None:
             handler = next((h for kind, h in _HANDLERS.items() if isinstance(q, kind)), None)
         if handler is None:
-            raise InvalidQuery(f"the tantivy engine cannot run the Whoosh query {q!r} "
-                               f"({type(q).__name__}); see docs/tantivy.md")
+            raise InvalidQuery(
+                f"the tantivy engine cannot run the Whoosh query {q!r} "
+                f"({type(q).__name__}); see docs/tantivy.md"
+            )
         return handler(self, q)
 
     # --- leaves ---
@@ -125,16 +137,19 @@ class Compiler:
         if spec is None:
             return Q.empty_query()
         if spec.kind in NUMERIC:
-            raise InvalidQuery(f"the field {q.fieldname!r} holds numbers or dates: give it a value or a "
-                               f"range, not the pattern {q.text!r}")
+            raise InvalidQuery(
+                f"the field {q.fieldname!r} holds numbers or dates: give it a value or a "
+                f"range, not the pattern {q.text!r}"
+            )
         return Q.regex_query(self.schema, q.fieldname, pattern)
 
     def fuzzy(self, q: wq.FuzzyTerm) -> tantivy.Query:
         if self._spec(q.fieldname) is None:
             return Q.empty_query()
         # tantivy's automata go up to 2 edits.
-        return Q.fuzzy_term_query(self.schema, q.fieldname, q.text, distance=min(2, q.maxdist),
-                                  transposition_cost_one=True)
+        return Q.fuzzy_term_query(
+            self.schema, q.fieldname, q.text, distance=min(2, q.maxdist), transposition_cost_one=True
+        )
 
     def numeric_range(self, q: wq.NumericRange) -> tantivy.Query:
         spec = self._spec(q.fieldname)
@@ -144,9 +159,15 @@ class Compiler:
             return self.term_range(q)
         low, high = self._bound(spec, q.start), self._bound(spec, q.end)
         # tantivy refuses an open end marked exclusive.
-        return Q.range_query(self.schema, q.fieldname, _RANGE_TYPES[spec.kind], low, high,
-                             include_lower=low is None or not q.startexcl,
-                             include_upper=high is None or not q.endexcl)
+        return Q.range_query(
+            self.schema,
+            q.fieldname,
+            _RANGE_TYPES[spec.kind],
+            low,
+            high,
+            include_lower=low is None or not q.startexcl,
+            include_upper=high is None or not q.endexcl,
+        )
 
     @staticmethod
     def _bound(spec: FieldSpec, value):
@@ -177,8 +198,10 @@ class Compiler:
     # --- compounds ---
 
     def conjunction(self, q: wq.And) -> tantivy.Query:
-        clauses = [(MUST_NOT, self.compile(c.query)) if isinstance(c, wq.Not) else (MUST, self.compile(c))
-                   for c in q.subqueries]
+        clauses = [
+            (MUST_NOT, self.compile(c.query)) if isinstance(c, wq.Not) else (MUST, self.compile(c))
+            for c in q.subqueries
+        ]
         return _boolean(clauses)
 
     def disjunction(self, q: wq.Or) -> tantivy.Query:

@@ -60,8 +60,12 @@ def _analyzer(tokenizer, *filters) -> tantivy.TextAnalyzer:
 def _build_analyzers() -> dict[str, tantivy.TextAnalyzer]:
     return {
         # Words, lower-cased, English stems (Whoosh's StemmingAnalyzer, without its stop words).
-        "vi_stem": _analyzer(tantivy.Tokenizer.simple(), tantivy.Filter.remove_long(40),
-                             tantivy.Filter.lowercase(), tantivy.Filter.stemmer("english")),
+        "vi_stem": _analyzer(
+            tantivy.Tokenizer.simple(),
+            tantivy.Filter.remove_long(40),
+            tantivy.Filter.lowercase(),
+            tantivy.Filter.stemmer("english"),
+        ),
         # The words of a path: docs/Q1-report_v2.txt -> docs, q1, report, v2, txt.
         "vi_path": _analyzer(tantivy.Tokenizer.regex(r"[^\W_]+"), tantivy.Filter.lowercase()),
         "vi_ngram": _analyzer(tantivy.Tokenizer.ngram(*NGRAM_SIZES["ngram"]), tantivy.Filter.lowercase()),
@@ -157,6 +161,7 @@ class FieldSpec:
         field: it runs for every field of every document written)."""
         one = _CONVERTERS.get(self.kind, _text)
         if self.multivalued:
+
             def many(value):
                 items = value if isinstance(value, (list, tuple, set)) else [value]
                 return [one(v) for v in items if v is not None] or None
@@ -201,7 +206,6 @@ def _text(value) -> str:
 
 def _date(value) -> int:
     return datetime_to_long(naive_utc(value))
-
 
 
 def naive_utc(value) -> datetime:
@@ -271,8 +275,9 @@ def field_specs(fields: dict) -> tuple[str, dict[str, FieldSpec]]:
         if field.document:
             content_field = spec.name
     if len(specs) == 3:
-        raise SearchBackendError("No fields were found in any search_indexes. Please correct this "
-                                 "before attempting to search.")
+        raise SearchBackendError(
+            "No fields were found in any search_indexes. Please correct this before attempting to search."
+        )
     return content_field, specs
 
 
@@ -370,14 +375,27 @@ class TantivyAnalyzer(Tokenizer):
     def __eq__(self, other):
         return type(other) is type(self) and other.name == self.name
 
-    def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
-                 start_pos=0, start_char=0, tokenize=True, mode="", **kwargs):
+    def __call__(
+        self,
+        value,
+        positions=False,
+        chars=False,
+        keeporiginal=False,
+        removestops=True,
+        start_pos=0,
+        start_char=0,
+        tokenize=True,
+        mode="",
+        **kwargs,
+    ):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         if not tokenize:
             parts = [(value.lower(), 0, 0, len(value))]
         else:
-            parts = [(t.text, t.position, t.char_offset_from, t.char_offset_to)
-                     for t in analyzer(self.name).pre_tokenize(value).tokens]
+            parts = [
+                (t.text, t.position, t.char_offset_from, t.char_offset_to)
+                for t in analyzer(self.name).pre_tokenize(value).tokens
+            ]
         for text, position, first, last in parts:
             token.text = text
             token.boost = 1.0
@@ -401,12 +419,23 @@ class NgramQueryAnalyzer(Tokenizer):
     def __eq__(self, other):
         return type(other) is type(self) and other.longest == self.longest
 
-    def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
-                 start_pos=0, start_char=0, tokenize=True, mode="", **kwargs):
+    def __call__(
+        self,
+        value,
+        positions=False,
+        chars=False,
+        keeporiginal=False,
+        removestops=True,
+        start_pos=0,
+        start_char=0,
+        tokenize=True,
+        mode="",
+        **kwargs,
+    ):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         words = _WORDS.finditer(value) if tokenize else [re.match(r".*", value, re.DOTALL)]
         for position, word in enumerate(words):
-            token.text = word[0].lower()[:self.longest]
+            token.text = word[0].lower()[: self.longest]
             token.boost, token.stopped = 1.0, False
             if keeporiginal:
                 token.original = word[0]

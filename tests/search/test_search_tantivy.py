@@ -32,7 +32,7 @@ from versioned_items.search.backends import tantivy as engine  # noqa: E402
 from versioned_items.search.backends.tantivy_fields import naive_utc  # noqa: E402
 from versioned_items.search.search_indexes import OPEN_END  # noqa: E402
 
-from .search_fixtures import ALIASES  # noqa: E402
+from ..search_fixtures import ALIASES  # noqa: E402
 
 ENGINE = "versioned_items.search.backends.tantivy.TantivyEngine"
 OTHER = "tantivy_other"
@@ -82,15 +82,24 @@ WORDS = {
 
 def people(names=tuple(WORDS)):
     """Users (not saved): ids from 1, joined a day and a microsecond apart."""
-    return [User(id=i, username=name, first_name=WORDS.get(name, "plain words"), last_name=f"secret {i}",
-                 is_active=i != 4, date_joined=BASE + timedelta(days=i, microseconds=i))
-            for i, name in enumerate(names, start=1)]
+    return [
+        User(
+            id=i,
+            username=name,
+            first_name=WORDS.get(name, "plain words"),
+            last_name=f"secret {i}",
+            is_active=i != 4,
+            date_joined=BASE + timedelta(days=i, microseconds=i),
+        )
+        for i, name in enumerate(names, start=1)
+    ]
 
 
 @pytest.fixture
 def connect(tmp_path):
     """``connect(**options)``: the tantivy backend of connection OTHER (a folder under tmp_path)
     holding PeopleIndex."""
+
     def connect(**options):
         connections.connections_info[OTHER] = {"ENGINE": ENGINE, "PATH": str(tmp_path / OTHER), **options}
         connections.reload(OTHER)
@@ -178,28 +187,31 @@ def test_one_commit_leaves_few_segments_after_many(connect):
 # --- SearchQuerySet ---
 
 
-@pytest.mark.parametrize(("lookup", "expected"), [
-    ({"content": "running"}, ["alice", "carol"]),  # stemmed: "running" finds run
-    ({"content": "running socks"}, ["carol"]),
-    ({"name": "alice"}, ["alice"]),
-    ({"name__exact": "alice"}, ["alice"]),
-    ({"name__in": ["bob", "dave"]}, ["bob", "dave"]),
-    ({"name__startswith": "ca"}, ["carol"]),
-    ({"name__contains": "ri"}, ["erin"]),
-    ({"rank": 3}, ["carol"]),
-    ({"rank__gt": 3}, ["dave", "erin"]),
-    ({"rank__gte": 3}, ["carol", "dave", "erin"]),
-    ({"rank__lt": 2}, ["alice"]),
-    ({"rank__lte": 2}, ["alice", "bob"]),
-    ({"rank__range": [2, 4]}, ["bob", "carol", "dave"]),
-    ({"rank__in": [1, 5]}, ["alice", "erin"]),
-    ({"weight__gte": 2.0}, ["dave", "erin"]),
-    ({"active": False}, ["dave"]),
-    ({"tags": "odd"}, ["alice", "carol", "erin"]),
-    ({"tags": Exact("group 1")}, ["alice", "dave"]),
-    ({"text__fuzzy": "marathom"}, ["alice", "erin"]),  # marathon, marathons: one edit
-    ({"text__fuzzy": "runer"}, ["alice", "carol", "erin"]),  # run, runner: up to two
-])
+@pytest.mark.parametrize(
+    ("lookup", "expected"),
+    [
+        ({"content": "running"}, ["alice", "carol"]),  # stemmed: "running" finds run
+        ({"content": "running socks"}, ["carol"]),
+        ({"name": "alice"}, ["alice"]),
+        ({"name__exact": "alice"}, ["alice"]),
+        ({"name__in": ["bob", "dave"]}, ["bob", "dave"]),
+        ({"name__startswith": "ca"}, ["carol"]),
+        ({"name__contains": "ri"}, ["erin"]),
+        ({"rank": 3}, ["carol"]),
+        ({"rank__gt": 3}, ["dave", "erin"]),
+        ({"rank__gte": 3}, ["carol", "dave", "erin"]),
+        ({"rank__lt": 2}, ["alice"]),
+        ({"rank__lte": 2}, ["alice", "bob"]),
+        ({"rank__range": [2, 4]}, ["bob", "carol", "dave"]),
+        ({"rank__in": [1, 5]}, ["alice", "erin"]),
+        ({"weight__gte": 2.0}, ["dave", "erin"]),
+        ({"active": False}, ["dave"]),
+        ({"tags": "odd"}, ["alice", "carol", "erin"]),
+        ({"tags": Exact("group 1")}, ["alice", "dave"]),
+        ({"text__fuzzy": "marathom"}, ["alice", "erin"]),  # marathon, marathons: one edit
+        ({"text__fuzzy": "runer"}, ["alice", "carol", "erin"]),  # run, runner: up to two
+    ],
+)
 def test_filters(filled, lookup, expected):
     assert sorted(names(sqs().filter(**lookup))) == expected
 
@@ -223,7 +235,7 @@ def test_not_or_and_sq(filled):
 
 
 def test_auto_query_and_raw_search(filled):
-    assert sorted(names(sqs().auto_query('running -track'))) == ["alice"]
+    assert sorted(names(sqs().auto_query("running -track"))) == ["alice"]
     assert names(sqs().auto_query('"walking boots"')) == ["bob"]
     assert sorted(names(sqs().raw_search("run* AND NOT name:erin"))) == ["alice", "carol"]
     assert sorted(names(sqs().filter(content=Raw("marathon OR goggles")))) == ["alice", "dave", "erin"]
@@ -267,8 +279,12 @@ def test_field_facets(filled):
 def test_date_and_query_facets(filled):
     start = BASE + timedelta(days=1)
     end = start + timedelta(days=4)
-    counts = (sqs().date_facet("joined", start_date=start, end_date=end, gap_by="day", gap_amount=2)
-              .query_facet("rank", "[1 TO 2]").facet_counts())
+    counts = (
+        sqs()
+        .date_facet("joined", start_date=start, end_date=end, gap_by="day", gap_amount=2)
+        .query_facet("rank", "[1 TO 2]")
+        .facet_counts()
+    )
     assert counts["dates"]["joined"] == [(naive_utc(start), 2), (naive_utc(start + timedelta(days=2)), 2)]
     assert counts["queries"] == {"rank:[1 TO 2]": 2}
 
@@ -416,29 +432,40 @@ def test_a_writer_that_cannot_get_the_lock_raises(filled, settings):
 def test_searches_see_commits_of_other_processes(filled, tmp_path):
     assert sqs().count() == 5
     # Another process deletes a document with tantivy directly.
-    script = ("import sys, tantivy\n"
-              "from versioned_items.search.backends import tantivy_fields as tf\n"
-              "ix = tantivy.Index.open(sys.argv[1]); tf.register(ix)\n"
-              "w = ix.writer(20_000_000, 1); w.delete_documents_by_term('id', 'auth.user.5')\n"
-              "w.commit(); w.wait_merging_threads()\n")
-    subprocess.run([sys.executable, "-c", script, filled.path], check=True, cwd=os.getcwd(),
-                   env={**os.environ, "PYTHONPATH": os.getcwd()})
+    script = (
+        "import sys, tantivy\n"
+        "from versioned_items.search.backends import tantivy_fields as tf\n"
+        "ix = tantivy.Index.open(sys.argv[1]); tf.register(ix)\n"
+        "w = ix.writer(20_000_000, 1); w.delete_documents_by_term('id', 'auth.user.5')\n"
+        "w.commit(); w.wait_merging_threads()\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, filled.path],
+        check=True,
+        cwd=os.getcwd(),
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert sqs().count() == 4
 
 
 def test_a_writer_killed_inside_its_work_leaves_the_last_commit(filled, tmp_path):
     # A child adds documents and commits once, then adds more and is killed before committing.
-    script = ("import os, sys, tantivy, signal\n"
-              "from versioned_items.search.backends import tantivy_fields as tf\n"
-              "ix = tantivy.Index.open(sys.argv[1]); tf.register(ix)\n"
-              "w = ix.writer(20_000_000, 1)\n"
-              "def doc(i):\n"
-              "    return tantivy.Document(id=f'x.{i}', django_ct='auth.user', django_id=str(i), text='k')\n"
-              "w.add_document(doc(100)); w.commit()\n"
-              "for i in range(101, 2000): w.add_document(doc(i))\n"
-              "os.kill(os.getpid(), signal.SIGKILL)\n")
-    child = subprocess.run([sys.executable, "-c", script, filled.path], cwd=os.getcwd(),
-                           env={**os.environ, "PYTHONPATH": os.getcwd()})
+    script = (
+        "import os, sys, tantivy, signal\n"
+        "from versioned_items.search.backends import tantivy_fields as tf\n"
+        "ix = tantivy.Index.open(sys.argv[1]); tf.register(ix)\n"
+        "w = ix.writer(20_000_000, 1)\n"
+        "def doc(i):\n"
+        "    return tantivy.Document(id=f'x.{i}', django_ct='auth.user', django_id=str(i), text='k')\n"
+        "w.add_document(doc(100)); w.commit()\n"
+        "for i in range(101, 2000): w.add_document(doc(i))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script, filled.path],
+        cwd=os.getcwd(),
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert child.returncode == -9
     assert filled.searcher().num_docs == 6  # the five, and the one committed document
     (frank,) = people(["frank"])
@@ -586,9 +613,11 @@ def test_an_as_of_wrapper_compiles_through_a_handler(app_indexes):
     def valid_at(compiler, node):
         at = datetime_to_long(node.moment)
         Q, FT = tantivy.Query, tantivy.FieldType
-        return must(compiler.compile(node.child),
-                    Q.range_query(history.tantivy_schema, "mtime", FT.Integer, None, at, include_upper=False),
-                    Q.range_query(history.tantivy_schema, "valid_until", FT.Integer, at, None))
+        return must(
+            compiler.compile(node.child),
+            Q.range_query(history.tantivy_schema, "mtime", FT.Integer, None, at, include_upper=False),
+            Q.range_query(history.tantivy_schema, "valid_until", FT.Integer, at, None),
+        )
 
     moment = first["valid_until"] - timedelta(microseconds=1)  # just before the second draft
     tree = q.whoosh_query(q.SearchRequest(query="quarterly", history=True, as_of=moment), history.schema)
