@@ -65,6 +65,7 @@ from versioned_items.conf import app_settings
 from versioned_items.exceptions import IndexUnavailable, InvalidQuery
 
 from . import tantivy_fields as tf
+from .common import AppBackendMixin
 from .tantivy_compile import Compiler, must
 from .tantivy_reader import TantivyReader
 
@@ -90,12 +91,14 @@ def library_version() -> dict:
     return {"tantivy": f"{match[1]}.{match[2]}", "index_format": match[3]}
 
 
-class TantivySearchBackend(BaseSearchBackend):
+class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
     """A Haystack backend on a tantivy index in the folder ``PATH``.
 
     Connection options besides Haystack's: ``WRITER_HEAP_MB`` (memory of a writer, default
     128) and ``WRITER_THREADS`` (indexing threads, default: the cores, at most 4).
     """
+
+    engine_label = "tantivy"
 
     # Query strings are Whoosh's syntax (TantivySearchQuery is Haystack's Whoosh query class).
     RESERVED_WORDS = HaystackWhooshBackend.RESERVED_WORDS
@@ -128,12 +131,6 @@ class TantivySearchBackend(BaseSearchBackend):
         self._created = None  # the inode of the open index's marker
         self._reload_lock = threading.Lock()
         self._parsed: dict[str, object] = {}
-
-    def serves_app(self) -> bool:
-        """Whether this is one of the app's two connections (``LATEST_CONNECTION``,
-        ``HISTORY_CONNECTION``), where a missing index is an error and writes never fail
-        silently."""
-        return self.connection_alias in (app_settings.LATEST_CONNECTION, app_settings.HISTORY_CONNECTION)
 
     # --- schema ---
 
@@ -186,16 +183,6 @@ class TantivySearchBackend(BaseSearchBackend):
         """
         self._schema_fields = None
         self._open(create=not self.serves_app())
-
-    def ensure_index(self) -> None:
-        """Create the index if it does not exist yet (an empty one), and open it."""
-        if not self.setup_complete:
-            self._open(create=True)
-
-    def _ready(self) -> None:
-        """Set up on first use, and again when the Haystack indexes (hence the schema) changed."""
-        if not self.setup_complete or self._searchfields() is not self._schema_fields:
-            self.setup()
 
     def exists(self) -> bool:
         return os.path.exists(os.path.join(self.path, "meta.json"))
@@ -402,26 +389,6 @@ class TantivySearchBackend(BaseSearchBackend):
                     writer.add_document(_with_tokens(doc, schema))
                 else:
                     writer.add_document(tantivy.Document.from_dict(doc, schema))
-
-    @contextlib.contextmanager
-    def _failing(self, action: str, always: bool = False) -> Iterator[None]:
-        """Let an error of ``action`` through, or log it when the connection's SILENTLY_FAIL
-        says so; never on the app's connections (their outbox retries failed writes)."""
-        try:
-            yield
-        except Exception:
-            if always or not self.silently_fail or self.serves_app():
-                raise
-            self.log.exception("Failed to %s (connection %r)", action, self.connection_alias)
-
-    def update(self, index, iterable, commit=True):
-        with self._failing("update the tantivy index"):
-            self.apply(index, iterable)
-
-    def remove(self, obj_or_string, commit=True):
-        # Always raises: a remove logged and lost leaves a deleted object findable for good.
-        with self._failing("remove a document", always=True):
-            self.write_documents([], [get_identifier(obj_or_string)])
 
     def clear(self, models=None, commit=True):
         with self._failing("clear the tantivy index"):

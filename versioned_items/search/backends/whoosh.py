@@ -49,7 +49,7 @@ from typing import TypeVar
 from haystack.backends import whoosh_backend
 from haystack.constants import DJANGO_CT, DJANGO_ID, ID
 from haystack.exceptions import SkipDocument
-from haystack.utils import get_identifier, get_model_ct
+from haystack.utils import get_model_ct
 from whoosh import fields as wf
 from whoosh import index as windex
 from whoosh.analysis import LowercaseFilter, RegexTokenizer, StemmingAnalyzer, Token, Tokenizer
@@ -62,6 +62,8 @@ from whoosh.writing import CLEAR
 
 from versioned_items.conf import app_settings
 from versioned_items.exceptions import IndexUnavailable
+
+from .common import AppBackendMixin
 
 # Separates the items of a token list inside one Whoosh value. Control characters are refused
 # in paths, and are removed from attribute values before indexing.
@@ -139,8 +141,10 @@ def _term_list_field(analyzer, stored):
     return field
 
 
-class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
+class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
     """Haystack's Whoosh backend with batched writes, reused searchers and waiting writers."""
+
+    engine_label = "Whoosh"
 
     def __init__(self, connection_alias, **connection_options):
         super().__init__(connection_alias, **connection_options)
@@ -163,11 +167,6 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         if value is not getattr(self._local, "view", None):  # search()'s `self.index = self.index.refresh()`
             self._index = value
 
-    def serves_app(self) -> bool:
-        """Whether this is one of the app's two connections (``LATEST_CONNECTION``,
-        ``HISTORY_CONNECTION``), whose indexes get the app's field types and protections."""
-        return self.connection_alias in (app_settings.LATEST_CONNECTION, app_settings.HISTORY_CONNECTION)
-
     # --- opening ---
 
     def setup(self):
@@ -179,16 +178,6 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
         """
         self._schema_fields = None  # Haystack's setup() always rebuilds the schema
         self._open(create=not self.serves_app())
-
-    def ensure_index(self) -> None:
-        """Create the index if it does not exist yet (an empty one), and open it."""
-        if not self.setup_complete:
-            self._open(create=True)
-
-    def _ready(self) -> None:
-        """Set up on first use, and again when the Haystack indexes (hence the schema) changed."""
-        if not self.setup_complete or self._searchfields() is not self._schema_fields:
-            self.setup()
 
     def _open(self, create: bool) -> None:
         self._build_schema()
@@ -411,26 +400,6 @@ class WhooshSearchBackend(whoosh_backend.WhooshSearchBackend):
             writer.cancel()
             raise
         _commit(writer)
-
-    @contextlib.contextmanager
-    def _failing(self, action: str, always: bool = False) -> Iterator[None]:
-        """Let an error of ``action`` through, or log it when the connection's SILENTLY_FAIL
-        says so; never on the app's connections (their outbox retries failed writes)."""
-        try:
-            yield
-        except Exception:
-            if always or not self.silently_fail or self.serves_app():
-                raise
-            self.log.exception("Failed to %s (connection %r)", action, self.connection_alias)
-
-    def update(self, index, iterable, commit=True):
-        with self._failing("update the Whoosh index"):
-            self.apply(index, iterable)
-
-    def remove(self, obj_or_string, commit=True):
-        # Always raises: a remove logged and lost leaves a deleted object findable for good.
-        with self._failing("remove a document", always=True):
-            self.write_documents([], [get_identifier(obj_or_string)])
 
     def clear(self, models=None, commit=True):
         with self._failing("clear the Whoosh index"):

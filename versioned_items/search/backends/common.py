@@ -1,0 +1,54 @@
+"""What the app's engines share: which connections are the app's own, and how a failed write is
+let through or logged (Haystack's ``SILENTLY_FAIL``)."""
+
+import contextlib
+from collections.abc import Iterator
+
+from haystack.utils import get_identifier
+
+from versioned_items.conf import app_settings
+
+
+class AppBackendMixin:
+    """Mixed into each engine's ``SearchBackend``, before Haystack's class. The engine defines
+    ``apply(index, objects)``, ``write_documents(objects, delete_ids)``, ``_open(create)``,
+    ``_searchfields()`` (the fields the schema is built from, kept in ``_schema_fields``) and
+    ``engine_label``."""
+
+    engine_label = "search"
+
+    def serves_app(self) -> bool:
+        """Whether this is one of the app's two connections (``LATEST_CONNECTION``,
+        ``HISTORY_CONNECTION``), whose indexes get the app's field types and protections: a
+        missing index is an error and writes never fail silently."""
+        return self.connection_alias in (app_settings.LATEST_CONNECTION, app_settings.HISTORY_CONNECTION)
+
+    def ensure_index(self) -> None:
+        """Create the index if it does not exist yet (an empty one), and open it."""
+        if not self.setup_complete:
+            self._open(create=True)
+
+    def _ready(self) -> None:
+        """Set up on first use, and again when the Haystack indexes (hence the schema) changed."""
+        if not self.setup_complete or self._searchfields() is not self._schema_fields:
+            self.setup()
+
+    @contextlib.contextmanager
+    def _failing(self, action: str, always: bool = False) -> Iterator[None]:
+        """Let an error of ``action`` through, or log it when the connection's SILENTLY_FAIL
+        says so; never on the app's connections (their outbox retries failed writes)."""
+        try:
+            yield
+        except Exception:
+            if always or not self.silently_fail or self.serves_app():
+                raise
+            self.log.exception("Failed to %s (connection %r)", action, self.connection_alias)
+
+    def update(self, index, iterable, commit=True):
+        with self._failing(f"update the {self.engine_label} index"):
+            self.apply(index, iterable)
+
+    def remove(self, obj_or_string, commit=True):
+        # Always raises: a remove logged and lost leaves a deleted object findable for good.
+        with self._failing("remove a document", always=True):
+            self.write_documents([], [get_identifier(obj_or_string)])
