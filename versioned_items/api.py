@@ -182,6 +182,11 @@ def ensure_nodes(
         if new and path not in inserted:
             raise NodeExists(f"a node already exists at {path!r} (created by a concurrent writer)")
         found.update(locking.lock({p: wanted[p] for p in missing}))
+        gone = [p for p in missing if p not in found]
+        if gone:
+            # Another writer inserted one of them (this insert waited for it and skipped it),
+            # then a move or purge committed since removed it: start again from a fresh view.
+            raise ConcurrentUpdate(f"the folder {gone[0]!r} was created and removed meanwhile")
         orphans = [found[p] for p in missing if found[p].parent_id is None and p != ""]
         for node in orphans:
             node.parent_id = found[paths.parent_path(node.path)].pk
