@@ -276,7 +276,11 @@ class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
     def purge(self, request, node, arguments) -> list[int]:
         removed = api.purge(node.path, **arguments)
         if removed:
-            message = _("Purged %(n)d versions below %(path)s written before %(before)s: %(serials)s.") % {
+            message = ngettext(
+                "Purged %(n)d version below %(path)s written before %(before)s: %(serials)s.",
+                "Purged %(n)d versions below %(path)s written before %(before)s: %(serials)s.",
+                len(removed),
+            ) % {
                 "n": len(removed),
                 "path": node.path or "/",
                 "before": format_time(arguments["before"]),
