@@ -254,7 +254,7 @@ def test_move_asks_confirms_and_moves_the_subtree(admin_client, tree):
     docs = tree["docs"]
     assert admin_client.get(url("move", docs)).context["form"].initial == {"destination": "docs"}
     confirm = admin_client.post(url("move", docs), {"destination": "manual", "comment": "Renamed"})
-    assert confirm.context["items"] == [("docs", "→ manual")] and snapshot()  # asked, not moved
+    assert confirm.context["items"] == [("docs", "becomes manual")] and snapshot()  # asked, not moved
     assert api.lookup_node("docs") is not None
     done = admin_client.post(
         url("move", docs), {"destination": "manual", "comment": "Renamed", "post": "yes"}
@@ -284,7 +284,7 @@ def test_move_and_copy_actions_into_a_folder(admin_client, tree):
 
 def test_copy_a_folder_to_a_path(admin_client, tree):
     confirm = admin_client.post(url("copy", tree["docs"]), {"destination": "docs2"})
-    assert ("docs/a.txt", "→ docs2/a.txt") in confirm.context["items"]
+    assert ("docs/a.txt", "to docs2/a.txt") in confirm.context["items"]
     admin_client.post(url("copy", tree["docs"]), {"destination": "docs2", "post": "yes", "comment": "Fork"})
     assert sorted(e.path for e in api.list_latest("docs2").objects) == [
         "docs2/a.txt",

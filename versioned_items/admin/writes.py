@@ -496,7 +496,7 @@ class NodeWrites:
             request,
             nodes,
             title=_("Move or rename"),
-            items=[(node.path, "→ " + target) for node, target in moves],
+            items=[(node.path, _("becomes %(path)s") % {"path": target}) for node, target in moves],
             question=_("These nodes and everything below them get new paths; links to the old paths break:"),
             button=_("Yes, move"),
             form=form,
@@ -565,7 +565,12 @@ class NodeWrites:
         items = [
             (
                 item.path,
-                "→ " + target + (" " + _("(a new version of the item there)") if target in existing else ""),
+                (
+                    _("to %(path)s, a new version of the item there")
+                    if target in existing
+                    else _("to %(path)s")
+                )
+                % {"path": target},
             )
             for item, target in copies
         ]
