@@ -42,6 +42,7 @@ from .models import Attribute, Cluster, Node, Statistics, Version, Versioning
 from .operations import ChangeSet, operation
 from .validation import (
     clean_cluster,
+    clean_comment,
     clean_content_type,
     clean_domain,
     clean_key,
@@ -354,7 +355,8 @@ def move(source: str, destination: str) -> Node:
     Paths below are rewritten in one statement, statistics move with the subtree, and every
     moved node and version is reported to search. Missing parents of ``destination`` are
     created. The whole subtree is locked first: writers below ``source`` wait for the move
-    (see :mod:`versioned_items.locking` for what they see then). Raises :class:`NodeExists`,
+    (see :mod:`versioned_items.locking` for what they see then). A move writes no version, so
+    it takes no change comment (the admin records one in its audit trail). Raises :class:`NodeExists`,
     :class:`NodeNotFound`, :class:`InvalidPath`, :class:`ConcurrentUpdate`.
     """
     source = paths.clean_path(source)
@@ -418,8 +420,10 @@ def _write(
     content_type: str = "",
     source: int | None = None,
     mtime: datetime | None = None,
+    comment: str = "",
 ) -> Version:
-    """Make a new current version of ``path`` (creating the node as needed).
+    """Make a new current version of ``path`` (creating the node as needed), with the change
+    ``comment`` (cleaned by the caller).
 
     ``ancestry`` is what the caller locked already (see :func:`ensure_nodes`), with the node
     at ``path`` in it; when None, the node and its ancestors are locked (and created) here.
@@ -453,6 +457,7 @@ def _write(
         cluster=cluster,
         content_type=content_type,
         checksum=checksum,
+        comment=comment,
     )
     changes.count(path, cluster, 1, size, now)
     changes.versions.add(version.serial)
@@ -481,6 +486,7 @@ def put(
     attributes: Mapping[str, Any] | None = None,
     domain: str = "",
     mtime: datetime | None = None,
+    comment: str = "",
 ) -> Version:
     """Write ``content`` as the new current (NORMAL) version of ``path``; return it.
 
@@ -492,7 +498,8 @@ def put(
 
     The node and missing parents are created. ``content_type`` defaults to a guess from the
     name. ``attributes`` are set on the new version in ``domain``. ``mtime`` (for imports)
-    may not be in the future nor before the current version's.
+    may not be in the future nor before the current version's. ``comment`` is the change
+    comment of the new version (see :func:`~versioned_items.validation.clean_comment`).
 
     Raises :class:`InvalidPath`, :class:`InvalidArgument`, :class:`ContentError` when the
     storage fails (e.g. a full disk), :class:`ConcurrentUpdate`; then nothing is written.
@@ -502,8 +509,9 @@ def put(
     mtime = clean_time(mtime, "mtime")
     content_type = _guess_type(path) if content_type is None else clean_content_type(content_type)
     items = _clean_attributes(attributes or {}, domain)
+    comment = clean_comment(comment)
     with content_store.stage(content) as staged:
-        return _put(path, staged, user, content_type, mtime, items, domain)
+        return _put(path, staged, user, content_type, mtime, items, domain, comment)
 
 
 @locking.retrying
@@ -515,51 +523,66 @@ def _put(
     mtime: datetime | None,
     items: Mapping[str, str],
     domain: str,
+    comment: str,
 ) -> Version:
     with operation() as changes:
-        version = _write(path, changes, staged=staged, user=user, content_type=content_type, mtime=mtime)
+        version = _write(
+            path,
+            changes,
+            staged=staged,
+            user=user,
+            content_type=content_type,
+            mtime=mtime,
+            comment=comment,
+        )
         _upsert_attributes(version.serial, items, domain)
     return version
 
 
 @locking.retrying
-def delete(path: str, *, user: Any = "", mtime: datetime | None = None) -> Version:
+def delete(path: str, *, user: Any = "", mtime: datetime | None = None, comment: str = "") -> Version:
     """Write a delete marker (an empty version in DELETED) as the current version of ``path``.
 
     The item disappears from listings and the latest index; its history stays. ``mtime``
-    (for imports) follows the rules of :func:`put`. Raises :class:`NodeNotFound`,
+    (for imports) and ``comment`` follow the rules of :func:`put`. Raises :class:`NodeNotFound`,
     :class:`VersionNotFound` when there is nothing to delete, :class:`ConcurrentUpdate`.
     """
     path = paths.clean_path(path)
     user = clean_user(user)
     mtime = clean_time(mtime, "mtime")
+    comment = clean_comment(comment)
     with operation() as changes:
         ancestry = _lock_path(path)
         current = ancestry[path].current
         if current is None or current.cluster != Cluster.NORMAL:
             raise VersionNotFound(f"{path!r} has no current version to delete")
-        return _write(path, changes, ancestry=ancestry, cluster=Cluster.DELETED, user=user, mtime=mtime)
+        return _write(
+            path, changes, ancestry=ancestry, cluster=Cluster.DELETED, user=user, mtime=mtime, comment=comment
+        )
 
 
-def restore(serial: int, *, user: Any = "") -> Version:
+def restore(serial: int, *, user: Any = "", comment: str = "") -> Version:
     """Make a copy of the earlier version ``serial`` (content, type, attributes) the current
-    version of its node, with ``source`` pointing at it. Works on deleted items too.
+    version of its node, with ``source`` pointing at it, and the change ``comment`` (the
+    original's comment is not copied). Works on deleted items too.
 
     Raises :class:`VersionNotFound`, :class:`InvalidArgument` for a delete marker,
     :class:`ContentMissing` when its content is gone from the storage, :class:`ConcurrentUpdate`.
     """
-    return _copy_version(serial, None, clean_user(user))
+    return _copy_version(serial, None, clean_user(user), clean_comment(comment))
 
 
 @locking.retrying
-def undelete(path: str, *, user: Any = "") -> Version:
-    """Restore the newest version of ``path`` that is not a delete marker.
+def undelete(path: str, *, user: Any = "", comment: str = "") -> Version:
+    """Restore the newest version of ``path`` that is not a delete marker, with the change
+    ``comment``.
 
     Raises :class:`NodeNotFound`, :class:`VersionNotFound` when there is none,
     :class:`ContentMissing`, :class:`ConcurrentUpdate`.
     """
     path = paths.clean_path(path)
     user = clean_user(user)
+    comment = clean_comment(comment)
     with operation() as changes:
         ancestry = _lock_path(path)
         original = (
@@ -570,18 +593,18 @@ def undelete(path: str, *, user: Any = "") -> Version:
         )
         if original is None:
             raise VersionNotFound(f"{path!r} has no version to restore")
-        return _write_copy(original, path, ancestry, user, changes)
+        return _write_copy(original, path, ancestry, user, comment, changes)
 
 
-def copy(serial: int, destination: str, *, user: Any = "") -> Version:
+def copy(serial: int, destination: str, *, user: Any = "", comment: str = "") -> Version:
     """Copy version ``serial`` (content, type, attributes) to a new current version at
-    ``destination``. Raises :class:`VersionNotFound`, :class:`InvalidPath`,
+    ``destination``, with the change ``comment``. Raises :class:`VersionNotFound`, :class:`InvalidPath`,
     :class:`ContentMissing`, :class:`ConcurrentUpdate`."""
-    return _copy_version(serial, paths.clean_path(destination), clean_user(user))
+    return _copy_version(serial, paths.clean_path(destination), clean_user(user), clean_comment(comment))
 
 
 @locking.retrying
-def _copy_version(serial: int, destination: str | None, user: str) -> Version:
+def _copy_version(serial: int, destination: str | None, user: str, comment: str) -> Version:
     """Copy version ``serial`` to ``destination`` (its own node when None): the source node is
     locked in ``SHARE`` (no version of it goes meanwhile), the destination as by a put."""
     with operation() as changes:
@@ -590,11 +613,11 @@ def _copy_version(serial: int, destination: str | None, user: str) -> Version:
             destination = original.node.path
         else:
             original, ancestry = _lock_version(serial, changes, destination)
-        return _write_copy(original, destination, ancestry, user, changes)
+        return _write_copy(original, destination, ancestry, user, comment, changes)
 
 
 def _write_copy(
-    original: Version, path: str, ancestry: Mapping[str, Node], user: str, changes: ChangeSet
+    original: Version, path: str, ancestry: Mapping[str, Node], user: str, comment: str, changes: ChangeSet
 ) -> Version:
     if original.is_delete_marker:
         raise InvalidArgument(f"version {original.serial} is a delete marker; pick an earlier one")
@@ -607,6 +630,7 @@ def _write_copy(
         user=user,
         content_type=original.content_type,
         source=original.serial,
+        comment=comment,
     )
     copy_attributes(original.serial, version.serial)
     return version

@@ -33,6 +33,13 @@ DEFAULTS: dict[str, Any] = {
     # (a deadlock, a serialization failure, a racing insert of the same path) before it raises
     # ConcurrentUpdate; each retry waits a short random time that doubles (see locking.py).
     "WRITE_RETRIES": 5,
+    # Largest file the admin accepts in one upload, in bytes (None: no limit). Django's upload
+    # handlers keep uploads above FILE_UPLOAD_MAX_MEMORY_SIZE in temporary files, and the file
+    # is streamed into the storage in CONTENT_CHUNK_BYTES steps: memory stays bounded anyway.
+    "UPLOAD_MAX_BYTES": 1 << 30,
+    # Largest text item the admin's "Edit text" page opens in a textarea, in bytes; a larger
+    # one is changed by uploading a new version.
+    "EDIT_MAX_BYTES": 1 << 20,
     # --- search (versioned_items.search) ---
     # Haystack connection names of the two indexes.
     "LATEST_CONNECTION": "vi_latest",

@@ -207,6 +207,11 @@ class Version(models.Model):
         db_index=True,
         help_text=_("SHA-256 of the content, hex; empty for a delete marker."),
     )
+    comment = models.TextField(
+        _("comment"),
+        blank=True,
+        help_text=_("Why this version was written: an edit summary, a commit message."),
+    )
 
     objects = VersionQuerySet.as_manager()
 

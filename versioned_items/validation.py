@@ -38,6 +38,9 @@ MAX_NAME_LENGTH = 255
 MAX_LIMIT = 10_000
 #: Characters that multi-line text (attribute values) may contain although they are controls.
 LINE_BREAKS_AND_TABS = "\t\n\r"
+#: Longest change comment of a version, in characters: an edit summary or a commit message,
+#: not a document (``Version.comment`` is a text column; this keeps every history row short).
+MAX_COMMENT_LENGTH = 2000
 
 
 def control_character(text: str, allowed: str = "") -> str | None:
@@ -105,6 +108,17 @@ def clean_value(value: Any) -> str:
     if not isinstance(value, str):
         value = str(value)
     return clean_text(value, "attribute value", allowed=LINE_BREAKS_AND_TABS)
+
+
+def clean_comment(comment: Any) -> str:
+    """A version's change comment: text of at most :data:`MAX_COMMENT_LENGTH` characters,
+    several lines allowed (tab, LF, CR), no other control character; None is ``""``.
+    Leading and trailing white space is dropped, so a comment of blanks is no comment."""
+    if comment is None:
+        return ""
+    if isinstance(comment, str):
+        comment = comment.strip()
+    return clean_text(comment, "comment", max_length=MAX_COMMENT_LENGTH, allowed=LINE_BREAKS_AND_TABS)
 
 
 def clean_content_type(value: Any) -> str:

@@ -11,7 +11,7 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import api, permissions
+from .. import api, paths, permissions
 from ..exceptions import VersionedItemsError
 from ..forms import MAX_ID
 from .changelist import CountLimitPaginator, FastChangeList
@@ -151,3 +151,12 @@ def site_url(name: str, *args) -> str | None:
         return reverse(f"versioned_items:{name}", args=args)
     except NoReverseMatch:
         return None
+
+
+def outermost(nodes: list) -> list:
+    """The nodes that are not below another of them (a subtree's purge covers its descendants)."""
+    chosen: list = []
+    for node in sorted(nodes, key=lambda n: n.path):
+        if not any(node.path.startswith(paths.subtree_prefix(c.path)) for c in chosen):
+            chosen.append(node)
+    return chosen

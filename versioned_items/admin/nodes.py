@@ -8,22 +8,25 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import api, extensions, paths, permissions
 from ..forms import first_error, format_time
 from ..models import Cluster, Node, Statistics, Version
-from .base import ReadOnlyTreeAdmin, counted, node_url, object_pk, short_time, site_url
+from . import audit
+from .base import ReadOnlyTreeAdmin, counted, node_url, object_pk, outermost, short_time, site_url
 from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
 from .forms import NodePageForm, PurgeForm
+from .writes import NodeWrites, is_item
 
 #: Children and versions shown per page on a node's page.
 NODE_PAGE_SIZE = 100
 
 
 @admin.register(Node)
-class NodeAdmin(ReadOnlyTreeAdmin):
+class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
     version_prefix = "current__"
     path_field = "path"
     list_display = ("path_link", "status", "size", "modified", "muser", "content_type")
@@ -37,7 +40,7 @@ class NodeAdmin(ReadOnlyTreeAdmin):
         SubtreeFilter,
     )
     sortable_by = ("path_link",)
-    actions = ["undelete_selected", "purge_selected"]
+    actions = ["delete_items", "move_items", "copy_items", "undelete_selected", "purge_selected"]
 
     @admin.display(description=_("path"), ordering="path")
     def path_link(self, node):
@@ -64,19 +67,21 @@ class NodeAdmin(ReadOnlyTreeAdmin):
     def content_type(self, node):
         return node.current.content_type if node.current else ""
 
-    def has_change_permission(self, request, obj=None):
-        return False  # nothing on a node is edited through a form
-
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
             path("<vi_id:node_id>/undelete/", view(self.undelete_view), name="versioned_items_node_undelete"),
             path("<vi_id:node_id>/purge/", view(self.purge_view), name="versioned_items_node_purge"),
+            *self.write_urls(),
             *extensions.node_admin_urlpatterns(self),
         ] + super().get_urls()
 
     def changelist_view(self, request, extra_context=None):
-        extra = {"extension_tools": extensions.list_tools(request)}
+        under = request.GET.get("under", "").strip().strip("/")
+        add_url = reverse("admin:versioned_items_node_add") + (
+            f"?{urlencode({'folder': under})}" if under else ""
+        )
+        extra = {"extension_tools": extensions.list_tools(request), "add_url": add_url}
         return super().changelist_view(request, {**(extra_context or {}), **extra})
 
     # The node's page: breadcrumbs, children, statistics, current version and history.
@@ -131,6 +136,11 @@ class NodeAdmin(ReadOnlyTreeAdmin):
             "paged": bool(after or older),
             "can_restore": permissions.can_restore(request.user),
             "can_purge": permissions.can_purge(request.user),
+            "can_add": self.can_write(request, "add", node.path),
+            "can_change": self.can_write(request, "change", node.path),
+            "can_delete": self.can_write(request, "delete", node.path),
+            "is_item": is_item(node),
+            "editable": is_item(node) and looks_like_text(node.current),
             "site_url": (
                 site_url("item", node.path)
                 if node.current_id
@@ -168,7 +178,7 @@ class NodeAdmin(ReadOnlyTreeAdmin):
         if self.confirmed(request):
             self.run(
                 request,
-                lambda: [api.undelete(n.path, user=request.user) for n in nodes],
+                lambda: [self.undelete(request, n) for n in nodes],
                 counted("Undeleted %(n)d item.", "Undeleted %(n)d items."),
             )
             return None
@@ -186,6 +196,16 @@ class NodeAdmin(ReadOnlyTreeAdmin):
                 "These deleted items come back, each with its newest version that is not a delete marker:"
             ),
         )
+
+    def undelete(self, request, node):
+        version = api.undelete(node.path, user=request.user)
+        message = _("Undeleted %(path)s: version #%(serial)s is a copy of #%(source)s.") % {
+            "path": node.path,
+            "serial": version.serial,
+            "source": version.source,
+        }
+        audit.log(request, audit.CHANGE, node, message)
+        return version
 
     def undelete_view(self, request, node_id):
         return self.object_action(request, node_id, self.undelete_selected, self.has_restore_permission)
@@ -226,7 +246,7 @@ class NodeAdmin(ReadOnlyTreeAdmin):
         if self.confirmed(request):
             self.run(
                 request,
-                lambda: sum((api.purge(n.path, **arguments) for n in nodes), []),
+                lambda: sum((self.purge(request, n, arguments) for n in nodes), []),
                 counted("Purged %(n)d version.", "Purged %(n)d versions."),
             )
             return None
@@ -253,14 +273,33 @@ class NodeAdmin(ReadOnlyTreeAdmin):
             question=_("These versions will be deleted for good:"),
         )
 
+    def purge(self, request, node, arguments) -> list[int]:
+        removed = api.purge(node.path, **arguments)
+        if removed:
+            message = ngettext(
+                "Purged %(n)d version below %(path)s written before %(before)s: %(serials)s.",
+                "Purged %(n)d versions below %(path)s written before %(before)s: %(serials)s.",
+                len(removed),
+            ) % {
+                "n": len(removed),
+                "path": node.path or "/",
+                "before": format_time(arguments["before"]),
+                "serials": audit.serials(removed),
+            }
+            audit.log(request, audit.CHANGE, node, message)
+        return removed
+
     def purge_view(self, request, node_id):
         return self.object_action(request, node_id, self.purge_selected, self.has_purge_permission)
 
 
-def outermost(nodes: list[Node]) -> list[Node]:
-    """The nodes that are not below another of them (a subtree's purge covers its descendants)."""
-    chosen: list[Node] = []
-    for node in sorted(nodes, key=lambda n: n.path):
-        if not any(node.path.startswith(paths.subtree_prefix(c.path)) for c in chosen):
-            chosen.append(node)
-    return chosen
+#: Content types besides text/* that the "Edit text" link is offered for (the edit page
+#: itself decides by the content: valid UTF-8 without NUL).
+TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-sh")
+
+
+def looks_like_text(version) -> bool:
+    """Whether a version's content type says text, so its page offers "Edit text" (decided
+    without reading the content: the node page's queries stay as they are)."""
+    content_type = (version.content_type or "").split(";")[0].strip()
+    return content_type.startswith("text/") or content_type in TEXT_TYPES or content_type.endswith("+xml")

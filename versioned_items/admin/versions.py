@@ -14,6 +14,7 @@ from ..diffs import read_text
 from ..exceptions import ContentMissing
 from ..forms import CompareForm, first_error, format_time
 from ..models import Attribute, Version
+from . import audit
 from .base import ReadOnlyTreeAdmin, counted, node_url, object_pk, short_time, site_url, version_url
 from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
 
@@ -65,6 +66,7 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         "muser",
         "content_type",
         "checksum",
+        "comment",
         "source_link",
         "content",
     )
@@ -191,7 +193,7 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         if self.confirmed(request):
             self.run(
                 request,
-                lambda: [api.restore(v.serial, user=request.user) for v in versions],
+                lambda: [self.restore(request, v) for v in versions],
                 counted("Restored %(n)d version.", "Restored %(n)d versions."),
             )
             return None
@@ -216,6 +218,16 @@ class VersionAdmin(ReadOnlyTreeAdmin):
                 "version of its item; the history keeps everything:"
             ),
         )
+
+    def restore(self, request, version: Version) -> Version:
+        restored = api.restore(version.serial, user=request.user)
+        message = _("Restored %(path)s #%(source)s as version #%(serial)s.") % {
+            "path": version.node.path,
+            "source": version.serial,
+            "serial": restored.serial,
+        }
+        audit.log(request, audit.CHANGE, version.node, message)
+        return restored
 
     def restore_view(self, request, serial):
         queryset = self.get_queryset(request).filter(pk=serial)

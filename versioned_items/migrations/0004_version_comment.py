@@ -1,0 +1,19 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("versioned_items", "0002_alter_version_options"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="version",
+            name="comment",
+            field=models.TextField(
+                blank=True,
+                help_text="Why this version was written: an edit summary, a commit message.",
+                verbose_name="comment",
+            ),
+        ),
+    ]
