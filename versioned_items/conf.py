@@ -33,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
     # (a deadlock, a serialization failure, a racing insert of the same path) before it raises
     # ConcurrentUpdate; each retry waits a short random time that doubles (see locking.py).
     "WRITE_RETRIES": 5,
+    # What every logged-in user may do where no grant, model permission or superuser status
+    # gives more (docs/permissions.md): "" (nothing) or "read" (read every item, its history
+    # and content).
+    "DEFAULT_ACCESS": "",
     # --- search (versioned_items.search) ---
     # Haystack connection names of the two indexes.
     "LATEST_CONNECTION": "vi_latest",
