@@ -159,3 +159,6 @@ HAYSTACK_ROUTERS = [
     "versioned_items.search.routers.VersionedItemsRouter",
     "haystack.routers.DefaultRouter",
 ]
+
+# The demo lets every logged-in user read everything; grants (docs/permissions.md) add more.
+VERSIONED_ITEMS = {"DEFAULT_ACCESS": "read"}

@@ -154,3 +154,7 @@ HAYSTACK_ROUTERS = [
     "versioned_items.search.routers.VersionedItemsRouter",
     "haystack.routers.DefaultRouter",
 ]
+
+# The site's tests log in plain users who read (they are not about permissions); the tests of
+# permissions (tests/site/test_permissions.py, tests/core/test_grants.py) set "" again.
+VERSIONED_ITEMS = {"DEFAULT_ACCESS": "read"}

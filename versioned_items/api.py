@@ -36,6 +36,7 @@ from .exceptions import (
     NodeNotFound,
     VersionNotFound,
 )
+from .grants import can, grant, grants, revoke  # noqa: F401  (re-exported)
 from .listing import ListResult, list_latest  # noqa: F401  (re-exported)
 from .locking import Mode
 from .models import Attribute, Cluster, Node, Statistics, Version, Versioning
@@ -56,6 +57,10 @@ from .validation import (
 
 __all__ = [
     "batch",
+    "can",
+    "grant",
+    "grants",
+    "revoke",
     "Cluster",
     "Versioning",
     "StatisticsResult",

@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     # Largest text item the admin's "Edit text" page opens in a textarea, in bytes; a larger
     # one is changed by uploading a new version.
     "EDIT_MAX_BYTES": 1 << 20,
+    # What every logged-in user may do where no grant, model permission or superuser status
+    # gives more (docs/permissions.md): "" (nothing) or "read" (read every item, its history
+    # and content).
+    "DEFAULT_ACCESS": "",
     # --- search (versioned_items.search) ---
     # Haystack connection names of the two indexes.
     "LATEST_CONNECTION": "vi_latest",

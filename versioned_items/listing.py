@@ -37,6 +37,7 @@ from django.db.models.functions import Concat, Length, StrIndex, Substr
 from . import paths
 from .attribute_filters import filter_q
 from .exceptions import InvalidArgument
+from .grants import readable_q
 from .models import Cluster, Node, Version
 from .validation import (
     clean_cluster,
@@ -113,6 +114,7 @@ def list_latest(
     filter: str | None = None,
     domain: str = "",
     properties: bool = False,
+    user=None,
 ) -> ListResult:
     """List the latest versions below ``parent``, S3 style.
 
@@ -124,6 +126,9 @@ def list_latest(
     ``paths_filter`` keeps paths equal to an entry, or starting with it when it ends in
     ``*``. ``size_range`` is an inclusive (min, max), either may be None. ``filter`` is an
     attribute filter expression (:mod:`versioned_items.attribute_filters`) on keys of ``domain``.
+    ``user`` keeps only the paths that user may read (:func:`versioned_items.grants.readable_q`),
+    inside the page's query, so a page is full whenever enough readable entries exist; None
+    (the default, for library callers) does not filter.
 
     Raises :class:`NodeNotFound`, :class:`InvalidPath`, :class:`InvalidArgument`,
     :class:`InvalidFilter`.
@@ -140,6 +145,8 @@ def list_latest(
         except_cluster = clean_cluster(except_cluster, "except_cluster")
     visible = latest_versions(before=clean_time(before), except_cluster=except_cluster)
     visible = visible.filter(filter_q(filter, domain)).filter(_paths_q(paths_filter))
+    if user is not None:
+        visible = visible.filter(readable_q(user, "node__path"))
     if low is not None:
         visible = visible.filter(size__gte=low)
     if high is not None:

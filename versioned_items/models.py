@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -317,3 +318,73 @@ class Blob(models.Model):
 
     def __str__(self) -> str:
         return self.checksum
+
+
+class Grant(models.Model):
+    """A level of access to a node and its subtree, given to one user or one group.
+
+    A grant points at a node, not at a path string, so a moved subtree keeps its grants and
+    removing a node removes them. Effective rights and the levels are in
+    :mod:`versioned_items.grants`; change grants with its functions (re-exported by the API).
+    """
+
+    class Level(models.TextChoices):
+        READ = "read", _("read")
+        WRITE = "write", _("write")
+        MANAGE = "manage", _("manage")
+
+    node = models.ForeignKey(
+        Node,
+        on_delete=models.CASCADE,
+        related_name="grants",
+        verbose_name=_("node"),
+        help_text=_("The path whose subtree the grant covers (the node and everything below it)."),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="versioned_items_grants",
+        verbose_name=_("user"),
+        help_text=_("The user given access; empty when the grant is to a group."),
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="versioned_items_grants",
+        verbose_name=_("group"),
+        help_text=_("The group whose members are given access; empty when the grant is to a user."),
+    )
+    level = models.CharField(
+        _("level"),
+        max_length=8,
+        choices=Level.choices,
+        default=Level.READ,
+        help_text=_("read: see items, history, content; write: change them; manage: restore, purge, grant."),
+    )
+
+    class Meta:
+        verbose_name = _("grant")
+        verbose_name_plural = _("grants")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="vi_grant_user_or_group",
+            ),
+            models.UniqueConstraint(
+                fields=["node", "user"], condition=models.Q(user__isnull=False), name="vi_grant_unique_user"
+            ),
+            models.UniqueConstraint(
+                fields=["node", "group"],
+                condition=models.Q(group__isnull=False),
+                name="vi_grant_unique_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = f"user {self.user}" if self.user_id else f"group {self.group}"
+        return f"{self.get_level_display()} on {self.node} for {who}"

@@ -222,8 +222,8 @@ def test_item_errors(reader, tree):
 def test_item_query_count(reader, tree, django_assert_num_queries):
     url = reverse("versioned_items:item", args=["docs/a.txt"])
     # session, user, node with current version, history, attributes, and the user's and
-    # groups' permissions (may the user restore?)
-    with django_assert_num_queries(7):
+    # groups' permissions and grants on the path (may the user restore?)
+    with django_assert_num_queries(8):
         reader.get(url)
 
 

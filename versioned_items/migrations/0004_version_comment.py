@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("versioned_items", "0002_alter_version_options"),
+        ("versioned_items", "0003_grant"),
     ]
 
     operations = [

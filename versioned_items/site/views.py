@@ -2,7 +2,9 @@
 a folder, read an item and its history, compare two versions, download content, and restore a
 version. The search app adds its search page (:mod:`versioned_items.extensions`).
 
-Every page needs a logged-in user. A view parses its input with :mod:`versioned_items.site.forms`,
+Every page needs a logged-in user, and shows only what :mod:`versioned_items.grants` lets
+them read: a path or version they may not read is a 404, as if it did not exist; an action on
+a readable item that they may not do is a 403. A view parses its input with :mod:`versioned_items.site.forms`,
 calls the library, and renders: input that cannot be used is shown on the page with HTTP 400,
 a path or version that does not exist with 404.
 """
@@ -17,7 +19,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from .. import api, pages, paths, permissions
+from .. import api, grants, pages, paths, permissions
 from ..diffs import read_text
 from ..exceptions import ContentMissing, InvalidInput, NotFound, VersionedItemsError
 from ..forms import CompareForm, first_error, format_time
@@ -64,7 +66,7 @@ def browse(request, prefix: str = ""):
     if not form.is_valid():
         return render(request, "versioned_items/browse.html", context, status=400)
     try:
-        listing = api.list_latest(**form.listing_arguments(), properties=True)
+        listing = api.list_latest(**form.listing_arguments(), properties=True, user=request.user)
     except NotFound:
         listing = api.ListResult()  # nothing stored yet
     except InvalidInput as error:
@@ -105,7 +107,7 @@ def item(request, path: str):
         node = Node.objects.select_related("current").filter(path=paths.clean_path(path)).first()
     except InvalidInput as error:
         return error_page(request, str(error))
-    if node is None:
+    if node is None or not grants.can(request.user, node.path):  # unreadable: as if missing
         return error_page(request, _("Nothing is stored at %(path)r.") % {"path": path}, status=404)
     if node.current_id is None:
         return HttpResponseRedirect(browse_url(paths.subtree_prefix(node.path)))
@@ -146,7 +148,7 @@ def item(request, path: str):
             if len(history) > HISTORY_PAGE_SIZE
             else None
         ),
-        "can_restore": permissions.can_restore(request.user),
+        "can_restore": permissions.can_restore(request.user, node.path),
     }
     return render(request, "versioned_items/item.html", context)
 
@@ -177,6 +179,9 @@ def diff(request):
     form = CompareForm(request.GET)
     if not form.is_valid():
         return error_page(request, first_error(form))
+    for serial in (form.cleaned_data["old"], form.cleaned_data["new"]):
+        if not _readable_version(request.user, serial):
+            return error_page(request, _("There is no version #%(serial)s.") % {"serial": serial}, status=404)
     try:
         diff = pages.compare(form.cleaned_data["old"], form.cleaned_data["new"])
     except pages.PageError as error:
@@ -184,11 +189,18 @@ def diff(request):
     return render(request, "versioned_items/diff.html", {"diff": diff, "crumbs": crumbs(diff.new.node.path)})
 
 
+def _readable_version(user, serial: int) -> bool:
+    """Whether version ``serial`` exists and ``user`` may read it (a missing one and an
+    unreadable one look the same, so a page never tells that a hidden path exists)."""
+    path = Version.objects.filter(serial=serial).values_list("node__path", flat=True).first()
+    return path is not None and grants.can(user, path)
+
+
 @login_required
 def content(request, serial: int):
     """A version's content, as a download."""
     version = Version.objects.select_related("node").filter(serial=serial).first()
-    if version is None:
+    if version is None or not grants.can(request.user, version.node.path):
         return error_page(request, _("There is no version #%(serial)s.") % {"serial": serial}, status=404)
     try:
         return pages.content_response(version)
@@ -201,9 +213,9 @@ def content(request, serial: int):
 def restore(request, serial: int):
     """Restore an earlier version: a confirmation page, then :func:`versioned_items.api.restore`."""
     version = Version.objects.select_related("node").filter(serial=serial).first()
-    if version is None:
+    if version is None or not grants.can(request.user, version.node.path):
         return error_page(request, _("There is no version #%(serial)s.") % {"serial": serial}, status=404)
-    if not permissions.can_restore(request.user):
+    if not permissions.can_restore(request.user, version.node.path):
         return error_page(request, _("You may not restore versions."), status=403)
     if version.is_delete_marker:
         return error_page(
