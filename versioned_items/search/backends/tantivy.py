@@ -18,7 +18,7 @@ app's Whoosh engine does:
   (tantivy itself fails at once with ``LockBusy``), and wait for their merges after the commit
   (tantivy merges in the writer's threads: a writer per commit that does not wait leaves the
   segments to pile up).
-- **IndexUnavailable** for a missing index on the app's connections (only :meth:`ensure_index`,
+- **IndexUnavailable** for a missing index on the app's connections (only ``ensure_index()``,
   a clear and a rebuild create one) and for an unreadable one everywhere.
 - **A version marker** (``vi_engine.json``) names the tantivy version, the index format and the
   fields an index was built for. An index without it, or built by another tantivy minor version
@@ -177,7 +177,7 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         """Build the schema and open the index.
 
         A missing index is created, empty, except on the app's connections: there it raises
-        IndexUnavailable (only :meth:`ensure_index`, a rebuild and :meth:`clear` create one).
+        IndexUnavailable (only ``ensure_index()``, a rebuild and :meth:`clear` create one).
         An index that cannot be read, or that another tantivy version or other fields built,
         raises IndexUnavailable.
         """

@@ -28,7 +28,7 @@ On the app's own two connections (``LATEST_CONNECTION``, ``HISTORY_CONNECTION``)
 - **No registered-models query.** Haystack runs an extra query matching every document of the
   registered models on each search; these indexes hold one model each.
 - **A missing index is an error** (``IndexUnavailable``), not an empty index silently created in
-  its place: only :meth:`WhooshSearchBackend.ensure_index` (called after ``migrate``), a rebuild
+  its place: only ``ensure_index()`` (called after ``migrate``), a rebuild
   and an explicit ``clear_index``/:meth:`~WhooshSearchBackend.delete_index` create one.
 - **Writes never fail silently**, whatever ``SILENTLY_FAIL`` says: the outbox keeps a change
   whose write failed and retries it.
@@ -173,7 +173,7 @@ class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
         """Build the schema and open the index.
 
         A missing index is created, empty, as Haystack does, except on the app's connections:
-        there it raises IndexUnavailable (only :meth:`ensure_index`, a rebuild and
+        there it raises IndexUnavailable (only ``ensure_index()``, a rebuild and
         :meth:`delete_index` create one). An unreadable index raises IndexUnavailable.
         """
         self._schema_fields = None  # Haystack's setup() always rebuilds the schema
