@@ -211,6 +211,8 @@ class Version(models.Model):
     comment = models.TextField(
         _("comment"),
         blank=True,
+        default="",
+        db_default="",  # rows written by code that does not know the column (older releases)
         help_text=_("Why this version was written: an edit summary, a commit message."),
     )
 

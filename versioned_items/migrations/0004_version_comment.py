@@ -12,6 +12,8 @@ class Migration(migrations.Migration):
             name="comment",
             field=models.TextField(
                 blank=True,
+                db_default="",
+                default="",
                 help_text="Why this version was written: an edit summary, a commit message.",
                 verbose_name="comment",
             ),
