@@ -541,27 +541,6 @@ def _report_content(
 
 # --- repair ----------------------------------------------------------------------------------
 
-#: The kinds :func:`repair` can fix from the database; the others are only reported.
-REPAIRABLE = frozenset(
-    {
-        "statistics",
-        "several-normal",
-        "normal-not-current",
-        "marker-not-deleted",
-        "current-missing",
-        "current-foreign",
-        "current-dangling",
-        "current-not-newest",
-        "root",
-        "parent",
-        "depth",
-        "refcount",
-        "blob-missing",
-        "orphan",
-        "stale-temp",
-    }
-)
-
 _NODE_KINDS = {
     "several-normal",
     "normal-not-current",
@@ -573,6 +552,8 @@ _NODE_KINDS = {
 }
 _TREE_KINDS = {"root", "parent", "depth"}
 _BLOB_KINDS = {"refcount", "blob-missing"}
+#: The kinds :func:`repair` can fix from the database; the others are only reported.
+REPAIRABLE = frozenset({"statistics", "orphan", "stale-temp"} | _NODE_KINDS | _TREE_KINDS | _BLOB_KINDS)
 _FILE_KINDS = {"orphan", "stale-temp"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the time of a statistics row made to be locked
 

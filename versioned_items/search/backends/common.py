@@ -2,8 +2,10 @@
 let through or logged (Haystack's ``SILENTLY_FAIL``)."""
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
+from haystack.constants import ID
+from haystack.exceptions import SkipDocument
 from haystack.utils import get_identifier
 
 from versioned_items.conf import app_settings
@@ -11,7 +13,8 @@ from versioned_items.conf import app_settings
 
 class AppBackendMixin:
     """Mixed into each engine's ``SearchBackend``, before Haystack's class. The engine defines
-    ``apply(index, objects)``, ``write_documents(objects, delete_ids)``, ``_open(create)``,
+    ``engine_document(prepared)`` (a Haystack-prepared document as the engine's field values),
+    ``write_documents(docs, delete_ids)`` (one writer, one commit), ``_open(create)``,
     ``_searchfields()`` (the fields the schema is built from, kept in ``_schema_fields``) and
     ``engine_label``."""
 
@@ -43,6 +46,24 @@ class AppBackendMixin:
             if always or not self.silently_fail or self.serves_app():
                 raise
             self.log.exception("Failed to %s (connection %r)", action, self.connection_alias)
+
+    def apply(self, index, objects: Iterable, delete_ids: Iterable[str] = ()) -> None:
+        """Write ``objects`` and remove the documents ``delete_ids``: one writer, one commit.
+
+        ``index`` is the SearchIndex that prepares the objects. Old documents of the written
+        objects are replaced; an object whose preparation raises Haystack's SkipDocument is
+        left as it is in the index. Raises IndexUnavailable when the index stays locked.
+        """
+        self._ready()
+        docs = {}
+        for obj in objects:
+            try:
+                doc = self.engine_document(index.full_prepare(obj))
+            except SkipDocument:
+                self.log.debug("Indexing for object `%s` skipped", obj)
+                continue
+            docs[doc[ID]] = doc  # the same object twice: the last one wins
+        self.write_documents(docs.values(), delete_ids)
 
     def update(self, index, iterable, commit=True):
         with self._failing(f"update the {self.engine_label} index"):

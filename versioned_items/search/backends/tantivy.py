@@ -54,7 +54,7 @@ from haystack.backends import BaseEngine, BaseSearchBackend, log_query
 from haystack.backends.whoosh_backend import WhooshSearchBackend as HaystackWhooshBackend
 from haystack.backends.whoosh_backend import WhooshSearchQuery
 from haystack.constants import DJANGO_CT, DJANGO_ID, ID
-from haystack.exceptions import SearchBackendError, SkipDocument
+from haystack.exceptions import SearchBackendError
 from haystack.models import SearchResult
 from haystack.utils import get_identifier, get_model_ct
 from haystack.utils.app_loading import haystack_get_model
@@ -287,6 +287,8 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
                     doc[name] = converted
         return doc
 
+    engine_document = _document  # what AppBackendMixin.apply writes (the schema is ready)
+
     def stored_fields(self, document: tantivy.Document) -> dict:
         """A stored tantivy document as ``{field: Python value}`` (an empty list for a stored
         list field with no value, which tantivy does not store)."""
@@ -351,24 +353,6 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         finally:
             _finish(writer)
         self._seen = None  # read our own write
-
-    def apply(self, index, objects: Iterable, delete_ids: Iterable[str] = ()) -> None:
-        """Write ``objects`` and remove the documents ``delete_ids``: one writer, one commit.
-
-        ``index`` is the SearchIndex that prepares the objects. Old documents of the written
-        objects are replaced; an object whose preparation raises SkipDocument is left as it is.
-        Raises IndexUnavailable when the index stays locked.
-        """
-        self._ready()
-        docs = {}
-        for obj in objects:
-            try:
-                doc = self._document(index.full_prepare(obj))
-            except SkipDocument:
-                self.log.debug("Indexing for object `%s` skipped", obj)
-                continue
-            docs[doc[ID]] = doc  # the same object twice: the last one wins
-        self.write_documents(docs.values(), delete_ids)
 
     def write_documents(self, docs: Iterable[dict], delete_ids: Iterable[str] = ()) -> None:
         """Replace or add documents ``docs`` (tantivy field values) and remove ``delete_ids``,

@@ -48,7 +48,6 @@ from typing import TypeVar
 
 from haystack.backends import whoosh_backend
 from haystack.constants import DJANGO_CT, DJANGO_ID, ID
-from haystack.exceptions import SkipDocument
 from haystack.utils import get_model_ct
 from whoosh import fields as wf
 from whoosh import index as windex
@@ -345,6 +344,8 @@ class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
 
     # --- writing ---
 
+    engine_document = whoosh_document  # what AppBackendMixin.apply writes
+
     def writer(self, index=None, **kwargs):
         """A writer on ``index`` (default: the live one), waiting for the lock if another has it.
 
@@ -363,23 +364,6 @@ class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
             ) from None
         except Exception as error:
             raise self._unreadable(error) from error
-
-    def apply(self, index, objects: Iterable, delete_ids: Iterable[str] = ()) -> None:
-        """Write ``objects`` and remove the documents ``delete_ids``: one writer, one commit.
-
-        ``index`` is the SearchIndex that prepares the objects. Old documents of the written
-        objects are replaced; an object whose preparation raises Haystack's SkipDocument is
-        left as it is in the index. Raises IndexUnavailable when the index stays locked.
-        """
-        docs = {}
-        for obj in objects:
-            try:
-                doc = self.whoosh_document(index.full_prepare(obj))
-            except SkipDocument:
-                self.log.debug("Indexing for object `%s` skipped", obj)
-                continue
-            docs[doc[ID]] = doc  # the same object twice: the last one wins
-        self.write_documents(docs.values(), delete_ids)
 
     def write_documents(self, docs: Iterable[dict], delete_ids: Iterable[str] = ()) -> None:
         """Replace or add Whoosh documents ``docs`` and remove ``delete_ids``, in one commit."""
