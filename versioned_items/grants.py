@@ -78,17 +78,23 @@ def default_access() -> str:
 # --- changing grants -------------------------------------------------------------------------
 
 
+def user_named(name: str) -> Any:
+    """The user whose user name (``USERNAME_FIELD``) is ``name``. Raises :class:`InvalidArgument`."""
+    model = get_user_model()
+    name = clean_text(name, "user name", required=True)
+    user = model.objects.filter(**{model.USERNAME_FIELD: name}).first()
+    if user is None:
+        raise InvalidArgument(f"there is no user named {name!r}")
+    return user
+
+
 def _principal(user: Any, group: Any) -> dict:
     """``{"user": ...}`` or ``{"group": ...}`` from a user or group object, or a user or group name."""
     if (user is None) == (group is None):
         raise InvalidArgument("give either user= or group=, not both and not neither")
     if user is not None:
         if isinstance(user, str):
-            model = get_user_model()
-            name = clean_text(user, "user name", required=True)
-            user = model.objects.filter(**{model.USERNAME_FIELD: name}).first()
-            if user is None:
-                raise InvalidArgument(f"there is no user named {name!r}")
+            user = user_named(user)
         elif getattr(user, "pk", None) is None or not getattr(user, "is_authenticated", False):
             raise InvalidArgument(f"user {user!r} is not a saved user")
         return {"user": user}
@@ -228,6 +234,24 @@ def covering_paths(granted: set[str]) -> list[str]:
     return kept
 
 
+def readable_paths(user: Any) -> list[str] | None:
+    """The paths whose subtrees ``user`` may read, none covering another, sorted; ``None``
+    when they may read everything, ``[]`` when nothing.
+
+    The same answer :func:`readable_q` filters with, for filters that are not SQL (the search
+    indexes keep each document's ancestor paths, so a search keeps the documents at or below
+    these paths). Queries as :func:`readable_q` does: none, two cached ones for the model
+    permissions, and one for the grants.
+    """
+    if not _active(user):
+        return []
+    if _site_reaches(user, rank(Level.READ)):
+        return None
+    granted = set(Grant.objects.filter(_principal_q(user)).values_list("node__path", flat=True))
+    folders = covering_paths(granted)
+    return None if folders == [""] else folders
+
+
 def readable_q(user: Any, field: str = "path") -> Q:
     """The condition on a path ``field`` (``"path"`` on nodes, ``"node__path"`` on versions)
     that keeps the paths ``user`` may read, for the query's ``filter()``.
@@ -241,16 +265,11 @@ def readable_q(user: Any, field: str = "path") -> Q:
     (three terms each), so the condition is instead a correlated ``EXISTS`` over the user's
     grants, one SQL shape whatever their number, evaluated per candidate row.
     """
-    if not _active(user):
-        return NOTHING
-    if _site_reaches(user, rank(Level.READ)):
+    folders = readable_paths(user)
+    if folders is None:
         return Q()
-    granted = set(Grant.objects.filter(_principal_q(user)).values_list("node__path", flat=True))
-    folders = covering_paths(granted)
     if not folders:
         return NOTHING
-    if folders == [""]:
-        return Q()
     if len(folders) <= MAX_RANGE_TERMS:
         q = Q()
         for folder in folders:

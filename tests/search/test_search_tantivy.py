@@ -548,6 +548,28 @@ def test_the_apps_search_runs_on_tantivy(app_on_tantivy):
     assert indexing.compare().count == 0
 
 
+@pytest.mark.django_db
+def test_the_apps_search_on_tantivy_honours_grants(app_on_tantivy, django_user_model, settings):
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "DEFAULT_ACCESS": ""}
+    for side in indexing.sides():
+        side.backend.ensure_index()
+    for path in ("team/alpha/plan.txt", "team/alphabet.txt", "team/beta/plan.txt", "memo.txt"):
+        api.put(path, b"common plan")
+    api.delete("team/beta/plan.txt")
+    indexing.wait_for_index()
+    reader = django_user_model.objects.create_user("reader")
+    api.grant("team/alpha", user=reader)
+    api.grant("team/beta", user=reader)
+    api.grant("memo.txt", user=reader)
+    assert sorted(h.path for h in search("common", user=reader)) == ["memo.txt", "team/alpha/plan.txt"]
+    history = search("common", history=True, user=reader, page_size=1)
+    assert (len(history), history.total) == (1, 3)
+    deleted = search("common", history=True, cluster=2, user=reader)
+    assert [h.path for h in deleted] == ["team/beta/plan.txt"]
+    nobody = django_user_model.objects.create_user("nobody")
+    assert search("common", user=nobody, facets=True).total == 0
+
+
 def test_open_end_fits(filled):
     # Dates are 64-bit integers of microseconds: the app's open end is stored as it is.
     assert naive_utc(OPEN_END) == datetime(9999, 12, 31)

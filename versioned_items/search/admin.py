@@ -135,7 +135,7 @@ def search_view(model_admin, request):
         form.add_error("history", _("Searching history needs the permission to view versions."))
         status = 403
     elif form.is_bound:
-        results, status = run_search(form, page_size=SEARCH_PAGE_SIZE)
+        results, status = run_search(form, request.user, page_size=SEARCH_PAGE_SIZE)
         if results is not None:
             context.update(
                 results=results,

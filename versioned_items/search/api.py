@@ -31,7 +31,7 @@ from typing import Any
 from django.utils.safestring import SafeString, mark_safe
 from haystack import connections
 
-from versioned_items import paths
+from versioned_items import grants, paths
 from versioned_items.conf import app_settings
 from versioned_items.exceptions import InvalidArgument
 from versioned_items.models import Node, Version
@@ -134,6 +134,7 @@ def search(
     highlight: bool = True,
     facets: bool = False,
     suggest: bool | None = None,
+    user: Any = None,
 ) -> SearchPage:
     """Search the latest index (one document per live item) or the history index.
 
@@ -156,6 +157,12 @@ def search(
     - ``suggest``: compute a spelling suggestion (``SearchPage.suggestion``) always (True),
       never (False), or only when fewer than ``query.FEW_HITS`` (5) documents match (None, the
       default), which is when it helps; it costs a term lookup per word, more for unknown words.
+    - ``user``: search as this user (``request.user``): only the items and versions their
+      grants let them read (:mod:`versioned_items.grants`), with totals, facets and
+      suggestions counted over those alone. The filter is part of the index query (a term per
+      readable folder on the indexed ancestor paths), so every page is full when enough
+      readable documents match. None (the default) searches everything, for code that decides
+      itself who sees the results.
 
     The work of a search is bounded (see the limits in ``docs/limits.md``): text longer than
     ``SEARCH_MAX_QUERY_CHARS`` or ``SEARCH_MAX_QUERY_WORDS``, and a wildcard, prefix or range
@@ -183,6 +190,7 @@ def search(
         highlight=highlight,
         facets=facets,
         suggest=suggest,
+        user=user,
     )
     alias = app_settings.HISTORY_CONNECTION if request.history else app_settings.LATEST_CONNECTION
     backend = connections[alias].get_backend()
@@ -221,6 +229,7 @@ def _request(
     highlight,
     facets,
     suggest,
+    user,
 ) -> q.SearchRequest:
     if not isinstance(text, str):
         raise InvalidArgument(f"query text must be a string, not {type(text).__name__}: {text!r}")
@@ -238,6 +247,7 @@ def _request(
     if page_size > MAX_PAGE_SIZE:
         raise InvalidArgument(f"page_size {page_size} is larger than {MAX_PAGE_SIZE}")
     musers = (muser,) if isinstance(muser, str) else tuple(muser or ())
+    readable = None if user is None else grants.readable_paths(user)
     return q.SearchRequest(
         query=text,
         history=bool(history or as_of or include_deleted or cluster is not None),
@@ -257,6 +267,7 @@ def _request(
         facets=tuple(app_settings.FACET_ATTRIBUTES),
         want_facets=bool(facets),
         suggest=None if suggest is None else bool(suggest),
+        readable=None if readable is None else tuple(readable),
     )
 
 

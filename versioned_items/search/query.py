@@ -64,6 +64,8 @@ class SearchRequest:
     facets: tuple[str, ...] = ()  # attribute names offered as facets, when facets are wanted
     want_facets: bool = False
     suggest: bool | None = None  # spelling suggestion: always, never, or (None) on few hits
+    # The paths below which the searching user may read (grants.readable_paths); None: all.
+    readable: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -414,7 +416,11 @@ def _naive(value: datetime) -> datetime:
 def whoosh_query(request: SearchRequest, schema) -> wq.Query:
     """The whole request as one Whoosh query: the parsed text, And-ed with zero-score filters."""
     q = parse(request.query, schema)
+    if request.readable == ():
+        return wq.NullQuery  # the user may read nothing
     filters = []
+    if request.readable is not None:
+        filters.append(readable_filter(request.readable))
     if request.under:
         filters.append(wq.Term("ancestors", request.under))
     if request.content_type:
@@ -432,13 +438,24 @@ def whoosh_query(request: SearchRequest, schema) -> wq.Query:
         filters.append(wq.Term("attrs", term))
     if request.cluster is not None:
         filters.append(wq.NumericRange("cluster", request.cluster, request.cluster))
+    elif request.history and not request.include_deleted:
+        # The live clusters as a range, not ``AndNot`` the deleted one: Whoosh's AndNot matcher
+        # keeps excluded documents when its left side And-s a union (the readable filter).
+        filters.append(wq.NumericRange("cluster", int(Cluster.NORMAL), int(Cluster.HISTORY)))
     if filters:
         q = wq.And([q] + [wq.ConstantScoreQuery(f, 0.0) for f in filters])
     if request.as_of:
         q = ValidAt(q, _naive(request.as_of))
-    if request.history and not request.include_deleted and request.cluster is None:
-        q = wq.AndNot(q, wq.NumericRange("cluster", Cluster.DELETED, Cluster.DELETED))
     return q
+
+
+def readable_filter(readable: tuple[str, ...]) -> wq.Query:
+    """The documents at or below one of the ``readable`` paths: one term per path on the
+    indexed ancestor paths, one on the exact path (a grant on an item covers the item). The
+    index holds no grant, so a change of grants needs no reindexing."""
+    if not readable:
+        return wq.NullQuery
+    return wq.Or([wq.Term(name, path) for path in readable for name in ("ancestors", "path_exact")])
 
 
 class ValidAt(WrappingQuery):
@@ -529,8 +546,9 @@ def run_whoosh(backend, request: SearchRequest) -> RawResults:
             )
         )
     facets = _facet_counts(results, request) if request.want_facets else {}
-    wanted = wants_suggestion(request, len(results))
-    suggestion = suggest(searcher, backend.schema, request.query, work) if wanted else None
+    wanted = wants_suggestion(request, len(results)) and request.readable != ()
+    within = None if request.readable is None else readable_filter(request.readable)
+    suggestion = suggest(searcher, backend.schema, request.query, work, within) if wanted else None
     return RawResults(hits=hits, total=len(results), facets=facets, suggestion=suggestion, work=work)
 
 
@@ -581,7 +599,9 @@ MAX_EDITS = 2
 SPELLING_SCAN_CHARS = 20_000
 
 
-def suggest(searcher, schema, text: str, work: Work | None = None) -> str | None:
+def suggest(
+    searcher, schema, text: str, work: Work | None = None, within: wq.Query | None = None
+) -> str | None:
     """``text`` with each word that is not in the index replaced by the closest word that is,
     or None when no word needs (or finds) a correction.
 
@@ -591,6 +611,11 @@ def suggest(searcher, schema, text: str, work: Work | None = None) -> str | None
     longer than ``SUGGEST_MAX_WORD_CHARS``. The work is bounded: each candidate tried counts
     into ``work.suggestion_candidates``, and the search for corrections stops when
     ``SUGGEST_BUDGET`` is spent, with the corrections found so far.
+
+    ``within`` (the searching user's :func:`readable_filter`) keeps the vocabulary to the
+    documents it matches: a word counts as known, and a correction is offered, only when such
+    a document has it, and candidates are then ranked without the index-wide frequencies, so
+    that no suggestion tells anything about the documents the user may not read.
     """
     if not text.strip() or text.strip() == "*":
         return None
@@ -600,9 +625,15 @@ def suggest(searcher, schema, text: str, work: Work | None = None) -> str | None
     changes = []
     for term in _correctable_terms(parse(text, schema)):
         typed = text[term.startchar : term.endchar]
-        if max(len(typed), len(term.text)) > longest or (term.fieldname, term.text) in reader:
+        if max(len(typed), len(term.text)) > longest:
             continue
-        word = _closest_word(searcher, term.fieldname, term.text, typed.lower(), work)
+        if within is None:
+            known = (term.fieldname, term.text) in reader
+        else:
+            known = _live(searcher, term, within) is not None
+        if known:
+            continue
+        word = _closest_word(searcher, term.fieldname, term.text, typed.lower(), work, within)
         if word is not None:
             changes.append((term.startchar, term.endchar, _same_case(word, typed)))
     for start, end, word in sorted(changes, reverse=True):
@@ -623,7 +654,9 @@ def _correctable_terms(q: wq.Query):
         yield from _correctable_terms(child)
 
 
-def _closest_word(searcher, fieldname: str, term: str, typed: str, work: Work) -> str | None:
+def _closest_word(
+    searcher, fieldname: str, term: str, typed: str, work: Work, within: wq.Query | None = None
+) -> str | None:
     """The word of a live document closest to what was ``typed`` (``term`` once analysed).
 
     The candidates are the terms of the words one edit away from ``typed`` (in the stemmed
@@ -635,18 +668,22 @@ def _closest_word(searcher, fieldname: str, term: str, typed: str, work: Work) -
     neighbours = _known_neighbours(searcher, fieldname, typed, work) if fieldname == DEFAULT_FIELD else {}
     near = set(neighbours.values())
     candidates = near | set(_terms_within(reader, fieldname, term, work))
-    ranked = sorted(
-        candidates, key=lambda c: (c not in near, distance(c, term), -reader.doc_frequency(fieldname, c), c)
-    )
+
+    def frequency(candidate: str) -> int:
+        return reader.doc_frequency(fieldname, candidate) if within is None else 0
+
+    ranked = sorted(candidates, key=lambda c: (c not in near, distance(c, term), -frequency(c), c))
     for candidate in ranked:
         if not work.spend_suggestion():
             return None
-        if not _live(searcher, fieldname, candidate):
+        found = _live(searcher, wq.Term(fieldname, candidate), within)
+        if found is None:
             continue
         if fieldname != DEFAULT_FIELD:
             return candidate  # the path's words are indexed as written, lower-cased
         written = sorted(w for w, t in neighbours.items() if t == candidate)
-        return _spelled(searcher, fieldname, candidate, typed) or (written[0] if written else candidate)
+        spelled = _spelled(searcher, found, fieldname, candidate, typed)
+        return spelled or (written[0] if written else candidate)
     return None
 
 
@@ -696,17 +733,17 @@ def _terms_within(reader, fieldname: str, term: str, work: Work) -> Iterator[str
             yield word
 
 
-def _live(searcher, fieldname: str, term: str) -> bool:
-    """Whether a document that is not deleted has ``term`` (a deleted one's terms stay in the
-    index until its segment is merged)."""
-    return next(iter(searcher.docs_for_query(wq.Term(fieldname, term))), None) is not None
+def _live(searcher, term: wq.Term, within: wq.Query | None = None) -> int | None:
+    """The number of a document that is not deleted (a deleted one's terms stay in the index
+    until its segment is merged), has ``term`` and matches ``within``; None if there is none."""
+    q = term if within is None else wq.And([term, within])
+    return next(iter(searcher.docs_for_query(q)), None)
 
 
-def _spelled(searcher, fieldname: str, term: str, typed: str) -> str | None:
-    """How the stem ``term`` is written in a live document that has it: of the words that
-    give it ("configure", "configuration"), the one closest to ``typed``; None if none is
-    found early in the document."""
-    docnum = next(iter(searcher.docs_for_query(wq.Term(fieldname, term))))
+def _spelled(searcher, docnum: int, fieldname: str, term: str, typed: str) -> str | None:
+    """How the stem ``term`` is written in document ``docnum``, which has it: of the words
+    that give it ("configure", "configuration"), the one closest to ``typed``; None if none
+    is found early in the document."""
     stored = searcher.stored_fields(docnum)
     # The default field's text as search_indexes.prepare_text built it, content last.
     value = "\n".join(
@@ -742,9 +779,17 @@ def run_haystack(alias: str, model, request: SearchRequest) -> RawResults:
     Whoosh engine. The query text is taken as plain words (``auto_query``), attribute facets
     are not offered, and spelling suggestions are the backend's (with ``INCLUDE_SPELLING``)."""
     from haystack.inputs import Exact
-    from haystack.query import SearchQuerySet
+    from haystack.query import SQ, SearchQuerySet
 
     sqs = SearchQuerySet(using=alias).models(model)
+    if request.readable is not None:
+        if not request.readable:
+            facets = {name: [] for name in FACET_FIELDS} | {"attributes": {}} if request.want_facets else {}
+            return RawResults(hits=[], total=0, facets=facets)
+        readable = SQ()
+        for path in request.readable:
+            readable |= SQ(ancestors=Exact(path)) | SQ(path_exact=Exact(path))
+        sqs = sqs.filter(readable)
     if request.query.strip() and request.query.strip() != "*":
         sqs = sqs.auto_query(request.query)
     if request.under:

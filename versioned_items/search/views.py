@@ -22,12 +22,13 @@ from .forms import SearchForm
 SEARCH_PAGE_SIZE = 20
 
 
-def run_search(form: SearchForm, *, page_size: int = SEARCH_PAGE_SIZE, **options):
-    """Search with a valid form's arguments: ``(page, None)``, or ``(None, status)`` with the
-    error added to the form (400 for bad input, 404 for a page past the last one, 503 when the
-    index cannot be read). Shared with the admin's search page."""
+def run_search(form: SearchForm, user, *, page_size: int = SEARCH_PAGE_SIZE, **options):
+    """Search as ``user`` (only what their grants let them read) with a valid form's
+    arguments: ``(page, None)``, or ``(None, status)`` with the error added to the form (400
+    for bad input, 404 for a page past the last one, 503 when the index cannot be read).
+    Shared with the admin's search page."""
     try:
-        results = run_query(**form.search_arguments(), page_size=page_size, **options)
+        results = run_query(**form.search_arguments(), page_size=page_size, user=user, **options)
         if results.total and results.page > results.num_pages:
             # Like Django's paginator (and the admin's lists): a page past the end is a 404. A
             # search that matches nothing keeps its page, to show its spelling suggestion.
@@ -56,7 +57,7 @@ def search(request):
         return render(request, "versioned_items/search.html", context)
     if not form.is_valid():
         return render(request, "versioned_items/search.html", context, status=400)
-    results, status = run_search(form, facets=True)
+    results, status = run_search(form, request.user, facets=True)
     if results is None:
         return render(request, "versioned_items/search.html", context, status=status)
     context.update(

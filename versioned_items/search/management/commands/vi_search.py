@@ -4,6 +4,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.html import strip_tags
 
+from versioned_items import grants
 from versioned_items.exceptions import VersionedItemsError
 from versioned_items.search.api import search
 from versioned_items.validation import make_aware
@@ -21,10 +22,17 @@ class Command(BaseCommand):
         parser.add_argument("--under", help="Only below this path.")
         parser.add_argument("--limit", type=int, default=20, help="Results to print (default 20).")
         parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
+        parser.add_argument(
+            "--user",
+            help="Search as this user: only what their grants let them read (default: everything).",
+        )
 
-    def handle(self, query, history, as_of, under, limit, json, verbosity, **options):
+    def handle(self, query, history, as_of, under, limit, json, user, verbosity, **options):
         try:
-            page = search(query, history=history, as_of=_time(as_of), under=under, page_size=limit)
+            searcher = None if user is None else grants.user_named(user)
+            page = search(
+                query, history=history, as_of=_time(as_of), under=under, page_size=limit, user=searcher
+            )
         except VersionedItemsError as error:
             raise CommandError(str(error)) from error
         if json:
