@@ -19,4 +19,5 @@ SCENARIOS = {
     "locking": "locking",
     "worst_cases": "worst_cases",
     "tantivy": "tantivy",
+    "grants": "grants",
 }
