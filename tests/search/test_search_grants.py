@@ -304,3 +304,21 @@ def test_the_admin_search_of_a_staff_user_with_view_node_only_shows_their_grants
     response = client.get(url, {"q": "common"})
     assert [hit.path for hit in response.context["results"]] == ["team/beta/plan.txt"]
     assert b"team/alpha" not in response.content
+
+
+@pytest.mark.parametrize("count", [1, 200])
+def test_a_search_costs_the_same_queries_for_1_or_200_grants(
+    count, django_user_model, django_assert_num_queries
+):
+    with api.batch():
+        for i in range(200):
+            api.put(f"many/{i:03d}.txt", b"report")
+    indexed()
+    user = django_user_model.objects.create_user("reader")
+    for i in range(count):
+        api.grant(f"many/{i:03d}.txt", user=user)
+    user = django_user_model.objects.get(pk=user.pk)  # no permission cache
+    # The model permissions (two queries), the grants' paths (one); the hits need none.
+    with django_assert_num_queries(3):
+        page = search("report", user=user, page_size=10, facets=True)
+    assert (len(page), page.total) == (min(10, count), count)
