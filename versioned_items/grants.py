@@ -24,8 +24,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
-from django.db.models.functions import Concat
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Length, Substr
+from django.db.models.lookups import Exact, In
 
 from . import paths
 from .conf import app_settings
@@ -45,9 +46,9 @@ MODEL_PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("versioned_items.change_version", Level.WRITE),
     ("versioned_items.view_version", Level.READ),
 )
-#: Most folders :func:`readable_q` writes out as path ranges (see there); above it the condition
-#: is a correlated ``EXISTS`` on the grants table. Read at call time, so tests may lower it.
-MAX_RANGE_TERMS = 50
+#: Most readable paths :func:`readable_q` writes out as path ranges (see there); above it the
+#: paths are grouped by length. Read at call time, so tests may lower it.
+MAX_RANGE_TERMS = 10
 
 #: A condition no row matches (Django answers it without running the query).
 NOTHING = Q(pk__in=[])
@@ -259,11 +260,12 @@ def readable_q(user: Any, field: str = "path") -> Q:
     Always a constant number of queries, whatever the number of grants: none when the user
     reads everything (superuser, a model permission, ``DEFAULT_ACCESS = "read"``) or nothing
     (anonymous, inactive); else the model permissions (two queries, cached on the user
-    object) and one query that loads the paths of the user's grants. The grants that another
-    one covers are dropped; up to :data:`MAX_RANGE_TERMS` remaining folders become an ``OR`` of
-    path ranges, which the path index serves. Beyond that the SQL would grow with the grants
-    (three terms each), so the condition is instead a correlated ``EXISTS`` over the user's
-    grants, one SQL shape whatever their number, evaluated per candidate row.
+    object) and one query that loads the paths of the user's grants (:func:`readable_paths`).
+    Up to :data:`MAX_RANGE_TERMS` readable paths become an ``OR`` of path ranges, which the
+    path index serves. Beyond that a row would be compared with every range, so the paths are
+    grouped by length instead: a row is readable when its first ``n`` characters are one of
+    the readable paths of length ``n`` (an ``IN`` list) and end there or at a separator. A
+    row then costs one lookup per distinct length, however many grants there are.
     """
     folders = readable_paths(user)
     if folders is None:
@@ -275,18 +277,13 @@ def readable_q(user: Any, field: str = "path") -> Q:
         for folder in folders:
             q |= paths.subtree_q(field, folder)
         return q
-    return Q(Exists(_covering_grants(user, OuterRef(field))))
-
-
-def _covering_grants(user: Any, path: OuterRef):
-    """The grants of ``user`` (or their groups) on ``path`` or one of its ancestors: the grant's
-    node path is ``""``, ``path`` itself, or ``gp`` with ``gp + "/" < path < gp + "0"`` (``0``
-    follows ``/``), which is the subtree range of :func:`versioned_items.paths.subtree_q`."""
-    return (
-        Grant.objects.filter(_principal_q(user))
-        .annotate(
-            low=Concat(F("node__path"), Value(paths.SEPARATOR)),
-            high=Concat(F("node__path"), Value(chr(ord(paths.SEPARATOR) + 1))),
+    by_length: dict[int, list[str]] = {}
+    for folder in folders:
+        by_length.setdefault(len(folder), []).append(folder)
+    q = Q()
+    for length, group in sorted(by_length.items()):
+        at_a_boundary = Exact(Length(field), length) | Exact(
+            Substr(field, length + 1, 1), Value(paths.SEPARATOR)
         )
-        .filter(Q(node__path="") | Q(node__path=path) | Q(low__lt=path, high__gt=path))
-    )
+        q |= Q(In(Substr(field, 1, length), group)) & Q(at_a_boundary)
+    return q
