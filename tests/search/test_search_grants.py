@@ -4,6 +4,7 @@ pages, exact totals, and facets and suggestions that reveal nothing else."""
 import os
 import random
 from collections import Counter
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from versioned_items import api, grants
-from versioned_items.search import indexing
+from versioned_items.search import indexing, query
 from versioned_items.search.api import search
 
 from ..search_fixtures import found, indexed
@@ -119,7 +120,9 @@ def test_facets_count_only_readable_documents(tree, reader):
     assert dict(search("common", facets=True).facets["muser"]) == {"ann": 2, "bob": 2, "cid": 1}
 
 
-def test_suggestions_come_from_readable_documents_only(tree, reader, django_user_model):
+@pytest.mark.parametrize("terms", [16, 0], ids=["terms", "column"])
+def test_suggestions_come_from_readable_documents_only(tree, reader, django_user_model, monkeypatch, terms):
+    monkeypatch.setattr(query, "READABLE_TERMS", terms)
     # "confidentail" is one transposition from a word only team/alpha has.
     assert search("confidentail", suggest=True).suggestion == "confidential"
     assert search("confidentail", user=reader, suggest=True).suggestion != "confidential"
@@ -134,7 +137,9 @@ def test_suggestions_come_from_readable_documents_only(tree, reader, django_user
     assert search("confidential", user=alpha, suggest=True).suggestion is None
 
 
-def test_a_page_is_full_whatever_lies_between_the_readable_documents(django_user_model):
+@pytest.mark.parametrize("terms", [16, 0], ids=["terms", "column"])
+def test_a_page_is_full_whatever_lies_between_the_readable_documents(django_user_model, monkeypatch, terms):
+    monkeypatch.setattr(query, "READABLE_TERMS", terms)
     with api.batch():
         for i in range(30):
             api.put(f"mixed/{i:02d}/open.txt" if i % 3 == 0 else f"mixed/{i:02d}/shut.txt", b"word")
@@ -214,8 +219,10 @@ def muser_of(path: str) -> str:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(world=worlds(), page_size=st.integers(1, 3))
-def test_random_searches_reveal_nothing_outside_the_grants_and_are_full(django_user_model, world, page_size):
+@given(world=worlds(), page_size=st.integers(1, 3), column_form=st.booleans())
+def test_random_searches_reveal_nothing_outside_the_grants_and_are_full(
+    django_user_model, world, page_size, column_form
+):
     items, deleted, members, given_grants = world
     # Hypothesis seeds the random module the same way for each example, and Whoosh names its
     # segments with it: without this, an example's segment takes an earlier one's file name.
@@ -243,19 +250,21 @@ def test_random_searches_reveal_nothing_outside_the_grants_and_are_full(django_u
             "as of": ({"as_of": moment}, lambda p: True, 1),
             "recycle bin": ({"history": True, "cluster": 2}, lambda p: p in deleted, 1),
         }
+        terms = mock.patch.object(query, "READABLE_TERMS", 0 if column_form else 16)
         for kind, (options, present, per_item) in searches.items():
             everything, _ = every_page(1000, **options)
             for name, user in users.items():
-                readable = [p for p in items if present(p) and may_read(p, name, members, given_grants)]
-                pages, totals = every_page(page_size, user=user, **options)
-                shown = [hit for page in pages for hit in page]
-                expected = [hit for hit in everything[0] if hit[0] in readable]
-                assert shown == expected, (kind, name)
-                assert len(shown) == per_item * len(readable), (kind, name)
-                assert totals == {len(shown)}, (kind, name)
-                assert all(len(page) == page_size for page in pages[:-1]), (kind, name)
-                facets = search("*", user=user, facets=True, **options).facets
-                assert dict(facets["muser"]) == dict(Counter(muser_of(p) for p, _ in shown)), (kind, name)
+                with terms:
+                    readable = [p for p in items if present(p) and may_read(p, name, members, given_grants)]
+                    pages, totals = every_page(page_size, user=user, **options)
+                    shown = [hit for page in pages for hit in page]
+                    expected = [hit for hit in everything[0] if hit[0] in readable]
+                    assert shown == expected, (kind, name)
+                    assert len(shown) == per_item * len(readable), (kind, name)
+                    assert totals == {len(shown)}, (kind, name)
+                    assert all(len(page) == page_size for page in pages[:-1]), (kind, name)
+                    facets = search("*", user=user, facets=True, **options).facets
+                    assert dict(facets["muser"]) == dict(Counter(muser_of(p) for p, _ in shown)), (kind, name)
         transaction.set_rollback(True)
     # The rolled-back writes are still in the indexes: take them out for the next example.
     indexing.update_index()

@@ -28,6 +28,7 @@ from whoosh.support.levenshtein import distance
 from versioned_items.conf import app_settings
 from versioned_items.exceptions import InvalidQuery
 from versioned_items.models import Cluster
+from versioned_items.paths import SEPARATOR
 
 from .search_indexes import OPEN_END, PATH_WORDS
 
@@ -419,7 +420,7 @@ def whoosh_query(request: SearchRequest, schema) -> wq.Query:
     if request.readable == ():
         return wq.NullQuery  # the user may read nothing
     filters = []
-    if request.readable is not None:
+    if request.readable is not None and len(request.readable) <= READABLE_TERMS:
         filters.append(readable_filter(request.readable))
     if request.under:
         filters.append(wq.Term("ancestors", request.under))
@@ -446,16 +447,73 @@ def whoosh_query(request: SearchRequest, schema) -> wq.Query:
         q = wq.And([q] + [wq.ConstantScoreQuery(f, 0.0) for f in filters])
     if request.as_of:
         q = ValidAt(q, _naive(request.as_of))
+    if request.readable is not None and len(request.readable) > READABLE_TERMS:
+        q = Readable(q, request.readable)
     return q
 
 
 def readable_filter(readable: tuple[str, ...]) -> wq.Query:
-    """The documents at or below one of the ``readable`` paths: one term per path on the
-    indexed ancestor paths, one on the exact path (a grant on an item covers the item). The
-    index holds no grant, so a change of grants needs no reindexing."""
+    """The documents at or below one of the ``readable`` paths. Up to :data:`READABLE_TERMS`
+    paths, one term per path on the indexed ancestor paths and one on the exact path (a grant
+    on an item covers the item); beyond, :class:`Readable`, which checks each matched
+    document's path. The index holds no grant, so a change of grants needs no reindexing."""
     if not readable:
         return wq.NullQuery
+    if len(readable) > READABLE_TERMS:
+        return Readable(wq.Every(), readable)
     return wq.Or([wq.Term(name, path) for path in readable for name in ("ancestors", "path_exact")])
+
+
+#: Most readable paths :func:`readable_filter` turns into terms. Each term costs a lookup per
+#: segment and a posting list to merge, so past a few dozen the check of each matched
+#: document's path (:class:`Readable`) is cheaper. Read at call time, so tests may lower it.
+READABLE_TERMS = 16
+
+
+class Readable(WrappingQuery):
+    """The documents of ``child`` whose path is one of ``readable`` or below one: the check
+    reads the sortable ``path_exact`` column of each document the child matches and looks its
+    ancestors up in a set, a few lookups per document whatever the number of grants."""
+
+    def __init__(self, child: wq.Query, readable: tuple[str, ...]):
+        super().__init__(child)
+        self.readable = tuple(readable)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and (self.child, self.readable) == (other.child, other.readable)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.child, self.readable))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.child!r}, {len(self.readable)} paths)"
+
+    def _rewrap(self, child: wq.Query) -> "Readable":
+        return type(self)(child, self.readable)
+
+    def matcher(self, searcher, context=None):
+        child = self.child.matcher(searcher, context)
+        if not child.is_active():
+            return child
+        return FilterMatcher(child, _ReadableDocuments(searcher.reader(), frozenset(self.readable)))
+
+
+class _ReadableDocuments:
+    """The document numbers of one segment whose path lies at or below a readable path."""
+
+    def __init__(self, reader, readable: frozenset[str]):
+        self.paths = reader.column_reader("path_exact")
+        self.readable = readable
+
+    def __contains__(self, docnum: int) -> bool:
+        path = self.paths[docnum]
+        while True:
+            if path in self.readable:
+                return True
+            cut = path.rfind(SEPARATOR)
+            if cut < 0:
+                return False
+            path = path[:cut]
 
 
 class ValidAt(WrappingQuery):
