@@ -20,7 +20,9 @@ from django.utils.translation import gettext_lazy as _
 from . import paths, validation
 from .attribute_filters import parse_filter
 from .conf import app_settings
-from .exceptions import InvalidInput
+from .diffs import read_text
+from .exceptions import ContentMissing, InvalidInput
+from .models import Cluster, Version
 
 #: Serials and ids are 64-bit integers in the database; larger numbers cannot name anything.
 MAX_ID = 2**63 - 1
@@ -247,13 +249,59 @@ class NewVersionForm(forms.Form):
 
 
 class EditTextForm(forms.Form):
-    """A text item's new content; ``base`` is the version it was edited from."""
+    """A text item's new content; ``base`` is the version it was edited from.
+
+    Given the ``current`` version and its text (``original``, from :func:`editable_text`), the
+    form also refuses an edit of an outdated version and an unchanged text, and keeps the
+    file's line ends (browsers send CRLF), so ``cleaned_data["text"]`` is what to write.
+    """
 
     text = forms.CharField(
         label=_("Text"), required=False, strip=False, widget=forms.Textarea(attrs={"rows": 24, "cols": 100})
     )
     comment = CommentField()
     base = IdField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, current: Version | None = None, original: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.current, self.original = current, original
+
+    def clean(self):
+        data = super().clean()
+        if self.current is None or "text" not in data or "base" not in data:
+            return data
+        if "\r\n" not in self.original:
+            data["text"] = data["text"].replace("\r\n", "\n")
+        if data["base"] != self.current.serial:
+            raise forms.ValidationError(
+                _(
+                    "Version #%(serial)s by %(user)s was written since you opened this page; "
+                    "copy your text, reload the page and edit the new version."
+                ),
+                code="outdated",
+                params={"serial": self.current.serial, "user": self.current.muser or "—"},
+            )
+        if data["text"] == self.original:
+            self.add_error("text", forms.ValidationError(_("The text is unchanged; nothing was written.")))
+        return data
+
+
+def editable_text(version: Version | None) -> tuple[str | None, str]:
+    """The text of a live item's current ``version`` that an edit page opens, and ``""``; or
+    None and why it cannot be edited: no live version, not text (valid UTF-8 without NUL),
+    more than ``EDIT_MAX_BYTES``, or content missing from the storage."""
+    if version is None or version.cluster != Cluster.NORMAL:
+        return None, _("There is no current version to edit.")
+    limit = app_settings.EDIT_MAX_BYTES
+    try:
+        text = read_text(version, limit)
+    except ContentMissing as error:
+        return None, str(error)
+    if text is None:
+        return None, _("This item is not text; upload a new version instead.")
+    if text.truncated:
+        return None, _("This item is larger than %(n)s bytes; upload a new version instead.") % {"n": limit}
+    return text.text, ""
 
 
 class DestinationForm(forms.Form):

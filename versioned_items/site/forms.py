@@ -17,6 +17,7 @@ class BrowseForm(forms.Form):
     before = TimeField(label=_("As of"))
     filter = FilterField(label=_("Attributes"))
     flat = forms.BooleanField(required=False, label=_("Flat (no folders)"))
+    versions = forms.BooleanField(required=False, label=_("Show versions"))
     limit = forms.TypedChoiceField(
         choices=[(n, n) for n in PAGE_SIZES],
         coerce=int,
