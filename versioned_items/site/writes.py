@@ -44,10 +44,11 @@ from ..forms import (
     NewFolderForm,
     NewVersionForm,
     UploadFilesForm,
-    clean_marker,
     editable_text,
+    first_error,
 )
 from ..models import Cluster, Node, Version
+from . import forms
 from .views import browse_url, crumbs, error_page, item_url
 
 Level = grants.Level
@@ -126,10 +127,12 @@ def is_deleted(node: Node) -> bool:
 
 
 def may_write_to(request, form, path: str) -> bool:
-    """Whether the user may write at a destination ``path``; else an error on ``form``."""
+    """Whether the user may write at a destination ``path``; else an error on ``form``, whose
+    page then answers 403."""
     if grants.can(request.user, path, Level.WRITE):
         return True
     form.add_error(None, _("You may not write at %(path)s.") % {"path": path or "/"})
+    form.forbidden = True
     return False
 
 
@@ -174,8 +177,12 @@ def done(request, message: str, url: str):
 
 
 def form_page(request, template: str, context: dict, *forms):
-    """A write page; HTTP 400 when one of its ``forms`` was posted and has errors."""
-    status = 400 if any(f.is_bound and f.errors for f in forms) else 200
+    """A write page; HTTP 400 when one of its ``forms`` was posted and has errors, 403 when
+    the error is a destination the user may not write at."""
+    if any(getattr(f, "forbidden", False) for f in forms):
+        status = 403
+    else:
+        status = 400 if any(f.is_bound and f.errors for f in forms) else 200
     return render(request, f"versioned_items/{template}", context, status=status)
 
 
@@ -247,7 +254,7 @@ def upload_files(user, data: dict) -> str:
 def new_folder(request, folder: str = ""):
     """Create a folder (``write`` at its path), by default in ``folder``."""
     folder = clean(request, folder, allow_root=True)
-    require(request, folder, Level.READ)
+    require(request, folder, Level.WRITE)
     if request.method != "POST":
         return add_page(request, folder)
     form = NewFolderForm(request.POST)
@@ -451,13 +458,14 @@ def recycle_bin(request, folder: str = ""):
     marker, with undelete for writers and purge for managers."""
     folder = clean(request, folder, allow_root=True)
     level = grants.level_at(request.user, folder)
+    form = forms.BinForm(request.GET)
+    if not form.is_valid():
+        return error_page(request, first_error(form))
+    marker = form.cleaned_data["marker"]
     try:
-        marker = clean_marker(request.GET.get("marker", ""))
         listing = api.list_deleted(folder, marker=marker, limit=BIN_PAGE_SIZE, user=request.user)
     except NotFound:
         listing = api.ListResult()
-    except (InvalidInput, ValueError) as error:
-        return error_page(request, str(error))
     prefix = paths.subtree_prefix(folder)
     context = {
         "folder": folder,
