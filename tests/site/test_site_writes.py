@@ -435,8 +435,8 @@ def grow(start, end):
 
 PAGES = {
     # session, user, model permissions (2), grants (1 or 2), then the page's own queries
-    "browse": (url("browse", "team/many/") + "?versions=on", 12),
-    "bin": (url("bin", "team/many"), 10),
+    "browse": (url("browse", "team/many/") + "?versions=on", 10),
+    "bin": (url("bin", "team/many"), 9),
     "item": (url("item", "team/many/f000.txt"), 10),
     "edit": (url("edit", "team/many/f000.txt"), 6),
     "delete": (url("delete", "team/many"), 7),
