@@ -17,6 +17,8 @@ The views that take uploads are :func:`upload` and :func:`new_version`; each is 
 function, so an upload handler can wrap it with one decorator.
 """
 
+import functools
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseRedirect
@@ -69,13 +71,13 @@ class Refused(Exception):
 def refusals(view):
     """Turn :class:`Refused` raised by a write view into its response."""
 
+    @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
         except Refused as refused:
             return refused.response
 
-    wrapped.__name__, wrapped.__doc__ = view.__name__, view.__doc__
     return wrapped
 
 
@@ -239,9 +241,9 @@ def upload_files(user, data: dict) -> str:
     if folder is not None and is_item(folder):
         raise NodeExists(f"{data['folder']!r} is an item, not a folder")
     targets = [path for path, _upload in data["targets"]]
-    folders = Node.objects.filter(path__in=targets, current__isnull=True).values_list("path", flat=True)
-    for path in folders:
-        raise NodeExists(f"{path!r} is a folder; a file cannot take its name")
+    taken = Node.objects.filter(path__in=targets, current__isnull=True).values_list("path", flat=True).first()
+    if taken is not None:
+        raise NodeExists(f"{taken!r} is a folder; a file cannot take its name")
     for target, uploaded in data["targets"]:
         api.put(target, uploaded, user=user, comment=data["comment"])
     n = len(targets)
