@@ -311,7 +311,7 @@ def test_delete_rejections_write_nothing(writer, tree, monkeypatch):
     rejected(writer, url("delete", "team/a.txt"), {"comment": "x" * 5000}, "at most")
     before = snapshot()
     assert writer.post(url("delete", "team/gone.txt"), {}).status_code == 400  # nothing live there
-    monkeypatch.setattr(writes, "MAX_DELETE", 1)
+    monkeypatch.setattr(writes, "MAX_ITEMS", 1)
     assert "more than 1 items" in writer.post(url("delete", "team"), {}).content.decode()
     assert snapshot() == before
 
@@ -348,6 +348,17 @@ def test_copy_an_item(writer, tree):
         copied.source == tree["new"] and copied.comment == "backup" and copied.content_type == "text/x-notes"
     )
     assert api.lookup("team/a.txt").serial == tree["new"]
+
+
+def test_copy_a_folder_copies_the_items_below(writer, tree):
+    ask = writer.get(url("copy", "team/sub"))
+    assert [item.path for item in ask.context["items"]] == ["team/sub/b.txt"]
+    response = writer.post(url("copy", "team/sub"), {"destination": "team/sub2", "comment": "twin"})
+    assert response["Location"] == url("browse", "team/sub2/")
+    assert api.lookup("team/sub2/b.txt").comment == "twin"
+    assert api.lookup("team/sub/b.txt") is not None
+    assert_statistics_exact()
+    rejected(writer, url("copy", "team/sub"), {"destination": "team/a.txt"}, "Nothing was changed")
 
 
 @pytest.mark.parametrize(

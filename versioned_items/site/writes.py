@@ -56,8 +56,8 @@ from .views import browse_url, crumbs, error_page, item_url
 Level = grants.Level
 #: Deleted items per page of the recycle bin.
 BIN_PAGE_SIZE = 50
-#: Most items one delete of a folder covers; a larger folder is deleted in parts.
-MAX_DELETE = 500
+#: Most items one delete or copy of a folder covers; a larger folder is done in parts.
+MAX_ITEMS = 500
 
 
 class Refused(Exception):
@@ -346,12 +346,24 @@ def edit(request, path: str):
 
 
 def live_items(node: Node) -> list[Node]:
-    """The live items a delete of ``node`` covers (itself, or those below a folder), at most
-    :data:`MAX_DELETE` + 1."""
+    """The live items a delete or copy of ``node`` covers (itself, or those below a folder), at most
+    :data:`MAX_ITEMS` + 1."""
     if is_item(node):
         return [node]
     below = Node.objects.subtree(node.path, include_self=False).live().select_related("current")
-    return list(below.order_by("path")[: MAX_DELETE + 1])
+    return list(below.order_by("path")[: MAX_ITEMS + 1])
+
+
+def covered_items(request, node: Node, nothing: str) -> list[Node]:
+    """:func:`live_items`, or :class:`Refused` (400) when there are none (``nothing`` says so)
+    or more than :data:`MAX_ITEMS`."""
+    items = live_items(node)
+    if not items:
+        raise Refused(error_page(request, nothing % {"path": node.path}))
+    if len(items) > MAX_ITEMS:
+        message = _("%(path)s holds more than %(n)d items; take its folders one by one.")
+        raise Refused(error_page(request, message % {"path": node.path, "n": MAX_ITEMS}))
+    return items
 
 
 @login_required
@@ -361,13 +373,8 @@ def delete(request, path: str):
     """Delete an item, or the items below a folder (``write``), to the recycle bin: a
     confirmation page, then a delete marker for each."""
     node = page_node(request, path, Level.WRITE)
-    items = live_items(node)
+    items = covered_items(request, node, _("%(path)s holds no item to delete."))
     back = page_url(node.path, not is_item(node))
-    if not items:
-        return error_page(request, _("%(path)s holds no item to delete.") % {"path": node.path})
-    if len(items) > MAX_DELETE:
-        message = _("%(path)s holds more than %(n)d items; delete its folders one by one.")
-        return error_page(request, message % {"path": node.path, "n": MAX_DELETE})
     form = CommentForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
         comment = form.cleaned_data["comment"]
@@ -422,32 +429,42 @@ def move_node(source: str, target: str) -> str:
 @require_http_methods(["GET", "POST"])
 @refusals
 def copy(request, path: str):
-    """Copy an item's current version to a path (``write`` there); an item already there gets
-    it as a new version."""
+    """Copy an item's current version, or those of the items below a folder, to a path
+    (``write`` there); an item already at a new path gets the copy as a new version."""
     node = page_node(request, path, Level.READ)
-    if not is_item(node):
-        return error_page(request, _("%(path)s has no current version to copy.") % {"path": node.path})
+    items = covered_items(request, node, _("%(path)s holds no item to copy."))
     bound = request.method == "POST"
     form = DestinationForm(request.POST if bound else None, initial={"destination": node.path})
     if bound and form.is_valid() and may_write_to(request, form, form.cleaned_data["destination"]):
         data = form.cleaned_data
-        message = write(form, lambda: copy_item(request.user, node, data["destination"], data["comment"]))
+        copies = [(item, data["destination"] + item.path[len(node.path) :]) for item in items]
+        into = None if is_item(node) else data["destination"]
+        message = write(form, lambda: copy_items(request.user, copies, data["comment"], into=into))
         if message:
-            return done(request, message, item_url(data["destination"]))
-    return form_page(request, "copy.html", item_context(node, form=form), form)
+            return done(request, message, page_url(data["destination"], not is_item(node)))
+    context = item_context(node, form=form, items=items, is_folder=not is_item(node))
+    return form_page(request, "copy.html", context, form)
 
 
-def copy_item(user, node: Node, target: str, comment: str) -> str:
-    """Copy ``node``'s current version to ``target``. Raises :class:`NodeExists` when
-    ``target`` is a folder."""
-    if Node.objects.filter(path=target, current__isnull=True).exists():
-        raise NodeExists(f"{target!r} is a folder; give the full path of the copy")
-    version = api.copy(node.current_id, target, user=user, comment=comment)
-    return _("Copied %(path)s to %(target)s as version #%(serial)s.") % {
-        "path": node.path,
-        "target": target,
-        "serial": version.serial,
-    }
+def copy_items(user, copies: list[tuple[Node, str]], comment: str, *, into: str | None = None) -> str:
+    """Copy each item's current version to its new path (below the folder ``into`` for a
+    folder's copy). Raises :class:`NodeExists` when a new path is a folder, or ``into`` an item."""
+    if into is not None and Node.objects.filter(path=into, current__cluster=Cluster.NORMAL).exists():
+        raise NodeExists(f"{into!r} is an item, not a folder")
+    targets = [target for _item, target in copies]
+    taken = Node.objects.filter(path__in=targets, current__isnull=True).values_list("path", flat=True).first()
+    if taken is not None:
+        raise NodeExists(f"{taken!r} is a folder; give the full path of the copy")
+    for item, target in copies:
+        version = api.copy(item.current_id, target, user=user, comment=comment)
+    if len(copies) == 1:
+        return _("Copied %(path)s to %(target)s as version #%(serial)s.") % {
+            "path": copies[0][0].path,
+            "target": copies[0][1],
+            "serial": version.serial,
+        }
+    n = len(copies)
+    return ngettext("Copied %(n)d item.", "Copied %(n)d items.", n) % {"n": n}
 
 
 # --- the recycle bin -------------------------------------------------------------------------
