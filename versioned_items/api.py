@@ -37,7 +37,7 @@ from .exceptions import (
     VersionNotFound,
 )
 from .grants import can, grant, grants, revoke  # noqa: F401  (re-exported)
-from .listing import ListResult, list_latest  # noqa: F401  (re-exported)
+from .listing import ListResult, list_deleted, list_latest  # noqa: F401  (re-exported)
 from .locking import Mode
 from .models import Attribute, Cluster, Node, Statistics, Version, Versioning
 from .operations import ChangeSet, operation
@@ -97,6 +97,7 @@ __all__ = [
     "recompute_statistics",
     "StatisticsDifference",
     "list_latest",
+    "list_deleted",
 ]
 
 

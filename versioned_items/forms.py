@@ -1,5 +1,7 @@
 """The form fields and forms that the admin, the site and the search app share: times, ids,
-paths, attribute filters, paging markers, and a pair of versions to compare.
+paths, attribute filters, paging markers, a pair of versions to compare, and the writes (uploads
+into a folder, a new folder, a new version, a text edit, a destination for moves and copies, a
+change comment), so that the admin and the site check a write by the same rules.
 
 Each form turns query-string or POST values into the arguments of one library call, or into
 errors that name the bad value. Views show those errors on the page with HTTP 400; nothing a
@@ -11,12 +13,16 @@ one part live with it: ``versioned_items.site.forms``, ``versioned_items.admin.f
 from datetime import datetime
 
 from django import forms
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import paths, validation
 from .attribute_filters import parse_filter
-from .exceptions import InvalidInput
+from .conf import app_settings
+from .diffs import read_text
+from .exceptions import ContentMissing, InvalidInput
+from .models import Cluster, Version
 
 #: Serials and ids are 64-bit integers in the database; larger numbers cannot name anything.
 MAX_ID = 2**63 - 1
@@ -141,3 +147,176 @@ def first_error(form: forms.Form) -> str:
 def format_time(value: datetime | None) -> str:
     """A time as the forms read it back (local time, to the second)."""
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+# --- writes, shared by the admin and the site -----------------------------------------------------------
+
+
+class CommentField(forms.CharField):
+    """A change comment, checked by :func:`versioned_items.validation.clean_comment`."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", _("Change comment"))
+        kwargs.setdefault("max_length", validation.MAX_COMMENT_LENGTH)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2, "cols": 60}))
+        kwargs.setdefault("help_text", _("Why you make this change; kept with the new version."))
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return validation.clean_comment(value)
+        except InvalidInput as error:
+            raise forms.ValidationError(str(error), code="invalid") from None
+
+
+class MultipleFileInput(forms.FileInput):
+    allow_multiple_selected = True
+
+
+def check_upload_size(upload) -> None:
+    """Refuse an upload over the ``UPLOAD_MAX_BYTES`` setting (it is on disk by now, never in
+    memory: Django's upload handlers keep large files in temporary files)."""
+    limit = app_settings.UPLOAD_MAX_BYTES
+    if limit is not None and upload.size > limit:
+        raise forms.ValidationError(
+            _("%(name)s has %(size)s bytes; the limit is %(limit)s bytes (%(human)s)."),
+            code="too_large",
+            params={"name": upload.name, "size": upload.size, "limit": limit, "human": filesizeformat(limit)},
+        )
+
+
+class UploadField(forms.FileField):
+    """One uploaded file, at most ``UPLOAD_MAX_BYTES``."""
+
+    def clean(self, data, initial=None):
+        upload = super().clean(data, initial)
+        if upload:
+            check_upload_size(upload)
+        return upload
+
+
+class MultipleUploadField(UploadField):
+    """Several uploaded files (``<input type=file multiple>``); cleans to a list."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data, initial=None):
+        uploads = data if isinstance(data, list | tuple) else [data] if data else []
+        if not uploads and self.required:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        return [super(MultipleUploadField, self).clean(upload, initial) for upload in uploads]
+
+
+def joined(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+class UploadFilesForm(forms.Form):
+    """Files uploaded into a folder: each becomes a new version of ``folder/name``."""
+
+    folder = PathField(label=_("Into folder"), help_text=_("Empty for the top level; created if missing."))
+    files = MultipleUploadField(label=_("Files"))
+    comment = CommentField()
+
+    def clean(self):
+        data = super().clean()
+        if "folder" not in data or "files" not in data:
+            return data
+        names = set()
+        for upload in data["files"]:
+            try:
+                path = paths.clean_path(joined(data["folder"], upload.name))
+            except InvalidInput as error:
+                raise forms.ValidationError(str(error), code="invalid") from None
+            if path in names:
+                raise forms.ValidationError(
+                    _("Two files are named %(name)s."), code="duplicate", params={"name": upload.name}
+                )
+            names.add(path)
+        data["targets"] = [(joined(data["folder"], upload.name), upload) for upload in data["files"]]
+        return data
+
+
+class NewFolderForm(forms.Form):
+    path = PathField(required=True, label=_("New folder"), help_text=_("Its full path: docs/reports."))
+
+
+class NewVersionForm(forms.Form):
+    file = UploadField(label=_("File"))
+    comment = CommentField()
+
+
+class EditTextForm(forms.Form):
+    """A text item's new content; ``base`` is the version it was edited from.
+
+    Given the ``current`` version and its text (``original``, from :func:`editable_text`), the
+    form also refuses an edit of an outdated version and an unchanged text, and keeps the
+    file's line ends (browsers send CRLF), so ``cleaned_data["text"]`` is what to write.
+    """
+
+    text = forms.CharField(
+        label=_("Text"), required=False, strip=False, widget=forms.Textarea(attrs={"rows": 24, "cols": 100})
+    )
+    comment = CommentField()
+    base = IdField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, current: Version | None = None, original: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.current, self.original = current, original
+
+    def clean(self):
+        data = super().clean()
+        if self.current is None or "text" not in data or "base" not in data:
+            return data
+        if "\r\n" not in self.original:
+            data["text"] = data["text"].replace("\r\n", "\n")
+        if data["base"] != self.current.serial:
+            raise forms.ValidationError(
+                _(
+                    "Version #%(serial)s by %(user)s was written since you opened this page; "
+                    "copy your text, reload the page and edit the new version."
+                ),
+                code="outdated",
+                params={"serial": self.current.serial, "user": self.current.muser or "—"},
+            )
+        if data["text"] == self.original:
+            self.add_error("text", forms.ValidationError(_("The text is unchanged; nothing was written.")))
+        return data
+
+
+def editable_text(version: Version | None) -> tuple[str | None, str]:
+    """The text of a live item's current ``version`` that an edit page opens, and ``""``; or
+    None and why it cannot be edited: no live version, not text (valid UTF-8 without NUL),
+    more than ``EDIT_MAX_BYTES``, or content missing from the storage."""
+    if version is None or version.cluster != Cluster.NORMAL:
+        return None, _("There is no current version to edit.")
+    limit = app_settings.EDIT_MAX_BYTES
+    try:
+        text = read_text(version, limit)
+    except ContentMissing as error:
+        return None, str(error)
+    if text is None:
+        return None, _("This item is not text; upload a new version instead.")
+    if text.truncated:
+        return None, _("This item is larger than %(n)s bytes; upload a new version instead.") % {"n": limit}
+    return text.text, ""
+
+
+class DestinationForm(forms.Form):
+    """Where a node goes (rename, move, copy): a full path."""
+
+    destination = PathField(required=True, label=_("New path"))
+    comment = CommentField()
+
+
+class FolderDestinationForm(forms.Form):
+    """The folder that list actions move or copy the selected nodes into."""
+
+    folder = PathField(label=_("Into folder"), help_text=_("Empty for the top level; created if missing."))
+    comment = CommentField()
+
+
+class CommentForm(forms.Form):
+    comment = CommentField()

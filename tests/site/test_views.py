@@ -70,6 +70,17 @@ def page_urls(tree):
         "content": reverse("versioned_items:content", args=[serial]),
         "restore": reverse("versioned_items:restore", args=[tree["a1"].serial]),
         "search": reverse("versioned_items:search") + "?q=second" if "search" in url_names() else None,
+        # the writes (tests/site/test_site_writes.py)
+        "upload": reverse("versioned_items:upload", args=["docs"]),
+        "new_folder": reverse("versioned_items:new_folder", args=["docs"]),
+        "new_version": reverse("versioned_items:new_version", args=["docs/a.txt"]),
+        "edit": reverse("versioned_items:edit", args=["docs/a.txt"]),
+        "delete": reverse("versioned_items:delete", args=["docs/a.txt"]),
+        "move": reverse("versioned_items:move", args=["docs/a.txt"]),
+        "copy": reverse("versioned_items:copy", args=["docs/a.txt"]),
+        "bin": reverse("versioned_items:bin", args=["docs"]),
+        "undelete": reverse("versioned_items:undelete", args=["docs/gone.txt"]),
+        "purge": reverse("versioned_items:purge", args=["docs/gone.txt"]),
     }
 
 
@@ -165,13 +176,14 @@ def test_browse_bad_prefix_is_400_and_empty_store_is_empty(reader):
 def test_browse_query_count_does_not_grow_with_the_page(reader, tree, django_assert_num_queries):
     url = reverse("versioned_items:browse", args=["docs/"])
     reader.get(url)  # session and user loaded once per request: 2 queries
-    # session, user, parent node, listing, versions of the listed objects
-    with django_assert_num_queries(5):
+    # session, user, parent node, listing, versions of the listed objects; the user's level in
+    # the folder for the write buttons: their and their groups' model permissions, their grants
+    with django_assert_num_queries(8):
         reader.get(url)
     with api.batch():
         for i in range(30):
             api.put(f"docs/more{i}.txt", "x")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(8):
         assert len(reader.get(url).context["rows"]) == 32
 
 
@@ -222,8 +234,9 @@ def test_item_errors(reader, tree):
 def test_item_query_count(reader, tree, django_assert_num_queries):
     url = reverse("versioned_items:item", args=["docs/a.txt"])
     # session, user, node with current version, history, attributes, and the user's and
-    # groups' permissions and grants on the path (may the user restore?)
-    with django_assert_num_queries(8):
+    # groups' permissions and grants on the path (may the user restore?), their level at the
+    # path (the write buttons)
+    with django_assert_num_queries(9):
         reader.get(url)
 
 

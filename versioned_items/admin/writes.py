@@ -25,10 +25,7 @@ from .. import api, paths, permissions
 from ..conf import app_settings
 from ..diffs import read_text
 from ..exceptions import ContentMissing, NodeExists, VersionedItemsError
-from ..models import Cluster, Node, Versioning
-from . import audit
-from .base import MAX_SELECTED, node_url, object_pk, outermost
-from .forms import (
+from ..forms import (
     CommentForm,
     DestinationForm,
     EditTextForm,
@@ -36,9 +33,12 @@ from .forms import (
     NewFolderForm,
     NewVersionForm,
     UploadFilesForm,
-    VersioningForm,
     joined,
 )
+from ..models import Cluster, Node, Versioning
+from . import audit
+from .base import MAX_SELECTED, node_url, object_pk, outermost
+from .forms import VersioningForm
 
 
 def is_item(node: Node) -> bool:

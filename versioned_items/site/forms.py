@@ -17,6 +17,7 @@ class BrowseForm(forms.Form):
     before = TimeField(label=_("As of"))
     filter = FilterField(label=_("Attributes"))
     flat = forms.BooleanField(required=False, label=_("Flat (no folders)"))
+    versions = forms.BooleanField(required=False, label=_("Show versions"))
     limit = forms.TypedChoiceField(
         choices=[(n, n) for n in PAGE_SIZES],
         coerce=int,
@@ -47,3 +48,12 @@ class ItemForm(forms.Form):
     version = IdField(required=False, widget=forms.HiddenInput)
     before = TimeField(label=_("As of"))
     older = IdField(required=False, widget=forms.HiddenInput)
+
+
+class BinForm(forms.Form):
+    """The page of a recycle bin: deleted items after a path marker."""
+
+    marker = forms.CharField(required=False, strip=False, widget=forms.HiddenInput)
+
+    def clean_marker(self):
+        return clean_marker(self.cleaned_data["marker"])

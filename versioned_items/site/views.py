@@ -13,17 +13,20 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from .. import api, grants, pages, paths, permissions
+from .. import api, grants, pages, paths, permissions, validation
+from ..conf import app_settings
 from ..diffs import read_text
 from ..exceptions import ContentMissing, InvalidInput, NotFound, VersionedItemsError
 from ..forms import CompareForm, first_error, format_time
-from ..models import Node, Version
+from ..models import Cluster, Node, Version
 from ..pages import query_string
 from . import forms
 
@@ -31,6 +34,8 @@ from . import forms
 PREVIEW_BYTES = 256 * 1024
 #: Versions per page of an item's history.
 HISTORY_PAGE_SIZE = 50
+#: Versions listed under each item when browse shows versions; the rest are on the item's page.
+VERSIONS_PER_ITEM = 5
 
 
 def error_page(request, message: str, *, status: int = 400):
@@ -72,15 +77,39 @@ def browse(request, prefix: str = ""):
     except InvalidInput as error:
         form.add_error(None, str(error))
         return render(request, "versioned_items/browse.html", context, status=400)
+    folder = prefix[: prefix.rfind(paths.SEPARATOR) + 1]
+    rows = listing_rows(
+        listing, prefix, keep=query_string(request, marker=None), before=request.GET.get("before", "")
+    )
+    if form.cleaned_data["versions"]:
+        add_versions(rows, VERSIONS_PER_ITEM)
+    level = grants.level_at(request.user, folder.rstrip(paths.SEPARATOR))
     context.update(
         listing=listing,
-        rows=listing_rows(
-            listing, prefix, keep=query_string(request, marker=None), before=request.GET.get("before", "")
-        ),
+        rows=rows,
         next_url=f"?{query_string(request, marker=listing.next_marker)}" if listing.next_marker else None,
         first_url=f"?{query_string(request, marker=None)}" if form.cleaned_data["marker"] else None,
+        versions_url=f"?{query_string(request, versions=None if form.cleaned_data['versions'] else 'on')}",
+        folder=folder.rstrip(paths.SEPARATOR),
+        comment_max=validation.MAX_COMMENT_LENGTH,
+        can_write=grants.rank(level) >= grants.rank(grants.Level.WRITE),
     )
     return render(request, "versioned_items/browse.html", context)
+
+
+def add_versions(rows: list[dict], per_item: int) -> None:
+    """Give each item row its newest ``per_item`` versions (``versions``) and whether it has
+    more (``more_versions``): one query for the page, whatever the items' histories."""
+    node_ids = [row["version"].node_id for row in rows if row["kind"] == "item" and row["version"]]
+    newest = Window(RowNumber(), partition_by=[F("node_id")], order_by=F("serial").desc())
+    found: dict[int, list[Version]] = {}
+    versions = Version.objects.filter(node_id__in=node_ids).annotate(row=newest).filter(row__lte=per_item + 1)
+    for version in versions.order_by("node_id", "-serial"):
+        found.setdefault(version.node_id, []).append(version)
+    for row in rows:
+        if row["kind"] == "item" and row["version"]:
+            history = found.get(row["version"].node_id, [])
+            row["versions"], row["more_versions"] = history[:per_item], len(history) > per_item
 
 
 def listing_rows(listing: api.ListResult, prefix: str, *, keep: str, before: str) -> list[dict]:
@@ -149,8 +178,29 @@ def item(request, path: str):
             else None
         ),
         "can_restore": permissions.can_restore(request.user, node.path),
+        **write_flags(request.user, node, version, text),
     }
     return render(request, "versioned_items/item.html", context)
+
+
+def write_flags(user, node: Node, version: Version | None, text) -> dict:
+    """Which write links an item page shows (:mod:`versioned_items.site.writes` checks again)."""
+    level = grants.level_at(user, node.path)
+    can_write = grants.rank(level) >= grants.rank(grants.Level.WRITE)
+    live = node.current.cluster == Cluster.NORMAL
+    current = version is not None and version.serial == node.current_id
+    return {
+        "can_write": can_write,
+        "can_manage": level == grants.Level.MANAGE,
+        "is_live": live,
+        # the preview read the text already; the edit page checks it again in full
+        "editable": can_write
+        and live
+        and current
+        and text is not None
+        and not text.truncated
+        and version.size <= app_settings.EDIT_MAX_BYTES,
+    }
 
 
 def shown_version(node: Node, data: dict) -> tuple[Version | None, str]:
