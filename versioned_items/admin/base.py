@@ -60,10 +60,14 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
 
     def has_restore_permission(self, request, path: str | None = None):
         """Whether the user may restore at ``path`` (None: somewhere; the rows are checked later)."""
+        if path is None:
+            return per_request(request, "manages", lambda: permissions.can_restore(request.user))
         return permissions.can_restore(request.user, path)
 
     def has_purge_permission(self, request, path: str | None = None):
         """Whether the user may purge below ``path`` (None: somewhere; the rows are checked later)."""
+        if path is None:
+            return per_request(request, "manages", lambda: permissions.can_purge(request.user))
         return permissions.can_purge(request.user, path)
 
     # --- what the user may read ------------------------------------------------------------
@@ -77,10 +81,8 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
     def readable_q(self, request):
         """:func:`versioned_items.grants.readable_q` for the user on this model's path field,
         computed once per request (it loads the user's grants), however many querysets ask."""
-        cache = request.__dict__.setdefault("_versioned_items_readable", {})
-        if self.path_field not in cache:
-            cache[self.path_field] = grants.readable_q(request.user, self.path_field)
-        return cache[self.path_field]
+        field = self.path_field
+        return per_request(request, f"readable {field}", lambda: grants.readable_q(request.user, field))
 
     def history_view(self, request, object_id, extra_context=None):
         # Django redirects to the admin's index for an object it cannot find; a path the user
@@ -153,6 +155,15 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
             return False
         self.message_user(request, success_message(result), messages.SUCCESS)
         return True
+
+
+def per_request(request, key: str, compute):
+    """``compute()``, once per request: the admin asks the same permission question for each
+    action and queryset of a page, and each answer may cost a query."""
+    cache = request.__dict__.setdefault("_versioned_items_cache", {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
 
 
 def counted(singular: str, plural: str):

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import api, grants, pages
+from .. import api, grants, pages, permissions
 from ..diffs import read_text
 from ..exceptions import ContentMissing
 from ..forms import CompareForm, first_error, format_time
@@ -47,8 +47,21 @@ class AttributeInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return super().has_add_permission(request, obj) and can_change_attributes(request, obj)
 
+    # Django's view_version and change_version are site-wide grants (read and write on every
+    # path, grants.MODEL_PERMISSIONS), so they cannot also be what lets a user who reads or
+    # writes only some folders reach these pages: the node admin's view_node and change_node
+    # do that too, and the rows and pages are then those the grants allow.
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or permissions.allowed(
+            request.user, "versioned_items.view_node"
+        )
+
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and can_change_attributes(request, obj)
+        reach = super().has_change_permission(request, obj) or permissions.allowed(
+            request.user, "versioned_items.change_node"
+        )
+        return reach and can_change_attributes(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and can_change_attributes(request, obj)
@@ -131,8 +144,21 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         pk = object_pk(object_id)
         return self.get_queryset(request).select_related("node").filter(pk=pk).first() if pk else None
 
+    # Django's view_version and change_version are site-wide grants (read and write on every
+    # path, grants.MODEL_PERMISSIONS), so they cannot also be what lets a user who reads or
+    # writes only some folders reach these pages: the node admin's view_node and change_node
+    # do that too, and the rows and pages are then those the grants allow.
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or permissions.allowed(
+            request.user, "versioned_items.view_node"
+        )
+
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and can_change_attributes(request, obj)
+        reach = super().has_change_permission(request, obj) or permissions.allowed(
+            request.user, "versioned_items.change_node"
+        )
+        return reach and can_change_attributes(request, obj)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = self.get_object(request, object_id)
