@@ -2,7 +2,9 @@
 grants, a reader, a writer and a manager of one folder, and a superuser; the grants section of
 a node's page and its forms, their rejections (nothing written) and their audit trail."""
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from django.contrib import admin as django_admin
@@ -414,3 +416,53 @@ def test_default_access_is_checked_at_startup(settings, value, ids):
     assert [p.id for p in problems] == ids
     if problems:
         assert repr(value) in problems[0].msg and "'read'" in problems[0].hint
+
+
+# --- in a browser ----------------------------------------------------------------------------
+
+SHOTS = Path("/tmp/shots")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is missing")
+@pytest.mark.django_db(transaction=True)
+def test_a_manager_gives_a_grant_from_the_node_page_in_a_browser(live_server, django_user_model):
+    from playwright.sync_api import expect, sync_playwright
+
+    from ..site.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with api.batch():
+        for path in ALPHA:
+            api.put(path, f"{path}\n", user="ann")
+    manager = django_user_model.objects.create_user("manager", password="pw", is_staff=True)
+    manager.user_permissions.set(node_permissions("view_node", *WRITES))
+    api.grant("", group=Group.objects.create(name="everyone-reads"), level="read")
+    api.grant("alpha", user=manager, level="manage")
+    django_user_model.objects.create_user("zoe")
+    SHOTS.mkdir(exist_ok=True)
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # see tests/site/test_browser.py
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            tab = browser.new_page(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+            tab.goto("/admin/login/?next=/admin/")
+            tab.fill("input[name=username]", "manager")
+            tab.fill("input[name=password]", "pw")
+            tab.click("input[type=submit]")
+            tab.wait_for_url("**/admin/")
+            tab.goto(reverse("admin:versioned_items_node_change", args=[Node.objects.get(path="alpha").pk]))
+            tab.fill(".vi-grant-form input[name=user]", "zoe")
+            tab.select_option(".vi-grant-form select[name=level]", "write")
+            tab.click(".vi-grant-form input[name=_grant]")
+            expect(tab.locator(".messagelist")).to_contain_text("Granted write on alpha to user zoe.")
+            expect(tab.locator(".vi-grants tr.vi-own")).to_have_count(2)
+            expect(tab.locator(".vi-grants tr.vi-inherited")).to_contain_text("everyone-reads")
+            tab.locator("#grants").scroll_into_view_if_needed()
+            tab.screenshot(path=str(SHOTS / "admin-grants-1280.png"), full_page=True)
+            tab.set_viewport_size({"width": 390, "height": 844})
+            tab.reload()
+            tab.screenshot(path=str(SHOTS / "admin-grants-390.png"), full_page=True)
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    assert api.can(django_user_model.objects.get(username="zoe"), "alpha/a.txt", "write")
