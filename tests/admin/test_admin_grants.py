@@ -18,6 +18,7 @@ from versioned_items import api, checks, grants, permissions
 from versioned_items.models import Grant, Node
 
 from ..helpers import snapshot
+from .test_admin import attribute_form
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_default_access")]
 
@@ -270,6 +271,35 @@ def test_a_writer_writes_inside_its_folder_only(writer, tree):
     assert api.lookup("alpha/sub/c.txt") is None
     assert writer.post(node_url(tree, "alpha/sub/c.txt", "undelete"), {"post": "yes"}).status_code == 302
     assert api.lookup("alpha/sub/c.txt") is not None
+
+
+def test_attributes_are_edited_where_the_user_may_write(django_user_model, tree):
+    attribute_permissions = [f"{action}_attribute" for action in ("add", "change", "delete")]
+    writer = staff_client(
+        django_user_model, "attr-writer", "change_node", *attribute_permissions, level="write"
+    )
+    version = tree["alpha/a.txt"].current
+    assert 'name="attributes-0-value"' in writer.get(version_url(version.serial)).content.decode()
+    data = attribute_form(version, [], extra=[{"key": "k", "value": "v"}])
+    assert writer.post(version_url(version.serial), data).status_code == 302
+    assert api.get_attributes(version.serial) == {"k": "v"}
+    # The model permissions without the write level: the page is read only.
+    reader = staff_client(
+        django_user_model, "attr-reader", "change_node", *attribute_permissions, level="read"
+    )
+    assert 'name="attributes-0-value"' not in reader.get(version_url(version.serial)).content.decode()
+    unchanged(
+        reader, "post", version_url(version.serial), attribute_form(version, [], [{"key": "x", "value": "y"}])
+    )
+    hidden = tree["top.txt"].current
+    unchanged(
+        writer,
+        "post",
+        version_url(hidden.serial),
+        attribute_form(hidden, [], [{"key": "x", "value": "y"}]),
+        404,
+    )
+    assert api.get_attributes(hidden.serial) == {}
 
 
 def test_list_actions_reach_only_readable_rows_and_check_each_one(writer, tree):
