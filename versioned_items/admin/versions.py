@@ -47,21 +47,8 @@ class AttributeInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return super().has_add_permission(request, obj) and can_change_attributes(request, obj)
 
-    # Django's view_version and change_version are site-wide grants (read and write on every
-    # path, grants.MODEL_PERMISSIONS), so they cannot also be what lets a user who reads or
-    # writes only some folders reach these pages: the node admin's view_node and change_node
-    # do that too, and the rows and pages are then those the grants allow.
-
-    def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) or permissions.allowed(
-            request.user, "versioned_items.view_node"
-        )
-
     def has_change_permission(self, request, obj=None):
-        reach = super().has_change_permission(request, obj) or permissions.allowed(
-            request.user, "versioned_items.change_node"
-        )
-        return reach and can_change_attributes(request, obj)
+        return super().has_change_permission(request, obj) and can_change_attributes(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and can_change_attributes(request, obj)
