@@ -191,6 +191,26 @@ def test_the_node_list_costs_the_same_queries_for_1_or_200_grants(
     assert response.context["cl"].counted == min(2 * count, 1000)
 
 
+@pytest.mark.parametrize("count", [1, 200])
+def test_a_node_page_costs_the_same_queries_for_1_or_200_grants(
+    django_user_model, django_assert_num_queries, count
+):
+    with api.batch():
+        for i in range(count):
+            api.put(f"team/{i:03}/doc.txt", b"d")
+    client = staff_client(django_user_model, f"manager{count}", *WRITES, level="manage", on="team/000")
+    for i in range(1, count):
+        api.grant(f"team/{i:03}", user=client.user, level="read")
+    page = reverse("admin:versioned_items_node_change", args=[Node.objects.get(path="team/000/doc.txt").pk])
+    # session, user, the model permissions (2), the grants' paths, the node, children, versions
+    # and their attributes, ancestors, statistics, the grants that apply, the user's level for
+    # writing and for managing (each asked once per page)
+    with django_assert_num_queries(14):
+        response = client.get(page)
+    assert response.context["can_change"] and response.context["can_restore"]
+    assert response.context["grant_form"] is not None
+
+
 # --- pages that are not readable, or not allowed ---------------------------------------------
 
 

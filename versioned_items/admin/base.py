@@ -8,6 +8,8 @@ exist), so a page, a download or a history of a path the user may not read is a 
 did not exist. Django's ``view`` permissions are still needed to reach the pages at all.
 """
 
+from collections.abc import Callable, Hashable
+
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.views.main import ERROR_FLAG
@@ -58,17 +60,16 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    # Restore and purge are both the manage level (versioned_items.permissions), so they share
+    # one answer per path and request; a node's page asks both, and the grant form's question.
+
     def has_restore_permission(self, request, path: str | None = None):
         """Whether the user may restore at ``path`` (None: somewhere; the rows are checked later)."""
-        if path is None:
-            return per_request(request, "manages", lambda: permissions.can_restore(request.user))
-        return permissions.can_restore(request.user, path)
+        return per_request(request, ("manage", path), lambda: permissions.can_restore(request.user, path))
 
     def has_purge_permission(self, request, path: str | None = None):
         """Whether the user may purge below ``path`` (None: somewhere; the rows are checked later)."""
-        if path is None:
-            return per_request(request, "manages", lambda: permissions.can_purge(request.user))
-        return permissions.can_purge(request.user, path)
+        return per_request(request, ("manage", path), lambda: permissions.can_purge(request.user, path))
 
     # --- what the user may read ------------------------------------------------------------
 
@@ -82,7 +83,7 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
         """:func:`versioned_items.grants.readable_q` for the user on this model's path field,
         computed once per request (it loads the user's grants), however many querysets ask."""
         field = self.path_field
-        return per_request(request, f"readable {field}", lambda: grants.readable_q(request.user, field))
+        return per_request(request, ("readable", field), lambda: grants.readable_q(request.user, field))
 
     def history_view(self, request, object_id, extra_context=None):
         # Django redirects to the admin's index for an object it cannot find; a path the user
@@ -157,9 +158,9 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
         return True
 
 
-def per_request(request, key: str, compute):
-    """``compute()``, once per request: the admin asks the same permission question for each
-    action and queryset of a page, and each answer may cost a query."""
+def per_request(request, key: Hashable, compute: Callable):
+    """``compute()``, once per request for ``key``: the admin asks the same permission question
+    for each action, link and queryset of a page, and each answer may cost a query."""
     cache = request.__dict__.setdefault("_versioned_items_cache", {})
     if key not in cache:
         cache[key] = compute()

@@ -22,7 +22,7 @@ from .. import api, grants, validation
 from ..exceptions import InvalidInput
 from ..models import Grant, Node
 from . import audit
-from .base import node_url
+from .base import node_url, per_request
 
 
 class GrantForm(forms.Form):
@@ -87,7 +87,9 @@ class NodeGrants:
 
     def can_manage(self, request, node: Node) -> bool:
         """Whether the user may change the grants at ``node`` (the ``manage`` level there)."""
-        return grants.can(request.user, node.path, grants.Level.MANAGE)
+        return per_request(
+            request, ("manage", node.path), lambda: grants.can(request.user, node.path, grants.Level.MANAGE)
+        )
 
     def grants_context(self, request, node: Node, form=None) -> dict:
         """What the node's page and the grants page show: the grants that apply at the node

@@ -28,7 +28,7 @@ from ..diffs import read_text
 from ..exceptions import ContentMissing, NodeExists, VersionedItemsError
 from ..models import Cluster, Node, Versioning
 from . import audit
-from .base import MAX_SELECTED, node_url, object_pk, outermost
+from .base import MAX_SELECTED, node_url, object_pk, outermost, per_request
 from .forms import (
     CommentForm,
     DestinationForm,
@@ -65,7 +65,11 @@ class NodeWrites:
         permission = f"{self.opts.app_label}.{self.WRITE_PERMISSIONS[kind]}"
         if not permissions.allowed(request.user, permission):
             return False
-        return path is None or grants.can(request.user, path, grants.Level.WRITE)
+        if path is None:
+            return True
+        return per_request(
+            request, ("write", path), lambda: grants.can(request.user, path, grants.Level.WRITE)
+        )
 
     def has_add_permission(self, request):
         return self.can_write(request, "add")
