@@ -510,14 +510,15 @@ def test_admin_search_offers_a_spelling_suggestion(admin_client, indexed_tree):
 
 
 def test_admin_search_shows_only_what_permissions_allow(client, django_user_model, indexed_tree):
+    # Issue 12: view_node reaches the version pages too (view_version would be read everywhere);
+    # what a user then reads is the grants' business, here DEFAULT_ACCESS = "read" (tests/settings.py).
     user = django_user_model.objects.create_user("nodes-only", password="pw", is_staff=True)
     user.user_permissions.add(permission("view_node", Node))
     client.force_login(user)
     latest = admin_search(client, q="line")
     assert latest.status_code == 200 and latest.context["results"].total == 1
-    assert "/admin/versioned_items/version/" not in latest.content.decode()  # no version links
-    refused = admin_search(client, q="line", history="on")
-    assert refused.status_code == 403 and "permission to view versions" in refused.content.decode()
+    history = admin_search(client, q="line", history="on")
+    assert history.status_code == 200 and history.context["results"].total == 3
     client.force_login(django_user_model.objects.create_user("nobody", password="pw", is_staff=True))
     assert admin_search(client, q="line").status_code == 403
 
