@@ -107,31 +107,35 @@ class NodeGrants:
             return self.error_response(
                 request, _("There is no node with the id %(id)r.") % {"id": node_id}, status=404
             )
-        form = None
+        grant_form = revoke_form = None
         if request.method == "POST":
             if not self.can_manage(request, node):
                 raise PermissionDenied
             if "_revoke" in request.POST:
-                form = RevokeForm(request.POST)
-                message = form.is_valid() and self.write(
-                    request, form, lambda: self.revoke(request, node, form)
-                )
+                revoke_form = RevokeForm(request.POST)
+                message = self.submit(request, revoke_form, self.revoke, node)
             else:
-                form = GrantForm(request.POST)
-                message = form.is_valid() and self.write(
-                    request, form, lambda: self.change(request, node, form)
-                )
+                grant_form = GrantForm(request.POST)
+                message = self.submit(request, grant_form, self.change, node)
             if message:
                 return self.done(request, message, node_url(node.pk) + "#grants")
         context = self.page_context(
             request,
             _("Grants on %(path)s") % {"path": node.path or "/"},
             node=node,
-            revoke_form=form if isinstance(form, RevokeForm) else None,
-            **self.grants_context(request, node, form if isinstance(form, GrantForm) else None),
+            revoke_form=revoke_form,
+            **self.grants_context(request, node, grant_form),
         )
-        status = 400 if form is not None and form.errors else 200
+        status = 200 if request.method != "POST" else 400  # a POST that gets here was refused
         return TemplateResponse(request, self.grants_template, context, status=status)
+
+    def submit(self, request, form, operation, node: Node) -> str | None:
+        """``operation(request, node, form)`` on a valid ``form``, in one transaction with its
+        audit entry (:meth:`~versioned_items.admin.writes.NodeWrites.write`): its message, or
+        None with the reason on the form."""
+        if not form.is_valid():
+            return None
+        return self.write(request, form, lambda: operation(request, node, form))
 
     def change(self, request, node: Node, form: GrantForm) -> str | None:
         """Give the form's user or group its level on ``node`` (in the caller's batch), logged;
