@@ -322,6 +322,16 @@ def test_attributes_are_edited_where_the_user_may_write(django_user_model, tree)
     assert api.get_attributes(hidden.serial) == {}
 
 
+def test_a_reader_of_one_folder_copies_into_another_it_may_write(django_user_model, tree):
+    client = staff_client(django_user_model, "copier", *WRITES, level="read")
+    api.grant("beta", user=client.user, level="write")
+    copy = node_url(tree, "alpha/a.txt", "copy")
+    assert copy in client.get(node_url(tree, "alpha/a.txt")).content.decode()
+    assert client.post(copy, {"destination": "beta/a.txt", "post": "yes"}).status_code == 302
+    assert api.open_content(api.lookup("beta/a.txt")).read() == b"alpha/a.txt two\n"
+    unchanged(client, "post", copy, {"destination": "alpha/copy.txt", "post": "yes"})
+
+
 def test_list_actions_reach_only_readable_rows_and_check_each_one(writer, tree):
     hidden = tree["beta/secret.txt"]
     before = snapshot()

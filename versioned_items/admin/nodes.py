@@ -143,6 +143,7 @@ class NodeAdmin(NodeGrants, NodeWrites, ReadOnlyTreeAdmin):
             "can_undelete": self.has_undelete_permission(request, node.path),
             "can_purge": self.has_purge_permission(request, node.path),
             "can_add": self.can_write(request, "add", node.path),
+            "can_copy": self.can_write(request, "add"),  # from here; the destination is checked
             "can_change": self.can_write(request, "change", node.path),
             "can_delete": self.can_write(request, "delete", node.path),
             "is_item": is_item(node),

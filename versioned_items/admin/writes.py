@@ -128,15 +128,17 @@ class NodeWrites:
         )
         return TemplateResponse(request, self.write_form_template, context, status=status)
 
-    def page_node(self, request, node_id, kind: str):
+    def page_node(self, request, node_id, kind: str, *, here: bool = True):
         """The node of a write page (with its current version), or the response that replaces
-        the page: 404 when there is none, 403 without the permission for ``kind``."""
+        the page: 404 when there is none or the user may not read it, 403 without the
+        permission for ``kind`` (at the node, or with ``here=False`` only the model permission:
+        a copy reads the node and writes elsewhere, checked there)."""
         node = self.get_queryset(request).select_related("current").filter(pk=node_id).first()
         if node is None:
             return None, self.error_response(
                 request, _("There is no node with the id %(id)r.") % {"id": node_id}, status=404
             )
-        if not self.can_write(request, kind, node.path):
+        if not self.can_write(request, kind, node.path if here else None):
             raise PermissionDenied
         return node, None
 
@@ -537,7 +539,7 @@ class NodeWrites:
         return self.copy(request, queryset, FolderDestinationForm, "folder")
 
     def copy_view(self, request, node_id):
-        node, refusal = self.page_node(request, node_id, "add")
+        node, refusal = self.page_node(request, node_id, "add", here=False)
         if refusal:
             return refusal
         queryset = self.get_queryset(request).filter(pk=node.pk)
