@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from .conf import app_settings
+from .grants import DEFAULT_ACCESS_CHOICES
 
 
 @register(Tags.database, deploy=False)
@@ -39,3 +40,21 @@ def check_storage(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def check_default_access(app_configs=None, **kwargs):
+    """``DEFAULT_ACCESS`` is read on every permission check; a bad value would make every page
+    that checks one fail with ImproperlyConfigured, so it is reported at startup instead."""
+    value = app_settings.DEFAULT_ACCESS
+    if value in DEFAULT_ACCESS_CHOICES:
+        return []
+    return [
+        Error(
+            f"VERSIONED_ITEMS['DEFAULT_ACCESS'] is {value!r}, which is not a level logged-in users "
+            "can be given everywhere.",
+            hint="Use '' (logged-in users without a grant may do nothing, the default) or 'read' "
+            "(they may read every item, its history and content); see docs/permissions.md.",
+            id="versioned_items.E002",
+        )
+    ]

@@ -32,7 +32,7 @@ from . import paths
 from .conf import app_settings
 from .exceptions import InvalidArgument, NodeNotFound
 from .models import Grant, Node
-from .validation import clean_text
+from .validation import clean_level, clean_text
 
 Level = Grant.Level
 #: The levels, lowest first.
@@ -57,13 +57,6 @@ NOTHING = Q(pk__in=[])
 def rank(level: str) -> int:
     """0 for no level (``""``), then 1, 2, 3 for read, write, manage."""
     return LEVELS.index(level) + 1 if level else 0
-
-
-def clean_level(level: Any, what: str = "level") -> str:
-    """One of ``"read"``, ``"write"``, ``"manage"``. Raises :class:`InvalidArgument`."""
-    if level not in LEVELS:
-        raise InvalidArgument(f"{what} {level!r} is not one of {', '.join(map(repr, LEVELS))}")
-    return str(level)
 
 
 def default_access() -> str:

@@ -1,34 +1,50 @@
-"""Who may run the operations that rewrite history, from the admin or the site. Superusers may
-do everything; anyone else needs the dedicated permission. (The search app's permission to
-maintain the indexes is in ``versioned_items.search.permissions``.)
+"""Who may run the operations that rewrite history, from the admin or the site: restore (and,
+in the admin, undelete) and purge. Both need the ``manage`` level at the path
+(:func:`versioned_items.grants.can`), which superusers have everywhere, and so do holders of
+the dedicated permissions below: Django's model permissions count as site-wide grants, so the
+two never disagree. (The search app's permission to maintain the indexes is in
+``versioned_items.search.permissions``.)
 
-On the site, reading follows :mod:`versioned_items.grants` (model permissions count as
-site-wide grants there). In the admin, viewing follows Django's model permissions
-(``view_node``, ``view_version``); editing a version's attributes needs ``change_version``
-plus the attribute permissions of the inline.
+Reading and writing follow :mod:`versioned_items.grants` on the site and in the admin alike; the
+admin also asks for the Django model permissions that let a user reach its pages
+(``view_node``, ``add_node``, ...; see docs/permissions.md).
 """
 
-#: Restore an earlier version, or undelete an item (both write a new current version).
+from django.db.models import Q
+
+from . import grants
+from .models import Grant
+
+#: Restore an earlier version, or undelete an item: ``manage`` everywhere (grants.MODEL_PERMISSIONS).
 RESTORE = "versioned_items.restore_version"
-#: Purge old versions of a subtree.
+#: Purge old versions of a subtree: ``manage`` everywhere, like :data:`RESTORE`.
 PURGE = "versioned_items.purge_version"
 
 
 def allowed(user, permission: str) -> bool:
-    """Whether an active user is a superuser or has ``permission``."""
+    """Whether an active user is a superuser or has the model ``permission``."""
     return bool(user and user.is_active and (user.is_superuser or user.has_perm(permission)))
 
 
 def can_restore(user, path: str | None = None) -> bool:
-    """Whether ``user`` may restore: the dedicated permission anywhere, or a ``manage`` grant
-    on ``path`` or an ancestor (:mod:`versioned_items.grants`). The other dedicated permission
-    (purge) does not let its holder restore."""
-    if allowed(user, RESTORE):
+    """Whether ``user`` may restore a version of ``path`` (the ``manage`` level there), or,
+    with ``path=None``, of some path (to offer the action on a list whose rows are checked
+    one by one)."""
+    return _manages(user, path)
+
+
+def can_purge(user, path: str | None = None) -> bool:
+    """Whether ``user`` may purge old versions below ``path`` (the ``manage`` level there), or,
+    with ``path=None``, below some path."""
+    return _manages(user, path)
+
+
+def _manages(user, path: str | None) -> bool:
+    if path is not None:
+        return grants.can(user, path, grants.Level.MANAGE)
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    if grants.site_level(user) == grants.Level.MANAGE:
         return True
-    from .grants import Level, granted_level
-
-    return path is not None and granted_level(user, path) == Level.MANAGE
-
-
-def can_purge(user) -> bool:
-    return allowed(user, PURGE)
+    mine = Q(user=user) | Q(group__in=user.groups.values("pk"))
+    return Grant.objects.filter(mine, level=grants.Level.MANAGE).exists()

@@ -248,3 +248,13 @@ def clean_versioning(policy: Any) -> str:
     if policy not in Versioning.values:
         raise InvalidArgument(f"versioning {policy!r} is not one of {Versioning.values}")
     return policy
+
+
+def clean_level(level: Any, what: str = "level") -> str:
+    """A grant's level: ``"read"``, ``"write"`` or ``"manage"``. Raises :class:`InvalidArgument`."""
+    from .models import Grant
+
+    if level not in Grant.Level.values:
+        choices = ", ".join(map(repr, Grant.Level.values))
+        raise InvalidArgument(f"{what} {level!r} is not one of {choices}")
+    return str(level)

@@ -352,6 +352,10 @@ def test_each_write_needs_its_permission(staff, tree, number):
     staff.user = type(staff.user).objects.get(pk=staff.user.pk)  # a fresh permission cache
     staff.force_login(staff.user)
     _, target, data = write_requests(tree)[number]  # fresh upload files
+    assert staff.post(target, data).status_code == 403  # and the write level (issue 12)
+    assert snapshot() == before and LogEntry.objects.count() == 0
+    api.grant("", user=staff.user, level="write")
+    _, target, data = write_requests(tree)[number]
     assert staff.post(target, data).status_code == 302
     assert snapshot() != before and LogEntry.objects.count() >= 1
 

@@ -1,5 +1,14 @@
 """What the node and version admins share: lists without counts, confirmation pages for
-actions, error pages, and the operations run all or nothing through :func:`versioned_items.api.batch`."""
+actions, error pages, the operations run all or nothing through :func:`versioned_items.api.batch`,
+and the rows a user may read.
+
+Reading follows :mod:`versioned_items.grants`: every queryset of these admins keeps only the
+paths the user may read (inside the SQL, so a list's page is full whenever enough readable rows
+exist), so a page, a download or a history of a path the user may not read is a 404, as if it
+did not exist. Django's ``view`` permissions are still needed to reach the pages at all.
+"""
+
+from collections.abc import Callable, Hashable
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -11,7 +20,7 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import api, paths, permissions
+from .. import api, grants, paths, permissions
 from ..exceptions import VersionedItemsError
 from ..forms import MAX_ID
 from .changelist import CountLimitPaginator, FastChangeList
@@ -51,11 +60,42 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def has_restore_permission(self, request):
-        return permissions.can_restore(request.user)
+    # Restore and purge are both the manage level (versioned_items.permissions), so they share
+    # one answer per path and request; a node's page asks both, and the grant form's question.
 
-    def has_purge_permission(self, request):
-        return permissions.can_purge(request.user)
+    def has_restore_permission(self, request, path: str | None = None):
+        """Whether the user may restore at ``path`` (None: somewhere; the rows are checked later)."""
+        return per_request(request, ("manage", path), lambda: permissions.can_restore(request.user, path))
+
+    def has_purge_permission(self, request, path: str | None = None):
+        """Whether the user may purge below ``path`` (None: somewhere; the rows are checked later)."""
+        return per_request(request, ("manage", path), lambda: permissions.can_purge(request.user, path))
+
+    # --- what the user may read ------------------------------------------------------------
+
+    #: The field of the model that holds the path ("path" on nodes, "node__path" on versions).
+    path_field = "path"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(self.readable_q(request))
+
+    def readable_q(self, request):
+        """:func:`versioned_items.grants.readable_q` for the user on this model's path field,
+        computed once per request (it loads the user's grants), however many querysets ask."""
+        field = self.path_field
+        return per_request(request, ("readable", field), lambda: grants.readable_q(request.user, field))
+
+    def history_view(self, request, object_id, extra_context=None):
+        # Django redirects to the admin's index for an object it cannot find; a path the user
+        # may not read must look like one that does not exist, a 404 like the object's page.
+        if self.get_object(request, object_id) is None:
+            return self.error_response(
+                request,
+                _("There is no %(name)s with the id %(id)r.")
+                % {"name": self.opts.verbose_name, "id": object_id},
+                status=404,
+            )
+        return super().history_view(request, object_id, extra_context)
 
     def page_context(self, request, title, **context):
         return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **context}
@@ -116,6 +156,15 @@ class ReadOnlyTreeAdmin(admin.ModelAdmin):
             return False
         self.message_user(request, success_message(result), messages.SUCCESS)
         return True
+
+
+def per_request(request, key: Hashable, compute: Callable):
+    """``compute()``, once per request for ``key``: the admin asks the same permission question
+    for each action, link and queryset of a page, and each answer may cost a query."""
+    cache = request.__dict__.setdefault("_versioned_items_cache", {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
 
 
 def counted(singular: str, plural: str):

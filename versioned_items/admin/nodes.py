@@ -1,5 +1,8 @@
-"""The node admin: the tree's list, a node's page (children, statistics, history), undelete
-and purge. Optional apps add pages to it through :mod:`versioned_items.extensions`."""
+"""The node admin: the tree's list, a node's page (children, statistics, history, grants),
+undelete and purge. Optional apps add pages to it through :mod:`versioned_items.extensions`.
+
+The list and the pages show only the nodes the user may read (:mod:`.base`); a node's children,
+statistics and versions are below it, so readable with it."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -12,13 +15,14 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import api, extensions, paths, permissions
+from .. import api, extensions, paths
 from ..forms import first_error, format_time
 from ..models import Cluster, Node, Statistics, Version
 from . import audit
 from .base import ReadOnlyTreeAdmin, counted, node_url, object_pk, outermost, short_time, site_url
 from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
 from .forms import NodePageForm, PurgeForm
+from .grants import NodeGrants
 from .writes import NodeWrites, is_item
 
 #: Children and versions shown per page on a node's page.
@@ -26,7 +30,7 @@ NODE_PAGE_SIZE = 100
 
 
 @admin.register(Node)
-class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
+class NodeAdmin(NodeGrants, NodeWrites, ReadOnlyTreeAdmin):
     version_prefix = "current__"
     path_field = "path"
     list_display = ("path_link", "status", "size", "modified", "muser", "content_type")
@@ -72,6 +76,7 @@ class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
         return [
             path("<vi_id:node_id>/undelete/", view(self.undelete_view), name="versioned_items_node_undelete"),
             path("<vi_id:node_id>/purge/", view(self.purge_view), name="versioned_items_node_purge"),
+            *self.grant_urls(),
             *self.write_urls(),
             *extensions.node_admin_urlpatterns(self),
         ] + super().get_urls()
@@ -134,9 +139,11 @@ class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
             "versions": versions[:NODE_PAGE_SIZE],
             "versions_next": versions[NODE_PAGE_SIZE - 1].serial if len(versions) > NODE_PAGE_SIZE else None,
             "paged": bool(after or older),
-            "can_restore": permissions.can_restore(request.user),
-            "can_purge": permissions.can_purge(request.user),
+            "can_restore": self.has_restore_permission(request, node.path),
+            "can_undelete": self.has_undelete_permission(request, node.path),
+            "can_purge": self.has_purge_permission(request, node.path),
             "can_add": self.can_write(request, "add", node.path),
+            "can_copy": self.can_write(request, "add"),  # from here; the destination is checked
             "can_change": self.can_write(request, "change", node.path),
             "can_delete": self.can_write(request, "delete", node.path),
             "is_item": is_item(node),
@@ -147,11 +154,17 @@ class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
                 else site_url("browse", paths.subtree_prefix(node.path))
             ),
             "extension_tools": extensions.node_tools(request, node),
+            **self.grants_context(request, node),
         }
 
     # Undelete: the newest version that is not a delete marker becomes current again.
 
-    @admin.action(description=_("Undelete selected items"), permissions=["restore"])
+    def has_undelete_permission(self, request, path: str | None = None):
+        """Undelete writes a new current version: ``manage`` (who may restore) or a writer's
+        change (the ``write`` level includes undelete, docs/permissions.md) at ``path``."""
+        return self.has_restore_permission(request, path) or self.can_write(request, "change", path)
+
+    @admin.action(description=_("Undelete selected items"), permissions=["undelete"])
     def undelete_selected(self, request, queryset):
         restorable = (
             Version.objects.filter(node=OuterRef("pk"))
@@ -168,6 +181,8 @@ class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
         if nodes is None:
             return None
         nodes = [node for node in nodes if node.restorable]
+        if any(not self.has_undelete_permission(request, node.path) for node in nodes):
+            raise PermissionDenied
         if not nodes:
             self.message_user(
                 request,
@@ -208,16 +223,23 @@ class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
         return version
 
     def undelete_view(self, request, node_id):
-        return self.object_action(request, node_id, self.undelete_selected, self.has_restore_permission)
+        return self.object_action(
+            request,
+            node_id,
+            self.undelete_selected,
+            lambda r, node: self.has_undelete_permission(r, node.path),
+        )
 
     def object_action(self, request, node_id, action, allowed):
-        """An action on one node, from its page; back to the page when done."""
+        """An action on one node, from its page, if ``allowed(request, node)``; back to the
+        page when done. 404 for a node that does not exist or that the user may not read."""
         queryset = self.get_queryset(request).filter(pk=node_id)
-        if not queryset.exists():
+        node = queryset.only("pk", "path").first()
+        if node is None:
             return self.error_response(
                 request, _("There is no node with the id %(id)r.") % {"id": node_id}, status=404
             )
-        if not allowed(request):
+        if not allowed(request, node):
             raise PermissionDenied
         return action(request, queryset) or HttpResponseRedirect(node_url(node_id))
 
@@ -229,6 +251,8 @@ class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
         if nodes is None:
             return None
         nodes = outermost(nodes)
+        if any(not self.has_purge_permission(request, node.path) for node in nodes):
+            raise PermissionDenied
         form = PurgeForm(request.POST if "before" in request.POST else None)
         if not form.is_bound or not form.is_valid():
             return self.confirm(
@@ -290,7 +314,9 @@ class NodeAdmin(NodeWrites, ReadOnlyTreeAdmin):
         return removed
 
     def purge_view(self, request, node_id):
-        return self.object_action(request, node_id, self.purge_selected, self.has_purge_permission)
+        return self.object_action(
+            request, node_id, self.purge_selected, lambda r, node: self.has_purge_permission(r, node.path)
+        )
 
 
 #: Content types besides text/* that the "Edit text" link is offered for (the edit page

@@ -1,5 +1,9 @@
 """The version admin: the list of every version, a version's page with its content and
-attributes (edited through the API), restore, diff and download."""
+attributes (edited through the API), restore, diff and download.
+
+Only the versions of paths the user may read are listed or shown (:mod:`.base`). Who may
+change a version's attributes is decided in one place, :func:`can_change_attributes`, and who
+may restore it in :meth:`~.base.ReadOnlyTreeAdmin.has_restore_permission` (``manage`` at its path)."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -9,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import api, pages
+from .. import api, grants, pages, permissions
 from ..diffs import read_text
 from ..exceptions import ContentMissing
 from ..forms import CompareForm, first_error, format_time
@@ -20,6 +24,12 @@ from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
 
 #: Bytes of a version's content shown on its page.
 PREVIEW_BYTES = 64 * 1024
+
+
+def can_change_attributes(request, version: Version | None) -> bool:
+    """Whether the user, who has the model permissions of the page or the inline, may change
+    the attributes of ``version``: the ``write`` level at its path (None: a page without one)."""
+    return version is None or grants.can(request.user, version.node.path, grants.Level.WRITE)
 
 
 class AttributeInline(admin.TabularInline):
@@ -33,6 +43,15 @@ class AttributeInline(admin.TabularInline):
         "key": admin.widgets.AdminTextInputWidget(attrs={"size": 20}),
         "value": admin.widgets.AdminTextareaWidget(attrs={"rows": 1, "cols": 48}),
     }
+
+    def has_add_permission(self, request, obj=None):
+        return super().has_add_permission(request, obj) and can_change_attributes(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and can_change_attributes(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and can_change_attributes(request, obj)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name in self.WIDGETS:
@@ -112,6 +131,22 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         pk = object_pk(object_id)
         return self.get_queryset(request).select_related("node").filter(pk=pk).first() if pk else None
 
+    # Django's view_version and change_version are site-wide grants (read and write on every
+    # path, grants.MODEL_PERMISSIONS), so they cannot also be what lets a user who reads or
+    # writes only some folders reach these pages: the node admin's view_node and change_node
+    # do that too, and the rows and pages are then those the grants allow.
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or permissions.allowed(
+            request.user, "versioned_items.view_node"
+        )
+
+    def has_change_permission(self, request, obj=None):
+        reach = super().has_change_permission(request, obj) or permissions.allowed(
+            request.user, "versioned_items.change_node"
+        )
+        return reach and can_change_attributes(request, obj)
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         version = self.get_object(request, object_id)
         if version is None:
@@ -129,7 +164,7 @@ class VersionAdmin(ReadOnlyTreeAdmin):
             "version": version,
             "previous": previous,
             "is_current": version.node.current_id == version.serial,
-            "can_restore": self.has_restore_permission(request),
+            "can_restore": self.has_restore_permission(request, version.node.path),
             "site_item_url": site_url("item", version.node.path),
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
@@ -180,6 +215,8 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         chosen = self.selection(request, queryset.select_related("node").order_by("node__path", "-serial"))
         if chosen is None:
             return None
+        if any(not self.has_restore_permission(request, v.node.path) for v in chosen):
+            raise PermissionDenied
         markers = [v for v in chosen if v.is_delete_marker]
         versions = [v for v in chosen if not v.is_delete_marker]
         if len({v.node_id for v in versions}) < len(versions):
@@ -234,7 +271,7 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         version = queryset.select_related("node").first()
         if version is None:
             return self.error_response(request, _("There is no version %(id)r.") % {"id": serial}, status=404)
-        if not self.has_restore_permission(request):
+        if not self.has_restore_permission(request, version.node.path):
             raise PermissionDenied
         return self.restore_selected(request, queryset) or HttpResponseRedirect(node_url(version.node_id))
 
@@ -246,6 +283,13 @@ class VersionAdmin(ReadOnlyTreeAdmin):
         form = CompareForm(request.GET)
         if not form.is_valid():
             return self.error_response(request, first_error(form))
+        serials = (form.cleaned_data["old"], form.cleaned_data["new"])
+        readable = set(self.get_queryset(request).filter(pk__in=serials).values_list("pk", flat=True))
+        for serial in serials:
+            if serial not in readable:  # missing, or of a path the user may not read: the same 404
+                return self.error_response(
+                    request, _("There is no version #%(serial)s.") % {"serial": serial}, status=404
+                )
         try:
             diff = pages.compare(form.cleaned_data["old"], form.cleaned_data["new"])
         except pages.PageError as error:

@@ -9,8 +9,9 @@ that does not validate, or a write the library refuses, shows the error on the s
 with HTTP 400, and nothing is written.
 
 Who may write is decided in one place, :meth:`NodeWrites.can_write`: Django's model
-permissions on nodes for now (``add_node``, ``change_node``, ``delete_node``; see
-docs/admin-and-site.md), per-path permissions later.
+permission on nodes for the kind of write (``add_node``, ``change_node``, ``delete_node``; see
+docs/admin-and-site.md) to reach the page, and the ``write`` level of
+:mod:`versioned_items.grants` at each path written (docs/permissions.md).
 """
 
 from django.contrib import admin, messages
@@ -21,7 +22,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from .. import api, paths, permissions
+from .. import api, grants, paths, permissions
 from ..conf import app_settings
 from ..diffs import read_text
 from ..exceptions import ContentMissing, NodeExists, VersionedItemsError
@@ -37,7 +38,7 @@ from ..forms import (
 )
 from ..models import Cluster, Node, Versioning
 from . import audit
-from .base import MAX_SELECTED, node_url, object_pk, outermost
+from .base import MAX_SELECTED, node_url, object_pk, outermost, per_request
 from .forms import VersioningForm
 
 
@@ -58,9 +59,17 @@ class NodeWrites:
     def can_write(self, request, kind: str, path: str | None = None) -> bool:
         """Whether ``request.user`` may make writes of ``kind`` ("add": new items, folders and
         copies; "change": new versions, edits, moves, the versioning policy; "delete": delete
-        markers) at ``path`` (None: anywhere). The one place the admin decides it, so that
-        per-path permissions can be checked here."""
-        return permissions.allowed(request.user, f"{self.opts.app_label}.{self.WRITE_PERMISSIONS[kind]}")
+        markers) at ``path``: the model permission of ``kind`` and the ``write`` level at
+        ``path``. With ``path=None`` (a page or an action that writes at paths it learns
+        later, each checked then) only the model permission. The one place the admin decides it."""
+        permission = f"{self.opts.app_label}.{self.WRITE_PERMISSIONS[kind]}"
+        if not permissions.allowed(request.user, permission):
+            return False
+        if path is None:
+            return True
+        return per_request(
+            request, ("write", path), lambda: grants.can(request.user, path, grants.Level.WRITE)
+        )
 
     def has_add_permission(self, request):
         return self.can_write(request, "add")
@@ -119,15 +128,17 @@ class NodeWrites:
         )
         return TemplateResponse(request, self.write_form_template, context, status=status)
 
-    def page_node(self, request, node_id, kind: str):
+    def page_node(self, request, node_id, kind: str, *, here: bool = True):
         """The node of a write page (with its current version), or the response that replaces
-        the page: 404 when there is none, 403 without the permission for ``kind``."""
+        the page: 404 when there is none or the user may not read it, 403 without the
+        permission for ``kind`` (at the node, or with ``here=False`` only the model permission:
+        a copy reads the node and writes elsewhere, checked there)."""
         node = self.get_queryset(request).select_related("current").filter(pk=node_id).first()
         if node is None:
             return None, self.error_response(
                 request, _("There is no node with the id %(id)r.") % {"id": node_id}, status=404
             )
-        if not self.can_write(request, kind, node.path):
+        if not self.can_write(request, kind, node.path if here else None):
             raise PermissionDenied
         return node, None
 
@@ -217,6 +228,8 @@ class NodeWrites:
         return ngettext("Uploaded %(n)d file.", "Uploaded %(n)d files.", n) % {"n": n}
 
     def create_folder(self, request, target: str) -> str:
+        if not self.can_write(request, "add", target):
+            raise PermissionDenied
         node = api.create_node(target)
         audit.log(request, audit.ADDITION, node, _("Created the folder %(path)s.") % {"path": target})
         return _("Created the folder %(path)s.") % {"path": target}
@@ -476,6 +489,11 @@ class NodeWrites:
 
             def operation():
                 for node, target in moves:
+                    if not (
+                        self.can_write(request, "change", node.path)
+                        and self.can_write(request, "change", target)
+                    ):
+                        raise PermissionDenied
                     moved = api.move(node.path, target)
                     message = _("Moved %(old)s to %(new)s, with everything below it.") % {
                         "old": node.path,
@@ -521,7 +539,7 @@ class NodeWrites:
         return self.copy(request, queryset, FolderDestinationForm, "folder")
 
     def copy_view(self, request, node_id):
-        node, refusal = self.page_node(request, node_id, "add")
+        node, refusal = self.page_node(request, node_id, "add", here=False)
         if refusal:
             return refusal
         queryset = self.get_queryset(request).filter(pk=node.pk)
