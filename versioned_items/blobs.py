@@ -82,7 +82,7 @@ def temporary_prefix() -> str:
     return f"{app_settings.CONTENT_PREFIX}/tmp"
 
 
-#: Bytes at the start of staged content kept in :attr:`Staged.head`.
+#: Bytes at the start of staged content kept in the ``head`` of a :class:`Staged`.
 HEAD_BYTES = 8192
 
 

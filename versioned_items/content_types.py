@@ -5,12 +5,12 @@
 1. Names that are text by convention (``Makefile``, ``Dockerfile``, ``LICENSE``, ``README``...)
    and extensions of text formats (``.cfg``, ``.toml``, ``.po``, ``.ini``, ``.rst``, ``.md``,
    ``.yaml``...) get a ``text/*`` type from :data:`TEXT_NAMES` / :data:`TEXT_EXTENSIONS`. They
-   come before :mod:`mimetypes`, whose answers depend on the machine's ``/etc/mime.types``
+   come before Python's ``mimetypes``, whose answers depend on the machine's ``/etc/mime.types``
    (``.rst`` is ``text/prs.fallenstein.rst`` on Debian and unknown elsewhere) and which knows
    none of these names.
-2. Otherwise :func:`mimetypes.guess_type` (with the non-standard types).
+2. Otherwise ``mimetypes.guess_type()`` (with the non-standard types).
 3. When that is unknown or ``application/octet-stream``, the content is sniffed: valid UTF-8
-   without a NUL byte in its first :data:`~versioned_items.diffs.SNIFF_BYTES` is
+   without a NUL byte in its first ``SNIFF_BYTES`` (8 KiB) is
    ``text/plain``, anything else ``application/octet-stream``.
 
 A ``text/*`` type is what the search app extracts text from, so such items are searchable as
@@ -95,7 +95,7 @@ def looks_like_text(head: bytes, *, complete: bool) -> bool:
 
     ``complete`` says that ``head`` is the whole content; when it is not, a multibyte
     character cut at its end is allowed. The rule is the preview's
-    (:func:`versioned_items.diffs.decode_text`), so what is previewed as text is typed as text.
+    (``versioned_items.diffs.decode_text``), so what is previewed as text is typed as text.
     """
     return decode_text(head[:SNIFF_BYTES], complete=complete and len(head) <= SNIFF_BYTES) is not None
 

@@ -4,7 +4,7 @@
 Every commit reachable from ``rev`` is replayed, oldest first (parents before children). Each
 file a commit adds or changes gets a new version with the file's content at that commit; each
 file it deletes gets a delete marker. A version records the commit's author as ``muser``, the
-commit time as ``mtime``, the commit message as its change comment (see :func:`commit_comment`),
+commit time as ``mtime``, the commit message as its change comment (see ``commit_comment()``),
 and the attributes ``commit`` (the full commit id) and ``message`` (the whole commit message).
 Merge commits bring the changes they make relative to their first parent.
 Files land below ``under``: ``src/a.py`` becomes ``under/src/a.py``.
