@@ -78,7 +78,7 @@ def _measure(size: int, result: Result, *server_args: str) -> tuple[float, float
     finally:
         server.terminate()
         server.wait(timeout=60)
-        _drop_admin_rows()
+        _drop_admin_tables()
     if status != 302:
         raise RuntimeError(f"the upload was answered with HTTP {status}, not the redirect of a write")
     _check_stored(size)
@@ -87,16 +87,18 @@ def _measure(size: int, result: Result, *server_args: str) -> tuple[float, float
     return (memory["peak"] - memory["baseline"]) / MB, memory["baseline"] / MB
 
 
-def _drop_admin_rows() -> None:
-    """Delete the rows the server wrote in the tables of apps this process does not install
-    (the admin's log refers to users, and would make the next ``flush`` fail)."""
+def _drop_admin_tables() -> None:
+    """Drop the tables the server's ``migrate`` made for the apps this process does not install
+    (the admin's log and the sessions), and forget their migrations: the admin's log refers to
+    users, and the next scenario's ``flush`` (PostgreSQL's ``TRUNCATE``) would fail on it."""
     from django.db import connection
 
     tables = set(connection.introspection.table_names())
     with connection.cursor() as cursor:
         for table in ("django_admin_log", "django_session"):
             if table in tables:
-                cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")
+                cursor.execute(f"DROP TABLE {connection.ops.quote_name(table)}")
+        cursor.execute("DELETE FROM django_migrations WHERE app IN ('admin', 'sessions')")
 
 
 def _check_stored(size: int) -> None:
