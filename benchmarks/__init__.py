@@ -16,6 +16,7 @@ SCENARIOS = {
     "realtime": "realtime",
     "latency": "latency",
     "memory": "memory",
+    "upload_memory": "upload_memory",
     "locking": "locking",
     "worst_cases": "worst_cases",
     "tantivy": "tantivy",

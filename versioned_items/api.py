@@ -12,7 +12,6 @@ Times are timezone-aware datetimes. "As of" arguments are called ``before``: the
 ``before`` is made of the versions written strictly before it.
 """
 
-import mimetypes
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 
 from . import blobs as content_store
-from . import locking, paths
+from . import content_types, locking, paths
 from .attribute_filters import as_number
 from .exceptions import (
     ConcurrentUpdate,
@@ -127,13 +126,6 @@ def batch(body: Callable[[], Any] | None = None):
 def _run_batch(body: Callable[[], Any]) -> Any:
     with operation():
         return body()
-
-
-# --- argument checks -------------------------------------------------------------------------
-
-
-def _guess_type(path: str) -> str:
-    return mimetypes.guess_type(paths.name(path), strict=False)[0] or "application/octet-stream"
 
 
 # --- nodes -----------------------------------------------------------------------------------
@@ -503,9 +495,10 @@ def put(
     transaction is retried).
 
     The node and missing parents are created. ``content_type`` defaults to a guess from the
-    name. ``attributes`` are set on the new version in ``domain``. ``mtime`` (for imports)
-    may not be in the future nor before the current version's. ``comment`` is the change
-    comment of the new version (see :func:`~versioned_items.validation.clean_comment`).
+    name and the first bytes (:func:`versioned_items.content_types.guess`). ``attributes`` are
+    set on the new version in ``domain``. ``mtime`` (for imports) may not be in the future nor
+    before the current version's. ``comment`` is the change comment of the new version (see
+    :func:`~versioned_items.validation.clean_comment`).
 
     Raises :class:`InvalidPath`, :class:`InvalidArgument`, :class:`ContentError` when the
     storage fails (e.g. a full disk), :class:`ConcurrentUpdate`; then nothing is written.
@@ -513,10 +506,14 @@ def put(
     path = paths.clean_path(path)
     user = clean_user(user)
     mtime = clean_time(mtime, "mtime")
-    content_type = _guess_type(path) if content_type is None else clean_content_type(content_type)
+    if content_type is not None:
+        content_type = clean_content_type(content_type)
     items = _clean_attributes(attributes or {}, domain)
     comment = clean_comment(comment)
     with content_store.stage(content) as staged:
+        if content_type is None:
+            complete = len(staged.head) == staged.size
+            content_type = content_types.guess(path, staged.head, complete=complete)
         return _put(path, staged, user, content_type, mtime, items, domain, comment)
 
 

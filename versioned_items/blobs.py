@@ -82,6 +82,10 @@ def temporary_prefix() -> str:
     return f"{app_settings.CONTENT_PREFIX}/tmp"
 
 
+#: Bytes at the start of staged content kept in the ``head`` of a :class:`Staged`.
+HEAD_BYTES = 8192
+
+
 def checksum_of(data: bytes) -> str:
     """The SHA-256 of ``data``, hex: the checksum versions record."""
     return hashlib.sha256(data).hexdigest()
@@ -91,16 +95,19 @@ def checksum_of(data: bytes) -> str:
 
 
 class Staged:
-    """Content copied to a temporary file in the storage, with its ``checksum`` and ``size``.
+    """Content copied to a temporary file in the storage, with its ``checksum`` and ``size``,
+    and its first :data:`HEAD_BYTES` in ``head`` (for :func:`versioned_items.content_types.guess`,
+    so that deciding the type reads nothing again).
 
     A context manager: leaving it deletes the temporary file unless :func:`acquire` moved it
     into place. :func:`versioned_items.api.put` accepts one as its content.
     """
 
-    def __init__(self, name: str, checksum: str, size: int):
+    def __init__(self, name: str, checksum: str, size: int, head: bytes = b""):
         self.name = name
         self.checksum = checksum
         self.size = size
+        self.head = head
         self.moved = False  # by acquire(): the file has its final name now
         self._discarded = False
 
@@ -134,6 +141,7 @@ class _Source(File):
         self.content = content
         self.hash = hashlib.sha256()
         self.copied = 0
+        self.head = b""
         self.read_failed = False
         self._iterator: Iterator[bytes] | None = None
         self._buffer = b""
@@ -170,6 +178,8 @@ class _Source(File):
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
         for piece in self._pieces(app_settings.CONTENT_CHUNK_BYTES):
+            if len(self.head) < HEAD_BYTES:
+                self.head += piece[: HEAD_BYTES - len(self.head)]
             self.hash.update(piece)
             self.copied += len(piece)
             yield piece
@@ -214,7 +224,7 @@ def stage(content: Content | Staged) -> Staged | AbstractContextManager[Staged]:
     staged = Staged(f"{temporary_prefix()}/{uuid.uuid4().hex}", "", 0)
     try:
         staged.name = store.save(staged.name, source)
-        staged.checksum, staged.size = source.hash.hexdigest(), source.copied
+        staged.checksum, staged.size, staged.head = source.hash.hexdigest(), source.copied, source.head
         _flush(store, staged.name)
         if not _matches(store, staged.name, staged.checksum, staged.size):
             raise ContentError(

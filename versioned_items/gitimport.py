@@ -4,8 +4,9 @@
 Every commit reachable from ``rev`` is replayed, oldest first (parents before children). Each
 file a commit adds or changes gets a new version with the file's content at that commit; each
 file it deletes gets a delete marker. A version records the commit's author as ``muser``, the
-commit time as ``mtime``, and the attributes ``commit`` (the full commit id) and ``message``
-(the commit message). Merge commits bring the changes they make relative to their first parent.
+commit time as ``mtime``, the commit message as its change comment (see ``commit_comment()``),
+and the attributes ``commit`` (the full commit id) and ``message`` (the whole commit message).
+Merge commits bring the changes they make relative to their first parent.
 Files land below ``under``: ``src/a.py`` becomes ``under/src/a.py``.
 
 Each commit is one transaction (run again when it collides with a concurrent writer: see
@@ -39,7 +40,7 @@ from .blobs import Staged, stage
 from .exceptions import InvalidArgument, InvalidInput
 from .importer import Report
 from .models import Attribute, Node, Version
-from .validation import MAX_USER_LENGTH
+from .validation import LINE_BREAKS_AND_TABS, MAX_COMMENT_LENGTH, MAX_USER_LENGTH, control_character
 
 #: Attribute keys (in the default domain) that record where a version came from.
 COMMIT_KEY = "commit"
@@ -242,6 +243,16 @@ def _current_times(under: str) -> dict[str, datetime]:
     return dict(Version.objects.current().filter(node__in=subtree).values_list("node__path", "mtime"))
 
 
+def commit_comment(message: str) -> str:
+    """The change comment of a commit's versions: its message, cut to ``MAX_COMMENT_LENGTH``
+    characters (ending with "…") and with control characters other than line breaks and tabs
+    replaced by U+FFFD, so that no commit message, however long or odd, stops an import (the
+    whole message stays in the ``message`` attribute)."""
+    if len(message) > MAX_COMMENT_LENGTH:
+        message = message[: MAX_COMMENT_LENGTH - 1].rstrip() + "…"
+    return "".join("\ufffd" if control_character(char, LINE_BREAKS_AND_TABS) else char for char in message)
+
+
 def _replay(
     commit: Commit, prefix: str, blobs: BlobReader, times: dict[str, datetime], report: GitImportReport
 ) -> None:
@@ -282,13 +293,14 @@ def _write_commit(
     {path: mtime written}) and changes nothing outside the database."""
     versions = deleted = 0
     written: dict[str, datetime] = {}
+    comment = commit_comment(commit.message)
     for path, staged in writes:
         mtime = min(max(commit.time, written.get(path, times.get(path, commit.time))), timezone.now())
         if staged is not None:
-            api.put(path, staged, user=user, attributes=attributes, mtime=mtime)
+            api.put(path, staged, user=user, attributes=attributes, mtime=mtime, comment=comment)
             versions += 1
         elif api.lookup(path) is not None:
-            marker = api.delete(path, user=user, mtime=mtime)
+            marker = api.delete(path, user=user, mtime=mtime, comment=comment)
             api.set_attributes(marker.serial, attributes)
             deleted += 1
         else:

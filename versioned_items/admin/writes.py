@@ -19,10 +19,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from .. import api, grants, paths, permissions
+from .. import api, grants, paths, permissions, uploads
 from ..conf import app_settings
 from ..diffs import read_text
 from ..exceptions import ContentMissing, NodeExists, VersionedItemsError
@@ -173,6 +174,7 @@ class NodeWrites:
         except VersionedItemsError:
             return ""
 
+    @method_decorator(uploads.limited)
     def add_view(self, request, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -236,6 +238,7 @@ class NodeWrites:
 
     # --- a node's page: new version, text edit, versioning policy ----------------------------
 
+    @method_decorator(uploads.limited)
     def upload_view(self, request, node_id):
         node, refusal = self.page_node(request, node_id, "change")
         if refusal:

@@ -50,7 +50,8 @@ class Hit:
 
     ``fields`` holds the stored fields: ``path``, ``name``, ``parent``, ``content_type``,
     ``muser``, ``mtime``, ``valid_until`` (None while still valid), ``size``, ``serial``,
-    ``node``, ``cluster``, ``checksum``, ``attributes`` (a dict) and ``text_status``.
+    ``node``, ``cluster``, ``checksum``, ``attributes`` (a dict), ``text_status`` and ``comment``
+    (the version's change comment).
     ``highlights`` maps ``"text"`` and ``"path"`` to HTML snippets in which everything is
     escaped except the ``<mark>`` elements around matched words.
     """
@@ -288,6 +289,7 @@ def _hit(raw: q.RawHit) -> Hit:
         "checksum": stored.get("checksum", ""),
         "attributes": json.loads(stored.get("attributes") or "{}"),
         "text_status": stored.get("text_status", ""),
+        "comment": stored.get("comment", ""),
     }
     return Hit(
         path=fields["path"],

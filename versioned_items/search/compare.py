@@ -42,6 +42,7 @@ SIGNATURE_FIELDS = (
     "content_type",
     "checksum",
     "attributes",
+    "comment",
 )
 
 
@@ -80,6 +81,8 @@ def _normalize(name, value):
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     if name in ("serial", "node", "cluster", "size") and value is not None:
         return int(value)
+    if name == "comment":
+        return value or ""  # an index built before the field existed: same as no comment
     return value
 
 

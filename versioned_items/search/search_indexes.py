@@ -9,7 +9,8 @@ Fields:
 
 ========================  ====================================================================
 ``text``                  what a query without field names searches: the extracted content, the
-                          path's words and the attributes (stemmed; the document field; not stored)
+                          path's words and the attributes, and in the history index the change
+                          comment (stemmed; the document field; not stored)
 ``content``               the extracted content (stored only: highlights, reuse, dumps)
 ``path``, ``name``        the path and its last segment, split into words
 ``path_exact``            the path as one term (for lookups and sorting)
@@ -24,7 +25,11 @@ Fields:
 ``attrs``                 ``domain.key=value`` and ``domain.key`` terms (lower-cased)
 ``attributes``            the attributes as JSON (stored only)
 ``text_status``           ``ok``, ``truncated``, ``failed``, ``unsupported`` or ``empty``
+``comment``               the version's change comment (stemmed, stored): ``comment:typo``
 ========================  ====================================================================
+
+A field added here changes the index schema: existing indexes must be rebuilt
+(``vi_rebuild_index``; docs/search.md, "Changing the fields").
 """
 
 import re
@@ -128,6 +133,7 @@ class VersionDocument(indexes.SearchIndex):
     attrs = TokenListField(stored=False)
     attributes = StoredField()
     text_status = ExactField()
+    comment = ContentField()
 
     # The connection setting this index belongs to (see index_queryset).
     connection_setting = ""
@@ -216,6 +222,9 @@ class VersionDocument(indexes.SearchIndex):
     def prepare_text_status(self, obj):
         return self._source.text_status
 
+    def prepare_comment(self, obj):
+        return self._source.version.comment or ""
+
 
 class LatestIndex(VersionDocument, indexes.Indexable):
     """One document per node whose current version is NORMAL; the document id is the node's."""
@@ -245,3 +254,9 @@ class HistoryIndex(VersionDocument, indexes.Indexable):
         if using is not None and using != self.connection_alias():
             return Version.objects.none()
         return Version.objects.all()
+
+    def prepare_text(self, obj):
+        # A history is searched for why things changed ("fix typo"), as a wiki's edit summaries
+        # are; the latest index leaves the comment out of its default text, so that a word in
+        # the last change's comment does not make an item match what it is about.
+        return f"{super().prepare_text(obj)}\n{self._source.version.comment or ''}"
