@@ -127,5 +127,5 @@ def facet_counts(backend, searcher, reader, compiled, request: q.SearchRequest, 
 def _ordered(groups: dict) -> list[tuple]:
     """Facet values with at least one match, most frequent first (as the Whoosh engine orders
     them)."""
-    kept = ((k, v) for k, v in groups.items() if k is not None and k != "" and v)
+    kept = ((k, v) for k, v in groups.items() if k is not None and v)
     return sorted(kept, key=lambda kv: (-kv[1], str(kv[0])))
