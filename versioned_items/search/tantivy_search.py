@@ -36,12 +36,23 @@ def run_tantivy(backend, request: q.SearchRequest) -> q.RawResults:
     """
     work = q.Work()
     searcher = backend.searcher()  # sets the backend up (and its query schema) on first use
-    # One listing reads at most one term past the bound, which bound_expansions then refuses.
+    # tantivy lists a prefix's terms all at once, not lazily as Whoosh does: each listing reads
+    # no more than its caller can use. For the expansions, one past the bound they enforce.
     reader = backend.reader(searcher, scan_limit=app_settings.SEARCH_MAX_TERMS_SCANNED + 1)
     tree = q.bound_expansions(q.whoosh_query(request, backend.schema), reader, work)
     compiled = backend.compile(tree, searcher, handlers={q.ValidAt: compile_valid_at})
     offset = (request.page - 1) * request.page_size
     found, total = backend._top(searcher, compiled, _sort_by(request), offset, offset + request.page_size)
+    hits = _hits(backend, searcher, compiled, found, request)
+    facets = facet_counts(backend, searcher, compiled, request, work) if request.want_facets else {}
+    suggestion = _suggestion(backend, searcher, request, total, work)
+    return q.RawResults(hits=hits, total=total, facets=facets, suggestion=suggestion, work=work)
+
+
+def _hits(
+    backend, searcher, compiled: tantivy.Query, found: list, request: q.SearchRequest
+) -> list[q.RawHit]:
+    """The RawHits of ``found`` (``[(score, address)]``): stored fields, score, highlights."""
     highlight = _highlighter(backend, searcher, compiled) if request.highlight else None
     hits = []
     for score, address in found:
@@ -53,11 +64,17 @@ def run_tantivy(backend, request: q.SearchRequest) -> q.RawResults:
                 highlights=highlight(fields) if highlight else {},
             )
         )
-    facets = facet_counts(backend, searcher, reader, compiled, request, work) if request.want_facets else {}
-    wanted = q.wants_suggestion(request, total) and request.readable != ()
+    return hits
+
+
+def _suggestion(backend, searcher, request: q.SearchRequest, total: int, work: q.Work) -> str | None:
+    """The app's spelling suggestion (:func:`.query.suggest`), over the readable documents only."""
+    if not q.wants_suggestion(request, total) or request.readable == ():
+        return None
+    # Each term a suggestion reads spends one candidate of its budget.
+    words = backend.reader(searcher, scan_limit=app_settings.SUGGEST_BUDGET + 1)
     within = None if request.readable is None else q.readable_filter(request.readable)
-    suggestion = q.suggest(reader, backend.schema, request.query, work, within) if wanted else None
-    return q.RawResults(hits=hits, total=total, facets=facets, suggestion=suggestion, work=work)
+    return q.suggest(words, backend.schema, request.query, work, within)
 
 
 def compile_valid_at(compiler: Compiler, node: q.ValidAt) -> tantivy.Query:
@@ -101,13 +118,15 @@ def _highlighter(backend, searcher, compiled: tantivy.Query):
     return highlights
 
 
-def facet_counts(backend, searcher, reader, compiled, request: q.SearchRequest, work: q.Work) -> dict:
+def facet_counts(backend, searcher, compiled: tantivy.Query, request: q.SearchRequest, work: q.Work) -> dict:
     """The counts of :attr:`.api.SearchPage.facets` over the matches of ``compiled``.
 
     The facets are the Whoosh engine's (:func:`.query._facets`, which picks the attribute
     values counted within its bounds): field facets become one terms aggregation on the
     columns, each attribute value a count of the matches that have it.
     """
+    # The values of an attribute counted are among the first SEARCH_MAX_EXPANSION read.
+    reader = backend.reader(searcher, scan_limit=app_settings.SEARCH_MAX_EXPANSION)
     fields, attributes = {}, {}
     for name, facet in q._facets(reader, request, work).items():
         if isinstance(facet, sorting.FieldFacet):
