@@ -328,6 +328,17 @@ def test_sort_keys(library):
     assert all(hit.score > 0 for hit in search("budget"))
 
 
+def test_paths_sort_as_written(engines):
+    for path in ("b.txt", "B/a.txt", "a.txt", "Ä.txt", "A.txt"):
+        api.put(path, b"x")
+    engines.index()
+    assert paths(engines.same(sort="path")) == ["A.txt", "B/a.txt", "a.txt", "b.txt", "Ä.txt"]
+
+
+def test_relevance_ranks_name_matches_first(library):
+    assert paths(search("budget"))[0] == "pics/budget.png"
+
+
 def test_hits_hold_the_same_stored_fields_as_on_whoosh(library, engines, django_assert_num_queries):
     whoosh, tantivy = engines.both(sort="path", page_size=100)
     assert [h.fields for h in tantivy] == [h.fields for h in whoosh]
