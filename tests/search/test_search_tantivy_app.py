@@ -10,6 +10,7 @@ Skipped as a whole where tantivy is not installed (it is an optional extra).
 
 import runpy
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,7 @@ from ..search_fixtures import ALIASES  # noqa: E402
 
 pytestmark = pytest.mark.django_db
 
+EXAMPLE_SETTINGS = Path(__file__).resolve().parents[2] / "example_project" / "settings.py"
 ENGINES = {
     "whoosh": "versioned_items.search.backends.WhooshEngine",
     "tantivy": "versioned_items.search.backends.tantivy.TantivyEngine",
@@ -531,7 +533,7 @@ def test_the_example_site_chooses_its_engine_from_the_environment(monkeypatch, t
         monkeypatch.delenv("VI_SEARCH_ENGINE", raising=False)
     else:
         monkeypatch.setenv("VI_SEARCH_ENGINE", value)
-    found = runpy.run_path("example_project/settings.py")["HAYSTACK_CONNECTIONS"]
+    found = runpy.run_path(str(EXAMPLE_SETTINGS))["HAYSTACK_CONNECTIONS"]
     for alias in ALIASES:
         assert found[alias]["ENGINE"] == ENGINES[engine]
         assert found[alias]["PATH"] == str(tmp_path / engine / alias)
@@ -543,4 +545,4 @@ def test_the_example_site_refuses_an_unknown_engine(monkeypatch, tmp_path):
     monkeypatch.setenv("VI_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("VI_SEARCH_ENGINE", "lucene")
     with pytest.raises(ImproperlyConfigured, match="VI_SEARCH_ENGINE 'lucene'"):
-        runpy.run_path("example_project/settings.py")
+        runpy.run_path(str(EXAMPLE_SETTINGS))
