@@ -6,6 +6,9 @@ Environment:
 
 - ``VI_DATA_DIR``: where the SQLite database, uploaded content (``media/``) and the Whoosh
   indexes (``whoosh/``) live; default ``<repo>/data``.
+- ``VI_SEARCH_ENGINE``: ``whoosh`` (the default) or ``tantivy``, the engine of the two search
+  indexes (``tantivy`` needs the ``tantivy`` extra; its indexes live in ``tantivy/``); rebuild
+  them after a switch with ``python manage.py vi_rebuild_index``.
 - ``DATABASE_URL``: ``postgres://user:password@host:port/name`` to use PostgreSQL instead of
   SQLite (needs the ``postgres`` extra: ``pip install -e .[postgres]``).
 - ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG`` (``0`` turns debug off), ``DJANGO_ALLOWED_HOSTS``
@@ -147,14 +150,22 @@ HAYSTACK_CONNECTIONS = {
 # Search (versioned_items.search): the latest and history indexes on connections of their own,
 # with the app's Whoosh engine; the router sends nodes and versions there and leaves every
 # other model to Haystack's default router.
-HAYSTACK_CONNECTIONS["vi_latest"] = {
-    "ENGINE": "versioned_items.search.backends.WhooshEngine",
-    "PATH": str(DATA_DIR / "whoosh" / "vi_latest"),
+# VI_SEARCH_ENGINE=tantivy puts them on the tantivy engine instead, under tantivy/ (the tantivy
+# extra; docs/tantivy.md). Switching needs a rebuild: python manage.py vi_rebuild_index.
+SEARCH_ENGINES = {
+    "whoosh": "versioned_items.search.backends.WhooshEngine",
+    "tantivy": "versioned_items.search.backends.tantivy.TantivyEngine",
 }
-HAYSTACK_CONNECTIONS["vi_history"] = {
-    "ENGINE": "versioned_items.search.backends.WhooshEngine",
-    "PATH": str(DATA_DIR / "whoosh" / "vi_history"),
-}
+SEARCH_ENGINE = os.environ.get("VI_SEARCH_ENGINE") or "whoosh"
+if SEARCH_ENGINE not in SEARCH_ENGINES:
+    raise ImproperlyConfigured(
+        f"VI_SEARCH_ENGINE {SEARCH_ENGINE!r} is not one of {', '.join(SEARCH_ENGINES)}"
+    )
+for alias in ("vi_latest", "vi_history"):
+    HAYSTACK_CONNECTIONS[alias] = {
+        "ENGINE": SEARCH_ENGINES[SEARCH_ENGINE],
+        "PATH": str(DATA_DIR / SEARCH_ENGINE / alias),
+    }
 HAYSTACK_ROUTERS = [
     "versioned_items.search.routers.VersionedItemsRouter",
     "haystack.routers.DefaultRouter",

@@ -199,6 +199,10 @@ def search(
 
     if isinstance(backend, WhooshSearchBackend):
         raw = q.run_whoosh(backend, request)
+    elif getattr(backend, "engine_label", None) == "tantivy":
+        from .tantivy_search import run_tantivy  # imports tantivy: only for a TantivySearchBackend
+
+        raw = run_tantivy(backend, request)
     else:
         raw = q.run_haystack(alias, Version if request.history else Node, request)
     return SearchPage(
