@@ -13,11 +13,10 @@ one part live with it: ``versioned_items.site.forms``, ``versioned_items.admin.f
 from datetime import datetime
 
 from django import forms
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import paths, validation
+from . import paths, uploads, validation
 from .attribute_filters import parse_filter
 from .conf import app_settings
 from .diffs import read_text
@@ -175,25 +174,14 @@ class MultipleFileInput(forms.FileInput):
     allow_multiple_selected = True
 
 
-def check_upload_size(upload) -> None:
-    """Refuse an upload over the ``UPLOAD_MAX_BYTES`` setting (it is on disk by now, never in
-    memory: Django's upload handlers keep large files in temporary files)."""
-    limit = app_settings.UPLOAD_MAX_BYTES
-    if limit is not None and upload.size > limit:
-        raise forms.ValidationError(
-            _("%(name)s has %(size)s bytes; the limit is %(limit)s bytes (%(human)s)."),
-            code="too_large",
-            params={"name": upload.name, "size": upload.size, "limit": limit, "human": filesizeformat(limit)},
-        )
-
-
 class UploadField(forms.FileField):
-    """One uploaded file, at most ``UPLOAD_MAX_BYTES``."""
+    """One uploaded file, at most ``UPLOAD_MAX_BYTES`` (checked by :func:`versioned_items.uploads.check`;
+    views that take uploads are decorated with :func:`versioned_items.uploads.limited`)."""
 
     def clean(self, data, initial=None):
         upload = super().clean(data, initial)
         if upload:
-            check_upload_size(upload)
+            uploads.check(upload)
         return upload
 
 

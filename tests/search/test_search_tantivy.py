@@ -690,3 +690,24 @@ def test_the_benchmark_scenario_skips_without_tantivy(monkeypatch):
     scenario.run(SimpleNamespace(), result)
     assert result.notes == ["skipped: tantivy is not installed (pip install 'versioned-items[tantivy]')"]
     assert result.tables == [] and result.targets == []
+
+
+@pytest.mark.django_db
+def test_the_apps_search_on_tantivy_with_more_readable_paths_than_whoosh_writes_as_terms(
+    app_on_tantivy, django_user_model, settings, monkeypatch
+):
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "DEFAULT_ACCESS": ""}
+    from versioned_items.search import query as q
+
+    monkeypatch.setattr(q, "READABLE_TERMS", 1)
+    for side in indexing.sides():
+        side.backend.ensure_index()
+    for i in range(6):
+        api.put(f"f{i}/doc.txt", b"common plan")
+    indexing.wait_for_index()
+    reader = django_user_model.objects.create_user("reader")
+    for i in range(0, 6, 2):
+        api.grant(f"f{i}", user=reader)
+    page = search("common", user=reader, sort="path", suggest=True)
+    assert [h.path for h in page] == ["f0/doc.txt", "f2/doc.txt", "f4/doc.txt"]
+    assert search("comon", user=reader, suggest=True).suggestion == "common"

@@ -81,8 +81,10 @@ class NodeWrites:
     def has_delete_permission(self, request, obj=None):
         return self.can_write(request, "delete", obj.path if obj is not None else None)
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=None):
+        # Django 6.1 passes where the actions are shown; 5.2 has no such parameter.
+        where = () if action_location is None else (action_location,)
+        actions = super().get_actions(request, *where)
         actions.pop("delete_selected", None)  # Django's would delete rows; ours writes markers
         return actions
 

@@ -414,14 +414,19 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def whoosh_query(request: SearchRequest, schema) -> wq.Query:
-    """The whole request as one Whoosh query: the parsed text, And-ed with zero-score filters."""
+def whoosh_query(request: SearchRequest, schema, *, readable_terms: int | None = None) -> wq.Query:
+    """The whole request as one Whoosh query: the parsed text, And-ed with zero-score filters.
+
+    ``readable_terms``: most readable paths written as terms (default :data:`READABLE_TERMS`;
+    see :func:`readable_filter`); an engine that merges many terms cheaply (tantivy) passes a
+    larger number, so that its compiler never meets :class:`Readable`."""
+    readable_terms = READABLE_TERMS if readable_terms is None else readable_terms
     q = parse(request.query, schema)
     if request.readable == ():
         return wq.NullQuery  # the user may read nothing
     filters = []
-    if request.readable is not None and len(request.readable) <= READABLE_TERMS:
-        filters.append(readable_filter(request.readable))
+    if request.readable is not None and len(request.readable) <= readable_terms:
+        filters.append(readable_filter(request.readable, readable_terms))
     if request.under:
         filters.append(wq.Term("ancestors", request.under))
     if request.content_type:
@@ -447,19 +452,20 @@ def whoosh_query(request: SearchRequest, schema) -> wq.Query:
         q = wq.And([q] + [wq.ConstantScoreQuery(f, 0.0) for f in filters])
     if request.as_of:
         q = ValidAt(q, _naive(request.as_of))
-    if request.readable is not None and len(request.readable) > READABLE_TERMS:
+    if request.readable is not None and len(request.readable) > readable_terms:
         q = Readable(q, request.readable)
     return q
 
 
-def readable_filter(readable: tuple[str, ...]) -> wq.Query:
+def readable_filter(readable: tuple[str, ...], readable_terms: int | None = None) -> wq.Query:
     """The documents at or below one of the ``readable`` paths. Up to :data:`READABLE_TERMS`
     paths, one term per path on the indexed ancestor paths and one on the exact path (a grant
     on an item covers the item); beyond, :class:`Readable`, which checks each matched
-    document's path. The index holds no grant, so a change of grants needs no reindexing."""
+    document's path (``readable_terms`` overrides the bound). The index holds no grant, so a
+    change of grants needs no reindexing."""
     if not readable:
         return wq.NullQuery
-    if len(readable) > READABLE_TERMS:
+    if len(readable) > (READABLE_TERMS if readable_terms is None else readable_terms):
         return Readable(wq.Every(), readable)
     return wq.Or([wq.Term(name, path) for path in readable for name in ("ancestors", "path_exact")])
 

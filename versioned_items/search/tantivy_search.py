@@ -24,6 +24,9 @@ from .backends.tantivy_compile import Compiler, must
 # The fields highlighted, and the stored field each one's snippet is cut from: the default
 # field is not stored, its text is the stored content (as on the Whoosh engine).
 HIGHLIGHTED = {"text": "content", "path": "path"}
+# The grant filter stays a term per readable path however many there are: tantivy merges
+# posting lists in Rust, where checking each match's path in Python would cost more.
+ALL_TERMS = 1 << 30
 
 
 def run_tantivy(backend, request: q.SearchRequest) -> q.RawResults:
@@ -39,7 +42,8 @@ def run_tantivy(backend, request: q.SearchRequest) -> q.RawResults:
     # tantivy lists a prefix's terms all at once, not lazily as Whoosh does: each listing reads
     # no more than its caller can use. For the expansions, one past the bound they enforce.
     reader = backend.reader(searcher, scan_limit=app_settings.SEARCH_MAX_TERMS_SCANNED + 1)
-    tree = q.bound_expansions(q.whoosh_query(request, backend.schema), reader, work)
+    tree = q.whoosh_query(request, backend.schema, readable_terms=ALL_TERMS)
+    tree = q.bound_expansions(tree, reader, work)
     compiled = backend.compile(tree, searcher, handlers={q.ValidAt: compile_valid_at})
     offset = (request.page - 1) * request.page_size
     found, total = backend._top(searcher, compiled, _sort_by(request), offset, offset + request.page_size)
@@ -73,7 +77,7 @@ def _suggestion(backend, searcher, request: q.SearchRequest, total: int, work: q
         return None
     # Each term a suggestion reads spends one candidate of its budget.
     words = backend.reader(searcher, scan_limit=app_settings.SUGGEST_BUDGET + 1)
-    within = None if request.readable is None else q.readable_filter(request.readable)
+    within = None if request.readable is None else q.readable_filter(request.readable, ALL_TERMS)
     return q.suggest(words, backend.schema, request.query, work, within)
 
 

@@ -13,8 +13,9 @@ inside one :func:`~versioned_items.api.batch`: all or nothing. Delete, move and 
 a page of their own first. A form that does not validate, or a write the library refuses,
 shows its message on the page with HTTP 400, and nothing is written.
 
-The views that take uploads are :func:`upload` and :func:`new_version`; each is a plain
-function, so an upload handler can wrap it with one decorator.
+The views that take uploads, :func:`upload` and :func:`new_version`, are decorated with
+:func:`versioned_items.uploads.limited`: files stream to temporary files and stop at
+``UPLOAD_MAX_BYTES``.
 """
 
 import functools
@@ -28,7 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import api, grants, pages, paths
+from .. import api, grants, pages, paths, uploads
 from ..exceptions import (
     ConcurrentUpdate,
     ContentError,
@@ -216,6 +217,7 @@ def bound_to_folder(request, folder: str):
     return data
 
 
+@uploads.limited
 @login_required
 @require_http_methods(["GET", "POST"])
 @refusals
@@ -280,6 +282,7 @@ def item_context(node: Node, **context) -> dict:
     return {"node": node, "crumbs": crumbs(node.path), "cancel_url": item_url(node.path), **context}
 
 
+@uploads.limited
 @login_required
 @require_http_methods(["GET", "POST"])
 @refusals
