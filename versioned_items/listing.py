@@ -32,7 +32,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Concat, Length, StrIndex, Substr
+from django.db.models.functions import Concat, StrIndex, Substr
 
 from . import paths
 from .attribute_filters import filter_q
@@ -257,22 +257,22 @@ def _list_level(visible: QuerySet, prefix: str, marker: str | None, limit: int) 
 def _list_grouped(
     visible: QuerySet, prefix: str, delimiter: str, marker: str | None, limit: int
 ) -> ListResult:
-    """One query grouping the remaining range by the text up to the first delimiter."""
+    """One query grouping the remaining range by the text up to the first delimiter.
+
+    As in S3, a path whose rest holds the delimiter anywhere, its end included, is rolled
+    into the common prefix that ends there: ``a-`` with delimiter ``-`` is the prefix ``a-``
+    (listing ``prefix="a-"`` shows the object). An object and a prefix never share a key, so a
+    marker always says where a page ended."""
     start = len(prefix) + 1
     rest = Substr("node__path", start)
     position = StrIndex(rest, Value(delimiter))
-    ends_at_delimiter = Q(position=Length(rest) - len(delimiter) + 1)
     rows = (
         visible.filter(paths.prefix_q("node__path", prefix))
         .annotate(position=position)
         .annotate(
-            is_prefix=Case(
-                When(Q(position=0) | ends_at_delimiter, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
-            ),
+            is_prefix=Case(When(position=0, then=Value(0)), default=Value(1), output_field=IntegerField()),
             key=Case(
-                When(Q(position=0) | ends_at_delimiter, then=F("node__path")),
+                When(position=0, then=F("node__path")),
                 default=Substr("node__path", 1, F("position") + len(prefix) + len(delimiter) - 1),
             ),
         )

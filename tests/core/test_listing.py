@@ -134,9 +134,27 @@ def test_attribute_filters():
 def test_other_delimiters_follow_s3():
     for path in ("g/a-1", "g/a-2", "g/b", "g/c-", "g/c-x"):
         api.put(path, b"1")
-    assert_listing(api.list_latest("g", delimiter="-"), objects=["g/b", "g/c-"], prefixes=["g/a-", "g/c-"])
+    # As in S3, "c-" holds the delimiter (at its end): it is rolled into the prefix "c-".
+    assert_listing(api.list_latest("g", delimiter="-"), objects=["g/b"], prefixes=["g/a-", "g/c-"])
     page = api.list_latest("g", delimiter="-", limit=1)
     assert_listing(page, prefixes=["g/a-"], next_marker="g/a-")
+    assert_listing(api.list_latest("g", prefix="c-", delimiter="-"), objects=["g/c-", "g/c-x"])
+
+
+def test_pages_of_other_delimiters_lose_nothing_where_an_item_ends_with_the_delimiter():
+    # An item "a-" beside "a-/a": before, the object "a-" and the prefix "a-" shared the key
+    # "a-", and the page after a marker "a-" lost the prefix.
+    for path in ("a-", "a-/a", "b"):
+        api.put(path, b"1")
+    seen, marker = [], None
+    while True:
+        page = api.list_latest(delimiter="-", limit=1, marker=marker)
+        seen += [e.path for e in page.objects] + page.prefixes
+        if page.next_marker is None:
+            break
+        marker = page.next_marker
+    assert seen == ["a-", "b"]
+    assert_listing(api.list_latest(delimiter="-"), objects=["b"], prefixes=["a-"])
 
 
 @pytest.mark.parametrize(
