@@ -176,3 +176,40 @@ def test_admin_restore_from_the_node_page_and_run_the_index_check(page, corpus):
     page.click("input[value='Yes: Check the indexes']")
     expect(page.locator(".vi-check-result")).to_contain_text("No differences")
     expect(page.locator(".vi-index-status td.vi-num").first).to_have_text("61")
+
+
+def test_a_reader_sees_only_their_folder_in_browse_and_search_with_full_pages(
+    page, corpus, django_user_model, settings
+):
+    from versioned_items.search.indexing import wait_for_index
+
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "DEFAULT_ACCESS": ""}
+    with api.batch():
+        for i in range(30):
+            api.put(f"team/alpha/a{i:02}.txt", f"report alpha {i}\n", user="ann")
+            api.put(f"team/beta/b{i:02}.txt", f"report beta {i}\n", user="bob")
+    wait_for_index()
+    django_user_model.objects.create_user("reader", password="reader")
+    api.grant("team/alpha", user="reader")
+    page.goto("/browse/")
+    page.fill("input[name=username]", "reader")
+    page.fill("input[name=password]", "reader")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/browse/")
+    names = page.locator("table.vi-listing tbody td:first-child a")
+    assert names_of(names) == ["team/"]  # not docs/ or many/
+    page.click("text=team/")
+    page.wait_for_url("**/browse/team/")
+    assert names_of(names) == ["alpha/"]
+    page.goto("/search/")
+    search(page, "report")
+    hits = page.locator(".vi-hit")
+    expect(hits).to_have_count(20)  # a full page, although beta's 30 hits match too
+    expect(page.locator(".vi-search-layout .vi-note").first).to_have_text(re.compile(r"30 matches"))
+    assert all("team/alpha/" in text for text in names_of(hits.locator("a")))
+    expect(page.locator("text=bob")).to_have_count(0)  # beta's author: not in the facets either
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "reader-search-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SCREENSHOTS / "reader-search-390.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
