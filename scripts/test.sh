@@ -7,7 +7,8 @@
 #   scripts/test.sh [PYTEST_ARG...]        e.g. scripts/test.sh -x -k listing
 #
 # Environment: PY (default 3.11), DJANGO (a feature release, default 5.2),
-#              VI_TEST_DBS (default "sqlite postgres nosearch"; e.g. "sqlite" for a quick run).
+#              VI_TEST_DBS (default "sqlite postgres nosearch"; e.g. "sqlite" for a quick run),
+#              VI_TEST_PARALLEL (1: the runs at once, their output printed when all end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +22,10 @@ venv=.venv-test/py$PY-dj$DJANGO
 scripts/venv.sh "$PY" "$venv" test "Django>=$DJANGO,<$next_minor"
 versions=$("$venv/bin/python" -c 'import sys, django; print(f"Python {sys.version.split()[0]}, Django {django.get_version()}")')
 
-failed=()
-for db in $VI_TEST_DBS; do
-    echo "=== $versions, $db ==="
-    selection=()
+# One run: the database, then pytest's arguments.
+run() {
+    local db=$1 runner selection=()
+    shift
     case $db in
         sqlite)   runner=(env VI_TEST_DB=sqlite) ;;
         postgres) runner=(scripts/pg.sh env VI_TEST_DB=postgres) ;;
@@ -32,16 +33,47 @@ for db in $VI_TEST_DBS; do
         nosearch) runner=(env VI_TEST_DB=sqlite VI_TEST_SEARCH=0)
                   selection=(-m "not slow" --ignore=tests/site/test_browser.py tests/core tests/site tests/admin
                              tests/project/test_structure.py) ;;
+    esac
+    "${runner[@]}" "$venv/bin/python" -m pytest "${selection[@]}" "$@"
+}
+
+for db in $VI_TEST_DBS; do
+    case $db in sqlite|postgres|nosearch) ;;
         *) echo "scripts/test.sh: unknown run '$db' in VI_TEST_DBS (sqlite, postgres, nosearch)" >&2; exit 2 ;;
     esac
-    status=0
-    "${runner[@]}" "$venv/bin/python" -m pytest "${selection[@]}" "$@" || status=$?
-    case $status in
-        0) ;;
-        5) failed+=("$db (no tests ran)") ;;
-        *) failed+=("$db (pytest exit $status)") ;;
-    esac
 done
+
+failed=()
+record() {  # the run's name and pytest's exit status
+    case $2 in
+        0) ;;
+        5) failed+=("$1 (no tests ran)") ;;
+        *) failed+=("$1 (pytest exit $2)") ;;
+    esac
+}
+if [ "${VI_TEST_PARALLEL:-0}" = 1 ]; then
+    # VI_TEST_PARALLEL=1: the runs go at once (each has its own temporary folder, database and
+    # PostgreSQL cluster), each into a log printed when all have ended. CI uses it for the
+    # compatibility combination, whose runs leave out the timing-heavy stress tests.
+    logs=$(mktemp -d)
+    for db in $VI_TEST_DBS; do
+        (status=0; run "$db" "$@" > "$logs/$db.log" 2>&1 || status=$?; echo "$status" > "$logs/$db.rc") &
+    done
+    wait
+    for db in $VI_TEST_DBS; do
+        echo "=== $versions, $db ==="
+        cat "$logs/$db.log"
+        record "$db" "$(cat "$logs/$db.rc")"
+    done
+    rm -rf "$logs"
+else
+    for db in $VI_TEST_DBS; do
+        echo "=== $versions, $db ==="
+        status=0
+        run "$db" "$@" || status=$?
+        record "$db" "$status"
+    done
+fi
 
 # Said only on failure, so that on success the last line is pytest's own summary.
 if [ ${#failed[@]} -gt 0 ]; then
