@@ -398,8 +398,7 @@ def test_random_pages_reveal_nothing_outside_the_grants_and_are_full(
                     kind, text = entry
                     if kind == "prefix":  # shown when something readable lies in it
                         return any(
-                            p.startswith(text)
-                            and expected_readable(p, name, members, given_grants)
+                            p.startswith(text) and expected_readable(p, name, members, given_grants)
                             for p in live
                         )
                     return expected_readable(text, name, members, given_grants)
