@@ -77,7 +77,7 @@ def _signature(fields: dict) -> tuple:
 
 def _normalize(name, value):
     if hasattr(value, "tzinfo"):
-        # Whoosh hands back naive UTC datetimes; the database aware ones.
+        # The engines hand back naive UTC datetimes; the database aware ones.
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     if name in ("serial", "node", "cluster", "size") and value is not None:
         return int(value)
