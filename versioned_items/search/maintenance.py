@@ -41,15 +41,16 @@ def rebuild(
     """Rebuild both indexes from the database.
 
     With the app's engines (Whoosh or tantivy), the indexes are built in temporary folders
-    beside the live ones and swapped in atomically; until then the live indexes keep answering and being
-    updated. Entries applied while the rebuild runs are kept in the outbox and replayed into
-    the new indexes after the swap, so no write made meanwhile is lost. A rebuild that is
-    killed leaves the live indexes untouched; the next one removes its leftovers first.
+    beside the live ones and swapped in atomically (each engine's ``swap_in``); until then the
+    live indexes keep answering and being updated. Entries applied while the rebuild runs are
+    kept in the outbox and replayed into the new indexes after the swap, so no write made
+    meanwhile is lost. A rebuild that is killed leaves the live indexes untouched; the next
+    one removes its leftovers first.
     With another backend, the indexes are cleared and refilled in place.
 
     ``procs`` > 1 lets Whoosh index in that many processes (tantivy indexes with its
-    ``WRITER_THREADS`` threads). ``progress(done, total)`` is
-    called after each batch of versions. Raises IndexUnavailable when another rebuild runs.
+    ``WRITER_THREADS`` threads). ``progress(done, total)`` is called after each batch of
+    versions. Raises IndexUnavailable when another rebuild runs.
     The run is recorded (see :func:`~versioned_items.search.indexing.index_status`).
     """
     batch_size = batch_size or app_settings.SEARCH_BATCH_SIZE
