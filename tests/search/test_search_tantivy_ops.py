@@ -197,6 +197,19 @@ def test_searches_in_another_thread_never_fail_during_rebuilds(tantivy_index):
 
 
 @pytest.mark.django_db
+def test_rebuild_without_the_atomic_exchange_renames_twice(tantivy_index, monkeypatch):
+    from versioned_items.search.backends import tantivy as engine
+
+    sample_store()
+    indexed()
+    monkeypatch.setattr(engine, "_exchange", lambda first, second: False)  # not Linux
+    indexing.rebuild()
+    assert sorted(n for n in os.listdir(tantivy_index) if n.startswith("vi_")) == ["vi_history", "vi_latest"]
+    assert found("beta") == ["docs/b.html"]
+    assert_in_step()
+
+
+@pytest.mark.django_db
 def test_rebuild_repairs_a_missing_and_a_damaged_index(tantivy_index):
     import shutil
 
