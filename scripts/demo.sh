@@ -11,7 +11,9 @@
 #                            images and translations
 #
 # Environment: PY (default 3.11), VENV (default .venv), ADDR (default 127.0.0.1:8000),
-#              VI_DATA_DIR (default ./data; read by example_project.settings).
+#              VI_DATA_DIR (default ./data; read by example_project.settings),
+#              VI_SEARCH_ENGINE (whoosh or tantivy: installs the tantivy extra; read by
+#              example_project.settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,10 @@ VENV=${VENV:-.venv}
 ADDR=${ADDR:-127.0.0.1:8000}
 DATA=${VI_DATA_DIR:-data}
 
-scripts/venv.sh "$PY" "$VENV"
+# VI_SEARCH_ENGINE=tantivy (read by example_project.settings) needs the tantivy extra.
+extras=""
+[ "${VI_SEARCH_ENGINE:-}" = tantivy ] && extras=tantivy
+scripts/venv.sh "$PY" "$VENV" "$extras"
 manage() { "$VENV/bin/python" manage.py "$@"; }
 
 echo "=== database ==="

@@ -6,12 +6,15 @@ from django.core.checks import Error, Warning, register
 from versioned_items.conf import app_settings
 
 ENGINE = "versioned_items.search.backends.WhooshEngine"
+TANTIVY_ENGINE = "versioned_items.search.backends.tantivy.TantivyEngine"
+# The app's engines: batched writes, text reuse, the rebuild with its atomic swap.
+APP_ENGINES = (ENGINE, TANTIVY_ENGINE)
 ROUTER = "versioned_items.search.routers.VersionedItemsRouter"
 
 
 @register()
 def check_connections(app_configs=None, **kwargs):
-    """Both index connections exist, differ, and do not share a Whoosh folder."""
+    """Both index connections exist, differ, do not share a folder, and use an app engine."""
     configured = getattr(settings, "HAYSTACK_CONNECTIONS", {})
     if not isinstance(configured, dict) or check_connection_entries():
         return []  # reported by check_connection_entries
@@ -45,18 +48,19 @@ def check_connections(app_configs=None, **kwargs):
     if paths[0] and paths[0] == paths[1]:
         problems.append(
             Error(
-                f"The connections {latest!r} and {history!r} share the Whoosh PATH {paths[0]!r}.",
+                f"The connections {latest!r} and {history!r} share the PATH {paths[0]!r}.",
                 hint="Give each connection a folder of its own.",
                 id="versioned_items_search.E003",
             )
         )
     for alias in (latest, history):
-        if configured[alias].get("ENGINE") != ENGINE:
+        if configured[alias].get("ENGINE") not in APP_ENGINES:
             problems.append(
                 Warning(
-                    f"Haystack connection {alias!r} does not use the app's Whoosh engine.",
-                    hint=f"With Whoosh, use ENGINE {ENGINE!r}: it indexes about ten times faster and "
-                    "swaps rebuilt indexes atomically. Other backends work, without those.",
+                    f"Haystack connection {alias!r} does not use one of the app's engines.",
+                    hint=f"Use ENGINE {ENGINE!r} (Whoosh) or {TANTIVY_ENGINE!r}: they index about "
+                    "ten times faster and swap rebuilt indexes atomically. Other backends work, "
+                    "without those.",
                     id="versioned_items_search.W001",
                 )
             )
@@ -68,7 +72,8 @@ WHOOSH_ENGINES = (ENGINE, "haystack.backends.whoosh_backend.WhooshEngine")
 
 @register()
 def check_connection_entries(app_configs=None, **kwargs):
-    """Every HAYSTACK_CONNECTIONS entry is a dict naming an ENGINE (and a PATH for Whoosh).
+    """Every HAYSTACK_CONNECTIONS entry is a dict naming an ENGINE (and a PATH for Whoosh and
+    tantivy), and the tantivy engine is used only where tantivy is installed.
 
     Haystack checks nothing until a connection is first used: then an entry such as
     ``"default": {...}`` (a set holding Ellipsis, copied from a snippet) fails on every request
@@ -93,19 +98,49 @@ def check_connection_entries(app_configs=None, **kwargs):
                     id="versioned_items_search.E005",
                 )
             )
-        elif (
-            options["ENGINE"] in WHOOSH_ENGINES
-            and options.get("STORAGE", "file") == "file"
-            and not options.get("PATH")
-        ):
-            problems.append(
-                Error(
-                    f"HAYSTACK_CONNECTIONS[{alias!r}] uses a Whoosh engine without a 'PATH'.",
-                    hint="Give it the folder of its index, e.g. str(BASE_DIR / 'whoosh' / alias).",
-                    id="versioned_items_search.E006",
-                )
-            )
+        else:
+            problems += _engine_problems(alias, options)
     return problems
+
+
+def _engine_problems(alias: str, options: dict) -> list:
+    """A Whoosh or tantivy connection without its folder (E006), or a tantivy one where tantivy
+    is not installed (E007)."""
+    engine = options["ENGINE"]
+    if engine in WHOOSH_ENGINES:
+        label, folder = "a Whoosh engine", "whoosh"
+        if options.get("STORAGE", "file") != "file":
+            return []  # Whoosh's RAM storage needs no folder
+    elif engine == TANTIVY_ENGINE:
+        label, folder = "the tantivy engine", "tantivy"
+        if not _tantivy_installed():
+            return [
+                Error(
+                    f"HAYSTACK_CONNECTIONS[{alias!r}] uses the tantivy engine, but tantivy is not installed.",
+                    hint='Install the extra: pip install "versioned-items[tantivy]" (or '
+                    '"tantivy>=0.27,<0.28"), or use ENGINE ' + repr(ENGINE) + ".",
+                    id="versioned_items_search.E007",
+                )
+            ]
+    else:
+        return []
+    if options.get("PATH"):
+        return []
+    return [
+        Error(
+            f"HAYSTACK_CONNECTIONS[{alias!r}] uses {label} without a 'PATH'.",
+            hint=f"Give it the folder of its index, e.g. str(BASE_DIR / {folder!r} / alias).",
+            id="versioned_items_search.E006",
+        )
+    ]
+
+
+def _tantivy_installed() -> bool:
+    try:
+        import tantivy  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @register()

@@ -46,6 +46,9 @@ SIGNATURE_FIELDS = (
 )
 
 
+_TEXT_FIELDS = ("path_exact", "muser", "content_type", "checksum", "attributes", "comment")
+
+
 @dataclass
 class SideDiff:
     """Differences between one index and the database, as primary keys."""
@@ -77,12 +80,14 @@ def _signature(fields: dict) -> tuple:
 
 def _normalize(name, value):
     if hasattr(value, "tzinfo"):
-        # Whoosh hands back naive UTC datetimes; the database aware ones.
+        # The engines hand back naive UTC datetimes; the database aware ones.
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     if name in ("serial", "node", "cluster", "size") and value is not None:
         return int(value)
-    if name == "comment":
-        return value or ""  # an index built before the field existed: same as no comment
+    if name in _TEXT_FIELDS:
+        # No value is an empty one: tantivy stores no empty string (a deletion's content type),
+        # and an index built before the comment field existed has no comment.
+        return value or ""
     return value
 
 

@@ -1,6 +1,7 @@
 """Whole-index maintenance: :func:`rebuild` (into temporary folders, swapped in when complete,
 with the writes made meanwhile replayed), :func:`optimize` and :func:`dump`."""
 
+import contextlib
 import logging
 import os
 import shutil
@@ -39,15 +40,17 @@ def rebuild(
 ) -> RebuildReport:
     """Rebuild both indexes from the database.
 
-    With the app's Whoosh engine, the indexes are built in temporary folders beside the live
-    ones and swapped in atomically; until then the live indexes keep answering and being
-    updated. Entries applied while the rebuild runs are kept in the outbox and replayed into
-    the new indexes after the swap, so no write made meanwhile is lost. A rebuild that is
-    killed leaves the live indexes untouched; the next one removes its leftovers first.
+    With the app's engines (Whoosh or tantivy), the indexes are built in temporary folders
+    beside the live ones and swapped in atomically (each engine's ``swap_in``); until then the
+    live indexes keep answering and being updated. Entries applied while the rebuild runs are
+    kept in the outbox and replayed into the new indexes after the swap, so no write made
+    meanwhile is lost. A rebuild that is killed leaves the live indexes untouched; the next
+    one removes its leftovers first.
     With another backend, the indexes are cleared and refilled in place.
 
-    ``procs`` > 1 lets Whoosh index in that many processes. ``progress(done, total)`` is
-    called after each batch of versions. Raises IndexUnavailable when another rebuild runs.
+    ``procs`` > 1 lets Whoosh index in that many processes (tantivy indexes with its
+    ``WRITER_THREADS`` threads). ``progress(done, total)`` is called after each batch of
+    versions. Raises IndexUnavailable when another rebuild runs.
     The run is recorded (see :func:`~versioned_items.search.indexing.index_status`).
     """
     batch_size = batch_size or app_settings.SEARCH_BATCH_SIZE
@@ -78,34 +81,25 @@ def _rebuild_swapped(latest: Side, history: Side, procs, batch_size, progress) -
     folders = {side.name: _temp_folder(side) for side in (latest, history)}
     for folder in folders.values():
         shutil.rmtree(folder, ignore_errors=True)  # what a killed run left behind
-    writer_args = {"procs": procs, "multisegment": True, "limitmb": 128} if procs > 1 else {}
-    writers = {
-        side.name: side.backend.writer(side.backend.create_index_in(folders[side.name]), **writer_args)
-        for side in (latest, history)
-    }
-    try:
-        latest_index, history_index = latest.index, history.index
-        latest_backend, history_backend = latest.backend, history.backend
+    latest_index, history_index = latest.index, history.index
+    # Both indexes are committed when the block ends, and both abandoned if anything raises.
+    with contextlib.ExitStack() as building:
+        add = {
+            side.name: building.enter_context(side.backend.building(folders[side.name], procs=procs))
+            for side in (latest, history)
+        }
         for batch, done, total in _version_batches(batch_size):
             for version in batch:
-                doc = history_index.full_prepare(version)
-                writers["history"].add_document(**history_backend.whoosh_document(doc))
+                add["history"](history_index.full_prepare(version))
                 report.history += 1
                 node = version.node
                 if node.current_id == version.serial and version.cluster == Cluster.NORMAL:
                     # The current version's source serves the node's latest document too.
                     setattr(node, SOURCE_ATTR, getattr(version, SOURCE_ATTR))
-                    doc = latest_index.full_prepare(node)
-                    writers["latest"].add_document(**latest_backend.whoosh_document(doc))
+                    add["latest"](latest_index.full_prepare(node))
                     report.latest += 1
             if progress:
                 progress(done, total)
-    except BaseException:
-        for writer in writers.values():
-            writer.cancel()
-        raise
-    for writer in writers.values():
-        writer.commit()
     with locks.apply_lock():
         history.backend.swap_in(folders["history"])
         latest.backend.swap_in(folders["latest"])
@@ -152,7 +146,8 @@ def _version_batches(batch_size: int) -> Iterator[tuple[list, int, int]]:
 
 
 def optimize() -> None:
-    """Merge each index into one segment (faster searches after many small commits)."""
+    """Merge each index's segments (faster searches after many small commits): Whoosh merges
+    into one segment, tantivy finishes the merges its merge policy starts."""
     for side in sides():
         side.backend.optimize()
 

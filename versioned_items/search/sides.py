@@ -12,6 +12,7 @@ from versioned_items.conf import app_settings
 from versioned_items.models import Node, Version
 
 from . import documents
+from .backends.common import is_app_engine
 from .documents import SOURCE_ATTR
 from .models import IndexChange
 
@@ -50,10 +51,9 @@ class Side:
 
     @property
     def app_engine(self) -> bool:
-        """Whether the backend is the app's Whoosh engine (batched writes, atomic swap)."""
-        from .backends import WhooshSearchBackend
-
-        return isinstance(self.backend, WhooshSearchBackend)
+        """Whether the backend is one of the app's engines, Whoosh or tantivy (batched writes,
+        text reuse, the rebuild with its atomic swap); see :func:`.backends.common.is_app_engine`."""
+        return is_app_engine(self.backend)
 
 
 def latest_side() -> Side:
@@ -93,7 +93,7 @@ def write(side: Side, objects: list, delete_pks: Iterable = ()) -> None:
 
 
 def _text_lookup(history: Side):
-    """Find texts the history index already holds (Whoosh engine only)."""
+    """Find texts the history index already holds (the app's engines only)."""
     return history.backend.stored_texts if history.app_engine else None
 
 
@@ -122,7 +122,7 @@ def reconcile(node_ids: Iterable[int] = (), serials: Iterable[int] = ()) -> None
 def document_count(side: Side) -> int:
     """The number of documents in one index. Raises IndexUnavailable when it cannot be read."""
     if side.app_engine:
-        return side.backend.searcher().doc_count()
+        return side.backend.doc_count()
     from haystack.query import SearchQuerySet
 
     return SearchQuerySet(using=side.alias).models(side.model).count()

@@ -1,5 +1,6 @@
-"""What the app's engines share: which connections are the app's own, and how a failed write is
-let through or logged (Haystack's ``SILENTLY_FAIL``)."""
+"""What the app's engines share: which backends are the app's own engines (:func:`is_app_engine`),
+which connections are the app's own, and how a failed write is let through or logged
+(Haystack's ``SILENTLY_FAIL``)."""
 
 import contextlib
 from collections.abc import Iterable, Iterator
@@ -15,8 +16,20 @@ class AppBackendMixin:
     """Mixed into each engine's ``SearchBackend``, before Haystack's class. The engine defines
     ``engine_document(prepared)`` (a Haystack-prepared document as the engine's field values),
     ``write_documents(docs, delete_ids)`` (one writer, one commit), ``_open(create)``,
-    ``_searchfields()`` (the fields the schema is built from, kept in ``_schema_fields``) and
-    ``engine_label``."""
+    ``_build_schema()`` (kept in ``_schema_fields``) and ``engine_label``.
+
+    What the app's maintenance (``search/sides.py``, ``maintenance.py``, ``compare.py``) calls
+    on every app engine, each engine in its own way:
+
+    - ``doc_count()``, ``iter_stored()`` (stored fields of every document),
+      ``stored_documents(ids)`` and ``stored_texts(serials, text_keys)`` (texts to reuse);
+    - ``building(folder, procs)``: a context manager that makes a new, empty index in
+      ``folder`` and gives the block an ``add(prepared)`` function; the index is committed when
+      the block ends, and abandoned if it raises;
+    - ``swap_in(folder)``: makes the index built in ``folder`` the live one, atomically, under
+      the live index's write lock, and removes ``folder``;
+    - ``optimize()``, ``clear()``.
+    """
 
     engine_label = "search"
 
@@ -25,6 +38,13 @@ class AppBackendMixin:
         ``HISTORY_CONNECTION``), whose indexes get the app's field types and protections: a
         missing index is an error and writes never fail silently."""
         return self.connection_alias in (app_settings.LATEST_CONNECTION, app_settings.HISTORY_CONNECTION)
+
+    def _searchfields(self) -> dict:
+        """The connection's Haystack fields, which the schema is built from (Haystack builds a
+        new dict whenever its unified index is rebuilt)."""
+        from haystack import connections
+
+        return connections[self.connection_alias].get_unified_index().all_searchfields()
 
     def ensure_index(self) -> None:
         """Create the index if it does not exist yet (an empty one), and open it."""
@@ -73,3 +93,10 @@ class AppBackendMixin:
         # Always raises: a remove logged and lost leaves a deleted object findable for good.
         with self._failing("remove a document", always=True):
             self.write_documents([], [get_identifier(obj_or_string)])
+
+
+def is_app_engine(backend) -> bool:
+    """Whether ``backend`` is one of the app's engines (Whoosh or tantivy): batched writes, text
+    reuse, the rebuild into a temporary folder with its atomic swap. Any other Haystack backend
+    gets Haystack's generic paths."""
+    return isinstance(backend, AppBackendMixin)

@@ -29,12 +29,18 @@ app's Whoosh engine does:
 - **Exact totals**, paging, sorting on columns, field, date and query facets, ``<mark>``
   highlights with the text HTML-escaped, ``more_like_this``.
 
-Not (yet) as Whoosh does: spelling suggestions (none), ``optimize`` (tantivy's merge policy
-merges; there is no forced merge into one segment), the atomic swap of a rebuilt index. See
+- **Atomic swap** of an index rebuilt in another folder (:meth:`TantivySearchBackend.swap_in`).
+
+Not (yet) as Whoosh does: spelling suggestions through Haystack (none), ``optimize``
+(tantivy's merge policy merges; there is no forced merge into one segment). See
 ``docs/tantivy.md``.
 """
 
 import contextlib
+import ctypes
+import errno
+import fcntl
+import functools
 import html
 import json
 import logging
@@ -43,7 +49,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 import tantivy
@@ -70,6 +76,11 @@ from .tantivy_compile import Compiler, must
 from .tantivy_reader import TantivyReader
 
 MARKER = "vi_engine.json"
+# tantivy's writer lock file in an index folder, locked with flock by every writer.
+WRITER_LOCK = ".tantivy-writer.lock"
+# renameat2(2): the current directory as the base of relative paths; exchange both paths.
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 ENGINE_NAME = "versioned_items.search.backends.tantivy"
 
 # Writer memory: tantivy needs at least 15 MB per indexing thread.
@@ -133,11 +144,6 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         self._parsed: dict[str, object] = {}
 
     # --- schema ---
-
-    def _searchfields(self) -> dict:
-        from haystack import connections
-
-        return connections[self.connection_alias].get_unified_index().all_searchfields()
 
     def build_schema(self, fields):
         """``(content field name, {field: FieldSpec})`` for the Haystack ``fields``."""
@@ -367,12 +373,15 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
             # A delete applies to what was added before it: delete first, then add.
             for ident in ids:
                 writer.delete_documents_by_term(ID, ident)
-            schema, pretokenized = self.tantivy_schema, self._pretokenized
             for doc in docs:
-                if pretokenized and not pretokenized.isdisjoint(doc):
-                    writer.add_document(_with_tokens(doc, schema))
-                else:
-                    writer.add_document(tantivy.Document.from_dict(doc, schema))
+                writer.add_document(self._as_document(doc))
+
+    def _as_document(self, doc: dict) -> tantivy.Document:
+        """The tantivy document of field values ``doc`` (the schema is ready)."""
+        pretokenized = self._pretokenized
+        if pretokenized and not pretokenized.isdisjoint(doc):
+            return _with_tokens(doc, self.tantivy_schema)
+        return tantivy.Document.from_dict(doc, self.tantivy_schema)
 
     def clear(self, models=None, commit=True):
         with self._failing("clear the tantivy index"):
@@ -394,6 +403,83 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
             return
         with self.writing() as writer:
             writer.delete_all_documents()
+
+    # --- rebuilding ---
+
+    @contextlib.contextmanager
+    def building(self, folder: str, procs: int = 1) -> Iterator[Callable[[dict], None]]:
+        """A new, empty index of this connection's fields in ``folder`` (which must not hold one),
+        filled through the ``add(prepared)`` given to the block; committed when the block ends,
+        rolled back if it raises. Swap it in with :meth:`swap_in`. ``procs`` is for Whoosh:
+        tantivy indexes with ``WRITER_THREADS`` threads of this process.
+
+        The live index is not opened: it may be missing or damaged, which a rebuild repairs.
+        """
+        self._build_schema()
+        index = create_index(folder, self.tantivy_schema, self.marker())
+        tf.register(index)
+        # A new index in a folder of our own: no other writer can hold its lock.
+        writer = index.writer(heap_size=self.heap_size, num_threads=self.threads)
+        try:
+            yield lambda prepared: writer.add_document(self._as_document(self._document(prepared)))
+            writer.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.rollback()
+            raise
+        finally:
+            _finish(writer)
+
+    def swap_in(self, folder: str) -> None:
+        """Make the index built in ``folder`` the live index, atomically, and remove ``folder``.
+
+        Under the live index's writer lock (tantivy's own lock file, locked as tantivy locks it,
+        so that no writer of any process is in the middle of a commit), the two folders are
+        exchanged by one rename (Linux's ``renameat2`` with ``RENAME_EXCHANGE``): readers find
+        the old index or the new one at ``PATH``, never a mix and never nothing. Each backend,
+        in any process, sees the new version marker at its next search and opens the new index;
+        searchers already open keep reading the old one. Where the exchange is not available,
+        two renames leave a moment without an index, in which a search raises IndexUnavailable.
+        Killed before the exchange, the live index is unchanged; the folder is removed by the
+        next rebuild.
+
+        Raises IndexUnavailable when the lock is not free within ``SEARCH_LOCK_TIMEOUT``.
+        """
+        live = os.path.abspath(self.path)
+        os.makedirs(os.path.dirname(live), exist_ok=True)
+        if not os.path.isdir(live):
+            os.rename(folder, live)  # no live index (a rebuild repairs a missing one)
+        else:
+            with self._writer_lock(live):
+                if not _exchange(folder, live):
+                    os.rename(live, f"{live}.old")
+                    os.rename(folder, live)
+                    folder = f"{live}.old"
+        shutil.rmtree(folder, ignore_errors=True)  # the old index
+        self.setup_complete = False  # reopened on next use
+
+    @contextlib.contextmanager
+    def _writer_lock(self, folder: str) -> Iterator[None]:
+        """tantivy's writer lock of the index in ``folder`` (a ``flock`` on its lock file, as
+        tantivy takes it), waited for as :meth:`writer` waits for it."""
+        fd = os.open(os.path.join(folder, WRITER_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            timeout = app_settings.SEARCH_LOCK_TIMEOUT
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise IndexUnavailable(
+                            f"the tantivy index {self.path!r} (connection {self.connection_alias!r}) "
+                            f"was locked by another writer for more than {timeout:g} s"
+                        ) from None
+                    time.sleep(0.01)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def optimize(self):
         """Commit nothing and wait for the merges tantivy's merge policy starts."""
@@ -817,6 +903,28 @@ def create_index(path: str, schema: tantivy.Schema, marker: dict) -> tantivy.Ind
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(path, MARKER))
     return index
+
+
+def _exchange(first: str, second: str) -> bool:
+    """Exchange two folders with one atomic rename; False where the system cannot (not Linux,
+    or a file system without ``RENAME_EXCHANGE``)."""
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(error, os.strerror(error), second)
+
+
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def _finish(writer) -> None:

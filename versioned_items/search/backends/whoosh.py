@@ -235,11 +235,6 @@ class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
             f"read ({type(error).__name__}: {error}); rebuild it with vi_rebuild_index"
         )
 
-    def _searchfields(self) -> dict:
-        from haystack import connections
-
-        return connections[self.connection_alias].get_unified_index().all_searchfields()
-
     def _build_schema(self) -> None:
         """(Re)build the schema and parser when the connection's Haystack fields changed
         (Haystack builds a new field dict whenever its unified index is rebuilt)."""
@@ -458,6 +453,10 @@ class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
         with self._search_view():
             return super().more_like_this(model_instance, *args, **kwargs)
 
+    def doc_count(self) -> int:
+        """The number of documents. Raises IndexUnavailable when the index cannot be read."""
+        return self.searcher().doc_count()
+
     def iter_stored(self) -> Iterator[dict]:
         """The stored fields of every document, in index order."""
         yield from self.searcher().all_stored_fields()
@@ -500,6 +499,20 @@ class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
         self._build_schema()  # the live index need not be readable: it may be what is rebuilt
         os.makedirs(folder, exist_ok=True)
         return FileStorage(folder).create_index(self.schema)
+
+    @contextlib.contextmanager
+    def building(self, folder: str, procs: int = 1) -> Iterator[Callable[[dict], None]]:
+        """A new index in ``folder``, filled through the ``add(prepared)`` given to the block
+        (``procs`` > 1: Whoosh indexes in that many processes); committed when the block ends,
+        cancelled if it raises. Swap it in with :meth:`swap_in`."""
+        writer_args = {"procs": procs, "multisegment": True, "limitmb": 128} if procs > 1 else {}
+        writer = self.writer(self.create_index_in(folder), **writer_args)
+        try:
+            yield lambda prepared: writer.add_document(**self.whoosh_document(prepared))
+        except BaseException:
+            writer.cancel()
+            raise
+        _commit(writer)
 
     def swap_in(self, folder: str) -> None:
         """Make the index built in ``folder`` the live index, atomically, and remove ``folder``.
