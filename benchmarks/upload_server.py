@@ -1,8 +1,10 @@
 """The server process of the ``upload_memory`` scenario: ``python -m benchmarks.upload_server``.
 
-It serves the admin (the run's settings, plus the admin, sessions and messages apps and their
-middleware) with :mod:`wsgiref` on a free port of 127.0.0.1, and prints one JSON line on
-start: the port, a session cookie of a superuser, and a CSRF secret to send as cookie and form
+It serves the admin and the site's pages (the run's settings, plus the admin, sessions and
+messages apps and their middleware) with :mod:`wsgiref` on a free port of 127.0.0.1, and prints
+one JSON line on start: the port, a session cookie of a superuser (``session``, for the admin),
+one of a user who is no superuser but has the ``write`` grant on the folder :data:`SITE_FOLDER`
+(``site_session``, for the site's upload page), and a CSRF secret to send as cookie and form
 field. Two extra paths measure the process itself:
 
 - ``/__memory__/reset``: record the resident size (``VmRSS``) as the baseline and reset the
@@ -28,6 +30,9 @@ from django.conf import settings
 from . import settings as base
 
 CSRF_SECRET = "b" * 32  # a 32-character secret: Django compares it with the cookie as it is
+
+#: The folder the site's writer may write to (created on start).
+SITE_FOLDER = "site-uploads"
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -61,6 +66,7 @@ def configure() -> None:
             "django.contrib.messages.middleware.MessageMiddleware",
         ],
         ROOT_URLCONF="upload_server_urls",
+        LOGIN_URL="/admin/login/",
         TEMPLATES=[
             {
                 "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -81,21 +87,23 @@ def configure() -> None:
     settings.configure(**values)
     django.setup()
     from django.contrib import admin
-    from django.urls import path
+    from django.urls import include, path
 
-    sys.modules["upload_server_urls"] = types.SimpleNamespace(urlpatterns=[path("admin/", admin.site.urls)])
+    sys.modules["upload_server_urls"] = types.SimpleNamespace(
+        urlpatterns=[path("admin/", admin.site.urls), path("", include("versioned_items.site.urls"))]
+    )
 
 
-def login_session() -> str:
-    """The key of a new session of the superuser ``bench`` (created when missing)."""
+def login_session(username: str, superuser: bool) -> str:
+    """The key of a new session of the user ``username`` (created when missing)."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.sessions.backends.db import SessionStore
-    from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)  # the admin's and the sessions' tables
-    user = get_user_model().objects.filter(username="bench").first()
-    if user is None:
-        user = get_user_model().objects.create_superuser("bench", "bench@example.com", "bench")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None and superuser:
+        user = get_user_model().objects.create_superuser(username, f"{username}@example.com", username)
+    elif user is None:
+        user = get_user_model().objects.create_user(username, password=username)
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
@@ -143,11 +151,20 @@ def main() -> None:
     configure()
     if "--in-memory" in sys.argv[1:]:
         hold_uploads_in_memory()
+    from django.core.management import call_command
     from django.core.wsgi import get_wsgi_application
 
-    session = login_session()
+    from versioned_items import api
+
+    call_command("migrate", verbosity=0)  # the admin's and the sessions' tables
+    session = login_session("bench", superuser=True)
+    site_session = login_session("site-writer", superuser=False)
+    if api.lookup_node(SITE_FOLDER) is None:
+        api.create_node(SITE_FOLDER)
+    api.grant(SITE_FOLDER, user="site-writer", level="write")
     server = make_server("127.0.0.1", 0, application(get_wsgi_application()), handler_class=QuietHandler)
-    print(json.dumps({"port": server.server_port, "session": session, "csrf": CSRF_SECRET}), flush=True)
+    info = {"port": server.server_port, "session": session, "site_session": site_session, "csrf": CSRF_SECRET}
+    print(json.dumps(info), flush=True)
     server.serve_forever()
 
 

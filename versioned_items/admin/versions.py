@@ -11,6 +11,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
 from .. import api, grants, pages, permissions
@@ -24,6 +25,9 @@ from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
 
 #: Bytes of a version's content shown on its page.
 PREVIEW_BYTES = 64 * 1024
+
+#: Characters of a change comment shown in the version list (the version's page shows it all).
+LIST_COMMENT_CHARS = 60
 
 
 def can_change_attributes(request, version: Version | None) -> bool:
@@ -63,7 +67,16 @@ class AttributeInline(admin.TabularInline):
 class VersionAdmin(ReadOnlyTreeAdmin):
     version_prefix = ""
     path_field = "node__path"
-    list_display = ("serial", "node_link", "cluster", "size", "modified", "muser", "content_type")
+    list_display = (
+        "serial",
+        "node_link",
+        "cluster",
+        "size",
+        "modified",
+        "muser",
+        "content_type",
+        "short_comment",
+    )
     list_display_links = ("serial",)
     list_select_related = ("node",)
     list_filter = (
@@ -98,6 +111,18 @@ class VersionAdmin(ReadOnlyTreeAdmin):
     @admin.display(description=_("modified"), ordering="mtime")
     def modified(self, version):
         return short_time(version.mtime)
+
+    @admin.display(description=_("comment"))
+    def short_comment(self, version):
+        """The comment's first line, cut at :data:`LIST_COMMENT_CHARS` with an ellipsis (also
+        when more lines follow); the whole comment in the title, shown on hover."""
+        if not version.comment:
+            return ""
+        first, *rest = version.comment.splitlines()
+        short = Truncator(first).chars(LIST_COMMENT_CHARS)
+        if rest and short == first:
+            short = f"{first}…"
+        return format_html('<span class="vi-comment" title="{}">{}</span>', version.comment, short)
 
     @admin.display(description=_("restored or copied from"))
     def source_link(self, version):
