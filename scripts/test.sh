@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite on SQLite, then on a throw-away PostgreSQL cluster, then the core,
 # site and admin tests once more without the search app ("nosearch": a site that installs only
-# the core), for one Python/Django combination. Fails if any run fails (pytest's "no tests
+# the core), for one Python/Django combination. The run "tantivy" (in VI_TEST_DBS) runs the
+# search, site and admin tests with both indexes on the tantivy engine. Fails if any run fails (pytest's "no tests
 # ran", exit 5, too).
 #
 #   scripts/test.sh [PYTEST_ARG...]        e.g. scripts/test.sh -x -k listing
@@ -33,13 +34,17 @@ run() {
         nosearch) runner=(env VI_TEST_DB=sqlite VI_TEST_SEARCH=0)
                   selection=(-m "not slow" --ignore=tests/site/test_browser.py tests/core tests/site tests/admin
                              tests/project/test_structure.py) ;;
+        # The search suite, and the pages that search, with both indexes on the tantivy engine.
+        tantivy)  runner=(env VI_TEST_DB=sqlite VI_TEST_ENGINE=tantivy)
+                  selection=(-m "not slow and not browser" tests/search tests/site tests/admin) ;;
     esac
-    "${runner[@]}" "$venv/bin/python" -m pytest "${selection[@]}" "$@"
+    # The run's own selection last: its -m wins over one in the arguments.
+    "${runner[@]}" "$venv/bin/python" -m pytest "$@" "${selection[@]}"
 }
 
 for db in $VI_TEST_DBS; do
-    case $db in sqlite|postgres|nosearch) ;;
-        *) echo "scripts/test.sh: unknown run '$db' in VI_TEST_DBS (sqlite, postgres, nosearch)" >&2; exit 2 ;;
+    case $db in sqlite|postgres|nosearch|tantivy) ;;
+        *) echo "scripts/test.sh: unknown run '$db' in VI_TEST_DBS (sqlite, postgres, nosearch, tantivy)" >&2; exit 2 ;;
     esac
 done
 

@@ -36,7 +36,16 @@ else:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Without the search app, tests marked ``search`` are skipped (they need its pages or indexes)."""
+    """Without the search app, tests marked ``search`` are skipped (they need its pages or
+    indexes); on another engine than Whoosh (``VI_TEST_ENGINE``), those marked ``whoosh_only``
+    (tests of the Whoosh engine's own workings)."""
+    from django.conf import settings
+
+    if SEARCH and settings.ENGINE != "whoosh":
+        skip = pytest.mark.skip(reason=f"tests the Whoosh engine itself (VI_TEST_ENGINE={settings.ENGINE})")
+        for item in items:
+            if "whoosh_only" in item.keywords:
+                item.add_marker(skip)
     if SEARCH:
         return
     skip = pytest.mark.skip(reason="needs versioned_items.search (VI_TEST_SEARCH=0)")

@@ -142,14 +142,18 @@ HAYSTACK_CONNECTIONS = {
 # Search (versioned_items.search): the latest and history indexes on connections of their own,
 # with the app's Whoosh engine; the router sends nodes and versions there and leaves every
 # other model to Haystack's default router.
-HAYSTACK_CONNECTIONS["vi_latest"] = {
-    "ENGINE": "versioned_items.search.backends.WhooshEngine",
-    "PATH": str(TMP_DIR / "whoosh" / "vi_latest"),
+# ``VI_TEST_ENGINE=tantivy`` puts both on the tantivy engine, to run the search suite on it
+# (``scripts/test.sh`` does, as its "tantivy" run); tests of one engine's own workings are
+# marked ``whoosh_only``.
+ENGINES = {
+    "whoosh": "versioned_items.search.backends.WhooshEngine",
+    "tantivy": "versioned_items.search.backends.tantivy.TantivyEngine",
 }
-HAYSTACK_CONNECTIONS["vi_history"] = {
-    "ENGINE": "versioned_items.search.backends.WhooshEngine",
-    "PATH": str(TMP_DIR / "whoosh" / "vi_history"),
-}
+ENGINE = os.environ.get("VI_TEST_ENGINE", "whoosh")
+if ENGINE not in ENGINES:
+    raise ImproperlyConfigured(f"VI_TEST_ENGINE={ENGINE!r} is not one of {', '.join(ENGINES)}")
+for _alias in ("vi_latest", "vi_history"):
+    HAYSTACK_CONNECTIONS[_alias] = {"ENGINE": ENGINES[ENGINE], "PATH": str(TMP_DIR / ENGINE / _alias)}
 HAYSTACK_ROUTERS = [
     "versioned_items.search.routers.VersionedItemsRouter",
     "haystack.routers.DefaultRouter",

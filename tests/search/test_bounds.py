@@ -19,7 +19,7 @@ from versioned_items.search.api import search
 
 from ..search_fixtures import indexed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.whoosh_only]  # the Whoosh engine, its searcher and reader
 
 # A vocabulary of distinct words, all starting with "b" and all holding an "a".
 WORDS = [

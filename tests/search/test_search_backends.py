@@ -23,7 +23,7 @@ from versioned_items.search.search_indexes import LatestIndex
 
 from ..search_fixtures import found, indexed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.whoosh_only]  # the Whoosh engine, its searcher and reader
 
 
 @pytest.fixture

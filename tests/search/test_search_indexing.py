@@ -156,7 +156,7 @@ def test_copy_indexes_the_new_path_without_extracting_again(monkeypatch):
     monkeypatch.setattr(documents, "extract_text", lambda s: pytest.fail("extracted again"))
     api.copy(v1.serial, "docs/b.txt")
     assert indexed()[0] == ["docs/a.txt", "docs/b.txt"]
-    assert found("alpha") == ["docs/a.txt", "docs/b.txt"]
+    assert sorted(found("alpha")) == ["docs/a.txt", "docs/b.txt"]  # equal scores: any order
 
 
 @pytest.mark.parametrize("change", ["set", "delete", "copy"])
@@ -716,6 +716,7 @@ def test_an_unreadable_index_is_a_problem_not_an_error(search_index):
     assert history.documents is None and "nowhere" in history.problem
 
 
+@pytest.mark.whoosh_only  # counts Whoosh's segments (tantivy's: tests/search/test_search_tantivy_ops.py)
 def test_optimize_merges_segments(search_index):
     for i in range(5):
         api.put(f"docs/{i}", b"x")

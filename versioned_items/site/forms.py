@@ -18,6 +18,11 @@ class BrowseForm(forms.Form):
     filter = FilterField(label=_("Attributes"))
     flat = forms.BooleanField(required=False, label=_("Flat (no folders)"))
     versions = forms.BooleanField(required=False, label=_("Show versions"))
+    #: Name order is the listing's own; the others sort the rows of the page shown.
+    SORTS = ("name", "-name", "size", "-size", "mtime", "-mtime")
+    sort = forms.ChoiceField(
+        choices=[(s, s) for s in SORTS], required=False, widget=forms.HiddenInput, label=_("Sort")
+    )
     limit = forms.TypedChoiceField(
         choices=[(n, n) for n in PAGE_SIZES],
         coerce=int,

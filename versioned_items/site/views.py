@@ -26,7 +26,7 @@ from ..conf import app_settings
 from ..diffs import read_text
 from ..exceptions import ContentMissing, InvalidInput, NotFound, VersionedItemsError
 from ..forms import CompareForm, first_error, format_time
-from ..models import Cluster, Node, Version
+from ..models import Cluster, Node, Statistics, Version
 from ..pages import query_string
 from . import forms
 
@@ -77,24 +77,113 @@ def browse(request, prefix: str = ""):
     except InvalidInput as error:
         form.add_error(None, str(error))
         return render(request, "versioned_items/browse.html", context, status=400)
+    try:
+        trail = page_trail(request)
+    except InvalidInput as error:
+        form.add_error(None, str(error))
+        return render(request, "versioned_items/browse.html", context, status=400)
     folder = prefix[: prefix.rfind(paths.SEPARATOR) + 1]
-    rows = listing_rows(
-        listing, prefix, keep=query_string(request, marker=None), before=request.GET.get("before", "")
-    )
+    keep = query_string(request, marker=None, trail=None)
+    rows = listing_rows(listing, prefix, keep=keep, before=request.GET.get("before", ""))
+    if not form.cleaned_data["before"]:  # statistics are of now, not of an earlier time
+        add_folder_statistics(rows, request.user)
     if form.cleaned_data["versions"]:
         add_versions(rows, VERSIONS_PER_ITEM)
+    sort = form.cleaned_data["sort"] or "name"
+    rows = sorted_rows(rows, sort)
     level = grants.level_at(request.user, folder.rstrip(paths.SEPARATOR))
+    marker = form.cleaned_data["marker"]
     context.update(
         listing=listing,
         rows=rows,
-        next_url=f"?{query_string(request, marker=listing.next_marker)}" if listing.next_marker else None,
-        first_url=f"?{query_string(request, marker=None)}" if form.cleaned_data["marker"] else None,
+        counts={
+            "folders": len(listing.prefixes),
+            "items": len(listing.objects),
+        },
+        sort=sort,
+        sort_urls={
+            key: f"?{query_string(request, sort=toggled(sort, key))}" for key in ("name", "size", "mtime")
+        },
+        next_url=trail_url(request, listing.next_marker, [*trail, marker or ""])
+        if listing.next_marker
+        else None,
+        previous_url=trail_url(request, trail[-1] or None, trail[:-1]) if trail else None,
+        first_url=f"?{query_string(request, marker=None, trail=None)}" if marker else None,
         versions_url=f"?{query_string(request, versions=None if form.cleaned_data['versions'] else 'on')}",
         folder=folder.rstrip(paths.SEPARATOR),
         comment_max=validation.MAX_COMMENT_LENGTH,
         can_write=grants.rank(level) >= grants.rank(grants.Level.WRITE),
     )
     return render(request, "versioned_items/browse.html", context)
+
+
+#: Markers of the pages before this one kept in a browse link (for "Previous page"); older ones
+#: are dropped, and "First page" still leads back.
+MAX_TRAIL = 20
+
+
+def page_trail(request) -> list[str]:
+    """The markers of the pages before this one (``trail``; ``""`` for the first page), at most
+    MAX_TRAIL. Raises InvalidInput for a marker that is not one."""
+    return [validation.clean_marker(m, "trail") or "" for m in request.GET.getlist("trail")][-MAX_TRAIL:]
+
+
+def trail_url(request, marker: str | None, trail: list[str]) -> str:
+    """The browse page at ``marker`` whose earlier pages are ``trail``."""
+    params = request.GET.copy()
+    params.pop("marker", None)
+    if marker:
+        params["marker"] = marker
+    params.setlist("trail", trail[-MAX_TRAIL:])
+    return f"?{params.urlencode()}"
+
+
+def toggled(current: str, key: str) -> str:
+    """The sort a column's header link asks for: ``key``, or ``-key`` when already by ``key``."""
+    return f"-{key}" if current == key else key
+
+
+def sorted_rows(rows: list[dict], sort: str) -> list[dict]:
+    """The page's rows, folders first, each group in ``sort`` order (``size``, ``mtime``, with a
+    ``-`` for descending; rows without a value last). By name they are in the listing's order
+    already; size and time sort this page only (the listing pages by name)."""
+    key, reverse = sort.lstrip("-"), sort.startswith("-")
+    if key == "name":
+        return rows[::-1] if reverse else rows
+    ordered = []
+    for kind in ("folder", "item"):
+        group = [row for row in rows if row["kind"] == kind]
+        known = [row for row in group if row.get(key) is not None]
+        known.sort(key=lambda row: row[key], reverse=reverse)
+        ordered += known + [row for row in group if row.get(key) is None]
+    return ordered
+
+
+def add_folder_statistics(rows: list[dict], user) -> None:
+    """Give each folder row the statistics of its node (``children``: the items directly in it;
+    ``size`` and the last change, ``mtime``, of everything below), when ``user`` may read the
+    whole folder; a folder shown because something readable lies deeper keeps its totals to
+    itself. One query, plus the user's grants (:func:`versioned_items.grants.readable_paths`)."""
+    folders = {row["path"]: row for row in rows if row["kind"] == "folder"}
+    if not folders:
+        return
+    readable = grants.readable_paths(user)
+    if readable is not None:
+        folders = {p: row for p, row in folders.items() if _covered(p, set(readable))}
+    found = Statistics.objects.filter(node__path__in=list(folders), cluster=Cluster.NORMAL)
+    for path, population, size, mtime in found.values_list("node__path", "population", "size", "mtime"):
+        folders[path].update(children=population, size=size, mtime=mtime)
+
+
+def _covered(path: str, readable: set[str]) -> bool:
+    """Whether ``path`` is one of ``readable`` or below one."""
+    while True:
+        if path in readable:
+            return True
+        cut = path.rfind(paths.SEPARATOR)
+        if cut < 0:
+            return False
+        path = path[:cut]
 
 
 def add_versions(rows: list[dict], per_item: int) -> None:
@@ -119,10 +208,23 @@ def listing_rows(listing: api.ListResult, prefix: str, *, keep: str, before: str
     as_of = f"?{urlencode({'before': before})}" if before else ""
     keep = f"?{keep}" if keep else ""
     rows = [
-        {"kind": "folder", "name": p[len(folder) :], "url": browse_url(p) + keep} for p in listing.prefixes
+        {
+            "kind": "folder",
+            "name": p[len(folder) :],
+            "path": p.rstrip(paths.SEPARATOR),
+            "url": browse_url(p) + keep,
+        }
+        for p in listing.prefixes
     ]
     rows += [
-        {"kind": "item", "name": e.path[len(folder) :], "url": item_url(e.path) + as_of, "version": e.version}
+        {
+            "kind": "item",
+            "name": e.path[len(folder) :],
+            "url": item_url(e.path) + as_of,
+            "version": e.version,
+            "size": e.version and e.version.size,
+            "mtime": e.version and e.version.mtime,
+        }
         for e in listing.objects
     ]
     return rows
