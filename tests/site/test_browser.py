@@ -201,6 +201,13 @@ def test_a_reader_sees_only_their_folder_in_browse_and_search_with_full_pages(
     page.click("text=team/")
     page.wait_for_url("**/browse/team/")
     assert names_of(names) == ["alpha/"]
+    expect(page.locator("table.vi-listing tbody tr").first).to_contain_text("folder, 30 items")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "reader-browse-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SCREENSHOTS / "reader-browse-390.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.goto("/search/")
     search(page, "report")
     hits = page.locator(".vi-hit")
