@@ -52,7 +52,7 @@ class Side:
     @property
     def app_engine(self) -> bool:
         """Whether the backend is one of the app's engines, Whoosh or tantivy (batched writes,
-        text reuse, the rebuild with its atomic swap); see :func:`.backends.common.is_app_engine`."""
+        text reuse, the rebuild with its atomic swap); see ``backends.common.is_app_engine``."""
         return is_app_engine(self.backend)
 
 
