@@ -121,10 +121,13 @@ def reset_store() -> None:
     from django.core.management import call_command
     from django.db import connections
 
+    from . import search_corpus
+
     call_command("flush", interactive=False, verbosity=0)
     connections.close_all()
     shutil.rmtree(Path(settings.STORAGES["default"]["OPTIONS"]["location"]), ignore_errors=True)
     reset_indexes()
+    search_corpus.forget()  # the search scenarios' corpus is gone with the rest
 
 
 def reset_indexes(*aliases: str) -> None:

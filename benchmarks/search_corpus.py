@@ -30,6 +30,11 @@ def loaded(options, info: dict) -> None:
     _state.update(key=corpus_key(options), info=info, stock=None)
 
 
+def forget() -> None:
+    """Record that the database and the indexes no longer hold a corpus (after a reset)."""
+    _state.update(key=None, info=None, stock=None)
+
+
 def stock_filled(options) -> None:
     _state["stock"] = corpus_key(options)
 
