@@ -20,8 +20,8 @@ from . import paths, uploads, validation
 from .attribute_filters import parse_filter
 from .conf import app_settings
 from .diffs import read_text
-from .exceptions import ContentMissing, InvalidInput
-from .models import Cluster, Version
+from .exceptions import ContentMissing, InvalidInput, NodeExists
+from .models import Cluster, Node, Version
 
 #: Serials and ids are 64-bit integers in the database; larger numbers cannot name anything.
 MAX_ID = 2**63 - 1
@@ -225,6 +225,22 @@ class UploadFilesForm(forms.Form):
             names.add(path)
         data["targets"] = [(joined(data["folder"], upload.name), upload) for upload in data["files"]]
         return data
+
+
+def existing_targets(data: dict) -> dict[str, Node]:
+    """The nodes already at the paths a valid :class:`UploadFilesForm` writes (``data`` is its
+    ``cleaned_data``), by path; call it inside the write's transaction. Raises
+    :class:`NodeExists` when the folder is a live item, or a file would take a folder's name.
+    Shared by the admin's and the site's upload pages."""
+    folder = Node.objects.filter(path=data["folder"]).select_related("current").first()
+    if folder is not None and folder.current_id is not None and not folder.current.is_delete_marker:
+        raise NodeExists(f"{data['folder']!r} is an item, not a folder")
+    targets = [path for path, _upload in data["targets"]]
+    existing = {node.path: node for node in Node.objects.filter(path__in=targets).only("path", "current")}
+    for path in targets:
+        if path in existing and existing[path].current_id is None:
+            raise NodeExists(f"{path!r} is a folder; a file cannot take its name")
+    return existing
 
 
 class NewFolderForm(forms.Form):

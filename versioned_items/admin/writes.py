@@ -24,9 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from .. import api, grants, paths, permissions, uploads
-from ..conf import app_settings
-from ..diffs import read_text
-from ..exceptions import ContentMissing, NodeExists, VersionedItemsError
+from ..exceptions import VersionedItemsError
 from ..forms import (
     CommentForm,
     DestinationForm,
@@ -35,6 +33,8 @@ from ..forms import (
     NewFolderForm,
     NewVersionForm,
     UploadFilesForm,
+    editable_text,
+    existing_targets,
     joined,
 )
 from ..models import Cluster, Node, Versioning
@@ -207,19 +207,11 @@ class NodeWrites:
         return node_url(node.pk) if node else reverse("admin:versioned_items_node_changelist")
 
     def upload_files(self, request, data) -> str:
-        folder = Node.objects.filter(path=data["folder"]).select_related("current").first()
-        if folder is not None and folder.current_id is not None and not folder.current.is_delete_marker:
-            raise NodeExists(f"{data['folder']!r} is an item, not a folder")
-        existing = {
-            node.path: node
-            for node in Node.objects.filter(path__in=[p for p, _ in data["targets"]]).only("path", "current")
-        }
+        existing = existing_targets(data)
         for target, upload in data["targets"]:
             if not self.can_write(request, "add", target):
                 raise PermissionDenied
             node = existing.get(target)
-            if node is not None and node.current_id is None:
-                raise NodeExists(f"{target!r} is a folder; a file cannot take its name")
             version = api.put(target, upload, user=request.user, comment=data["comment"])
             flag = audit.CHANGE if node is not None else audit.ADDITION
             message = _("Uploaded %(path)s as version #%(serial)s (%(size)s bytes).") % {
@@ -281,38 +273,19 @@ class NodeWrites:
             return _("This item keeps no history: the new version replaces the current one for good.")
         return ""
 
-    def editable_text(self, node: Node):
-        """The current text of an item, or an error message: it must be live text of at most
-        ``EDIT_MAX_BYTES`` bytes."""
-        if not is_item(node):
-            return None, _("%(path)s has no current version to edit.") % {"path": node}
-        limit = app_settings.EDIT_MAX_BYTES
-        try:
-            text = read_text(node.current, limit)
-        except ContentMissing as error:
-            return None, str(error)
-        if text is None:
-            return None, _("%(path)s is not text; upload a new version instead.") % {"path": node}
-        if text.truncated:
-            return None, _("%(path)s is larger than %(n)s bytes; upload a new version instead.") % {
-                "path": node,
-                "n": limit,
-            }
-        return text.text, None
-
     def edit_view(self, request, node_id):
         node, refusal = self.page_node(request, node_id, "change")
         if refusal:
             return refusal
-        original, problem = self.editable_text(node)
+        original, problem = editable_text(node.current if is_item(node) else None)
         if problem:
             return self.error_response(request, problem, back=node_url(node.pk))
         if request.method != "POST":
             form = EditTextForm(initial={"text": original, "base": node.current_id})
         else:
-            form = EditTextForm(request.POST)
+            form = EditTextForm(request.POST, current=node.current, original=original)
             if form.is_valid():
-                message = self.save_text(request, node, original, form)
+                message = self.save_text(request, node, form)
                 if message:
                     return self.done(request, message, node_url(node.pk))
         panel = {"form": form, "name": "_save", "button": _("Save")}
@@ -321,24 +294,11 @@ class NodeWrites:
             request, _("Edit %(name)s") % {"name": node.name}, [panel], node=node, **context
         )
 
-    def save_text(self, request, node: Node, original: str, form) -> str | None:
+    def save_text(self, request, node: Node, form) -> str | None:
+        """Write a valid :class:`EditTextForm`'s text (line ends kept, outdated and unchanged
+        edits refused by the form) as a new version with the item's content type."""
         data = form.cleaned_data
         text = data["text"]
-        if "\r\n" not in original:
-            text = text.replace("\r\n", "\n")  # browsers send CRLF; keep the file's line ends
-        if data["base"] != node.current_id:
-            form.add_error(
-                None,
-                _(
-                    "Version #%(serial)s by %(user)s was written since you opened this page; "
-                    "copy your text, reload the page and edit the new version."
-                )
-                % {"serial": node.current_id, "user": node.current.muser or "—"},
-            )
-            return None
-        if text == original:
-            form.add_error("text", _("The text is unchanged; nothing was written."))
-            return None
 
         def operation():
             version = api.put(

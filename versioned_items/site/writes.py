@@ -48,6 +48,7 @@ from ..forms import (
     NewVersionForm,
     UploadFilesForm,
     editable_text,
+    existing_targets,
     first_error,
 )
 from ..models import Cluster, Node, Version
@@ -239,16 +240,10 @@ def upload(request, folder: str = ""):
 def upload_files(user, data: dict) -> str:
     """Put each of a valid :class:`UploadFilesForm`'s files. Raises :class:`NodeExists` when
     the folder is an item or a file would take a folder's name."""
-    folder = Node.objects.filter(path=data["folder"]).select_related("current").first()
-    if folder is not None and is_item(folder):
-        raise NodeExists(f"{data['folder']!r} is an item, not a folder")
-    targets = [path for path, _upload in data["targets"]]
-    taken = Node.objects.filter(path__in=targets, current__isnull=True).values_list("path", flat=True).first()
-    if taken is not None:
-        raise NodeExists(f"{taken!r} is a folder; a file cannot take its name")
+    existing_targets(data)
     for target, uploaded in data["targets"]:
         api.put(target, uploaded, user=user, comment=data["comment"])
-    n = len(targets)
+    n = len(data["targets"])
     return ngettext("Uploaded %(n)d file.", "Uploaded %(n)d files.", n) % {"n": n}
 
 
