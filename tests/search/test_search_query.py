@@ -5,6 +5,7 @@ from haystack import connections
 from whoosh import query as wq
 
 from versioned_items.exceptions import InvalidQuery
+from versioned_items.search import query
 from versioned_items.search.query import (
     SearchRequest,
     _correctable_terms,
@@ -71,7 +72,10 @@ def test_attribute_wildcards(schema):
         ("cluster:x", "cluster takes a whole number"),
         ("mtime:notadate", "mtime takes a date (UTC) such as 2025, 2025-03 or 2025-03-01"),
         ("mtime:2025-13-01", "'2025-13-01' is not one"),
-        ("mtime:[bad TO 2020]", "or a range such as [2025-01-01 TO 2025-03-01]; '[bad TO 2020]' is not one"),
+        (
+            "mtime:[bad TO 2020]",
+            "or a range such as [2025-01-01 TO 2025-03-01T12:00]; '[bad TO 2020]' is not one",
+        ),
         ("valid_until:yesterday", "valid_until takes a date"),
         ("serial:12", "the field 'serial' is stored with the results but cannot be searched"),
         ("content:budget", "words without a field name search the content"),
@@ -124,3 +128,20 @@ def test_one_edit_away():
     assert len(edits) == len(set(edits))
     assert {"b", "a", "ba", "xb", "abx", "xab"} <= set(edits) and "ab" not in edits
     assert all(len(edit) in (1, 2, 3) for edit in edits)
+
+
+def test_iso_times_in_date_ranges_are_read(schema):
+    compact = whoosh_query(SearchRequest(query="mtime:[2025-03-01T09:00 TO 2025-03-01 17:00:30Z]"), schema)
+    assert compact == whoosh_query(SearchRequest(query="mtime:[202503010900 TO 20250301170030]"), schema)
+    # the same length, so that the other words keep their places (spelling suggestions use them)
+    assert len(query.compact_times("x mtime:[2025-03-01T09:00 TO 2026] y", schema)) == len(
+        "x mtime:[2025-03-01T09:00 TO 2026] y"
+    )
+    # a time in plain words is left as typed
+    assert query.compact_times("at 2025-03-01T09:00", schema) == "at 2025-03-01T09:00"
+
+
+def test_a_comparison_on_a_date_field_is_refused_naming_the_query_as_typed(schema):
+    # Before, the colon of the time made "2025-03-01T10" an attribute name: a search of nothing.
+    with pytest.raises(InvalidQuery, match=r"query 'mtime:>2025-03-01T10:00' is not valid: mtime takes"):
+        parse("mtime:>2025-03-01T10:00", schema)

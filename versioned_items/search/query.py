@@ -321,8 +321,8 @@ class AttributeFieldsPlugin(FieldsPlugin):
 # What a query may give the typed fields, for the messages of a value they cannot read.
 _ACCEPTED = {
     wf.DATETIME: (
-        "a date (UTC) such as 2025, 2025-03 or 2025-03-01, to the minute as 202503011430, "
-        "or a range such as [2025-01-01 TO 2025-03-01]"
+        "a date (UTC) such as 2025, 2025-03 or 2025-03-01, to the minute as 202503011430 "
+        "or 2025-03-01T14:30, or a range such as [2025-01-01 TO 2025-03-01T12:00]"
     ),
     wf.NUMERIC: "a whole number such as 1024, or a range such as [0 TO 1024] (either end may be left out)",
     wf.BOOLEAN: "true or false",
@@ -361,10 +361,35 @@ def _reads(name: str, schema_field, node) -> bool:
     return getattr(q, "error", None) is None
 
 
+# A date field's clause: "mtime:" and its value, a range in brackets or one word (with < or >).
+_DATE_CLAUSE = r"(?<![^\s(]){field}:(?:[\[{{][^\]}}]*[\]}}]|\S+)"
+# An ISO 8601 time to the minute or second, UTC (a "Z" or +00:00 may follow).
+_ISO_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:Z|[+-]00:?00)?")
+
+
+def compact_times(text: str, schema) -> str:
+    """``text`` with the ISO times given to date fields (``mtime:>2025-03-01T14:30``,
+    ``mtime:[2025-03-01T09:00 TO 2025-03-01 17:00:30]``) written as Whoosh reads them
+    (``202503011430``), padded with spaces to the same length, so that the places of the
+    other words in the text (which spelling suggestions use) do not move. Whoosh's parser
+    would take the colon of a time for a field name and search something else."""
+    names = [name for name, field in schema.items() if isinstance(field, wf.DATETIME)]
+    if not names or ":" not in text:
+        return text
+
+    def compact(match: re.Match) -> str:
+        written = "".join(part for part in match.groups() if part)
+        return written + " " * (len(match.group(0)) - len(written))
+
+    clause = re.compile("|".join(_DATE_CLAUSE.format(field=re.escape(name)) for name in names))
+    return clause.sub(lambda found: _ISO_TIME.sub(compact, found.group(0)), text)
+
+
 def parse(text: str, schema) -> wq.Query:
     """The Whoosh query for ``text``. Raises InvalidQuery with a readable message."""
     if not text.strip() or text.strip() == "*":
         return wq.Every()
+    typed, text = text, compact_times(text, schema)
     check_syntax(text)
     parser = _parser(schema)
     # Whoosh records some errors on its shared NullQuery object: clear what a previous parse left.
@@ -372,16 +397,16 @@ def parse(text: str, schema) -> wq.Query:
     try:
         parsed = parser.parse(text)
     except InvalidQuery as error:
-        raise InvalidQuery(f"query {text!r} is not valid: {error}") from None
+        raise InvalidQuery(f"query {typed!r} is not valid: {error}") from None
     except Exception as error:  # Whoosh raises bare Exceptions; check_field_value reads values first
         raise InvalidQuery(
-            f"query {text!r} could not be read ({error}); see the query syntax in the docs"
+            f"query {typed!r} could not be read ({error}); see the query syntax in the docs"
         ) from None
     errors = list(_errors(parsed))
     vars(wq.NullQuery).pop("error", None)
     if errors:
         raise InvalidQuery(
-            f"query {text!r} could not be read ({errors[0]}); see the query syntax in the docs"
+            f"query {typed!r} could not be read ({errors[0]}); see the query syntax in the docs"
         )
     return parsed
 
