@@ -169,21 +169,15 @@ def add_folder_statistics(rows: list[dict], user) -> None:
         return
     readable = grants.readable_paths(user)
     if readable is not None:
-        folders = {p: row for p, row in folders.items() if _covered(p, set(readable))}
+        granted = set(readable)
+        folders = {
+            p: row
+            for p, row in folders.items()
+            if p in granted or not granted.isdisjoint(paths.ancestor_paths(p))
+        }
     found = Statistics.objects.filter(node__path__in=list(folders), cluster=Cluster.NORMAL)
     for path, population, size, mtime in found.values_list("node__path", "population", "size", "mtime"):
         folders[path].update(children=population, size=size, mtime=mtime)
-
-
-def _covered(path: str, readable: set[str]) -> bool:
-    """Whether ``path`` is one of ``readable`` or below one."""
-    while True:
-        if path in readable:
-            return True
-        cut = path.rfind(paths.SEPARATOR)
-        if cut < 0:
-            return False
-        path = path[:cut]
 
 
 def add_versions(rows: list[dict], per_item: int) -> None:

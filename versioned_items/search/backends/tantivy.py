@@ -348,16 +348,8 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
     def writing(self, threads: int | None = None) -> Iterator[tantivy.IndexWriter]:
         """A writer whose work is committed at the end of the block (rolled back if it raises);
         the lock is released and the merges it started are finished before the block returns."""
-        writer = self.writer(threads)
-        try:
+        with _committed(self.writer(threads)) as writer:
             yield writer
-            writer.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                writer.rollback()
-            raise
-        finally:
-            _finish(writer)
         self._seen = None  # read our own write
 
     def write_documents(self, docs: Iterable[dict], delete_ids: Iterable[str] = ()) -> None:
@@ -419,16 +411,8 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         index = create_index(folder, self.tantivy_schema, self.marker())
         tf.register(index)
         # A new index in a folder of our own: no other writer can hold its lock.
-        writer = index.writer(heap_size=self.heap_size, num_threads=self.threads)
-        try:
+        with _committed(index.writer(heap_size=self.heap_size, num_threads=self.threads)) as writer:
             yield lambda prepared: writer.add_document(self._as_document(self._document(prepared)))
-            writer.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                writer.rollback()
-            raise
-        finally:
-            _finish(writer)
 
     def swap_in(self, folder: str) -> None:
         """Make the index built in ``folder`` the live index, atomically, and remove ``folder``.
@@ -925,6 +909,21 @@ def _libc():
         return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
+
+
+@contextlib.contextmanager
+def _committed(writer) -> Iterator[tantivy.IndexWriter]:
+    """``writer`` for a block: committed at its end, rolled back if it raises, and finished
+    (merges done, lock released) either way."""
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.rollback()
+        raise
+    finally:
+        _finish(writer)
 
 
 def _finish(writer) -> None:
