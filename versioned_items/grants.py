@@ -260,7 +260,12 @@ def readable_q(user: Any, field: str = "path") -> Q:
     the readable paths of length ``n`` (an ``IN`` list) and end there or at a separator. A
     row then costs one lookup per distinct length, however many grants there are.
     """
-    folders = readable_paths(user)
+    return paths_q(readable_paths(user), field)
+
+
+def paths_q(folders: list[str] | None, field: str = "path") -> Q:
+    """The condition of :func:`readable_q` from a list of :func:`readable_paths` (``None``: every
+    path, ``[]``: none), for a caller that has the list already. Asks no query."""
     if folders is None:
         return Q()
     if not folders:

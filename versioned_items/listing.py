@@ -34,10 +34,9 @@ from django.db.models import (
 )
 from django.db.models.functions import Concat, StrIndex, Substr
 
-from . import paths
+from . import grants, paths
 from .attribute_filters import filter_q
 from .exceptions import InvalidArgument
-from .grants import readable_q
 from .models import Cluster, Node, Version
 from .validation import (
     clean_cluster,
@@ -128,7 +127,9 @@ def list_latest(
     attribute filter expression (:mod:`versioned_items.attribute_filters`) on keys of ``domain``.
     ``user`` keeps only the paths that user may read (:func:`versioned_items.grants.readable_q`),
     inside the page's query, so a page is full whenever enough readable entries exist; None
-    (the default, for library callers) does not filter.
+    (the default, for library callers) does not filter. A flat page for a user who reads
+    several folders reads only their rows (a merge of one path range per folder), so its cost follows
+    the page, not the rows between the folders.
 
     Raises :class:`NodeNotFound`, :class:`InvalidPath`, :class:`InvalidArgument`,
     :class:`InvalidFilter`.
@@ -145,8 +146,7 @@ def list_latest(
         except_cluster = clean_cluster(except_cluster, "except_cluster")
     visible = latest_versions(before=clean_time(before), except_cluster=except_cluster)
     visible = visible.filter(filter_q(filter, domain)).filter(_paths_q(paths_filter))
-    if user is not None:
-        visible = visible.filter(readable_q(user, "node__path"))
+    readable = None if user is None else grants.readable_paths(user)
     if low is not None:
         visible = visible.filter(size__gte=low)
     if high is not None:
@@ -154,11 +154,13 @@ def list_latest(
     if limit == 0:
         return ListResult()
     if delimiter is None:
-        result = _list_flat(visible, full_prefix, marker, limit)
-    elif delimiter == paths.SEPARATOR:
-        result = _list_level(visible, full_prefix, marker, limit)
+        result = _list_flat(visible, full_prefix, marker, limit, readable)
     else:
-        result = _list_grouped(visible, full_prefix, delimiter, marker, limit)
+        visible = visible.filter(grants.paths_q(readable, "node__path"))
+        if delimiter == paths.SEPARATOR:
+            result = _list_level(visible, full_prefix, marker, limit)
+        else:
+            result = _list_grouped(visible, full_prefix, delimiter, marker, limit)
     if properties and result.objects:
         loaded = Version.objects.select_related("node").in_bulk([e.serial for e in result.objects])
         for entry in result.objects:
@@ -180,11 +182,10 @@ def list_deleted(parent: str = "", *, marker: str | None = None, limit: int = 10
     limit = clean_limit(limit)
     marker = clean_marker(marker)
     deleted = latest_versions(except_cluster=None).filter(cluster=Cluster.DELETED, checksum="")
-    if user is not None:
-        deleted = deleted.filter(readable_q(user, "node__path"))
+    readable = None if user is None else grants.readable_paths(user)
     if limit == 0:
         return ListResult()
-    result = _list_flat(deleted, paths.subtree_prefix(parent_node.path), marker, limit)
+    result = _list_flat(deleted, paths.subtree_prefix(parent_node.path), marker, limit, readable)
     if result.objects:
         loaded = Version.objects.select_related("node").in_bulk([e.serial for e in result.objects])
         for entry in result.objects:
@@ -192,15 +193,59 @@ def list_deleted(parent: str = "", *, marker: str | None = None, limit: int = 10
     return result
 
 
-def _list_flat(visible: QuerySet, prefix: str, marker: str | None, limit: int) -> ListResult:
+#: Most readable folders :func:`_readable_union` reads as path ranges of their own; the folders
+#: after them share one range filtered by :func:`versioned_items.grants.paths_q`. It keeps the
+#: statement within SQLite's limits (500 terms of a compound select) and PostgreSQL's planning
+#: time small. Read at call time, so tests may lower it.
+MAX_MERGED_RANGES = 100
+
+
+def _list_flat(
+    visible: QuerySet, prefix: str, marker: str | None, limit: int, readable: list[str] | None = None
+) -> ListResult:
+    """A page in path order; ``readable`` (:func:`versioned_items.grants.readable_paths`,
+    None: everything) keeps only the rows below those paths."""
     qs = visible.filter(paths.prefix_q("node__path", prefix))
     if marker is not None:
         qs = qs.filter(node__path__gt=marker)
-    rows = list(qs.order_by("node__path").values_list("node__path", "serial")[: limit + 1])
+    qs = qs.order_by().values_list("node__path", "serial")
+    if readable is not None:
+        qs = _readable_union(qs, readable, prefix, marker)
+        if qs is None:
+            return ListResult()
+    rows = list(qs.order_by("node__path")[: limit + 1])
     result = ListResult(objects=[Entry(p, s) for p, s in rows[:limit]])
     if len(rows) > limit:
         result.next_marker = rows[limit - 1][0]
     return result
+
+
+def _readable_union(rows: QuerySet, folders: list[str], prefix: str, marker: str | None) -> QuerySet | None:
+    """``rows`` (unordered) below ``folders`` (sorted, none inside another), as one query whose
+    work follows the readable rows of the page rather than all rows in between.
+
+    Each folder that may hold rows of the page (it lies in ``prefix`` or ``prefix`` in it, and
+    does not end before ``marker``) is one arm of a ``UNION ALL``, one path range read in path
+    order (:func:`versioned_items.paths.subtree_range_q`); under the caller's ``ORDER BY path
+    LIMIT`` the database merges the arms (SQLite's ``MERGE (UNION ALL)``, PostgreSQL's Merge
+    Append) and stops after the page, where a single filtered scan would read every row between
+    the readable ones. Past :data:`MAX_MERGED_RANGES` folders, the rest share one arm that
+    starts at the first of them and filters with :func:`versioned_items.grants.paths_q`.
+    None when no folder can hold a row of the page."""
+    field = "node__path"
+    wanted = [
+        folder
+        for folder in folders
+        if (folder.startswith(prefix) or prefix.startswith(paths.subtree_prefix(folder)))
+        and (marker is None or marker < folder + paths.AFTER_SEPARATOR)
+    ]
+    if not wanted:
+        return None
+    arms = [rows.filter(paths.subtree_range_q(field, folder)) for folder in wanted[:MAX_MERGED_RANGES]]
+    rest = wanted[MAX_MERGED_RANGES:]
+    if rest:
+        arms.append(rows.filter(**{f"{field}__gte": rest[0]}).filter(grants.paths_q(rest, field)))
+    return arms[0].union(*arms[1:], all=True) if len(arms) > 1 else arms[0]
 
 
 def _level_marker(prefix: str, marker: str | None) -> tuple[str, int] | None:
@@ -219,7 +264,7 @@ def _list_level(visible: QuerySet, prefix: str, marker: str | None, limit: int) 
     depth = prefix.count(paths.SEPARATOR) + 1
     below = visible.filter(
         node__path__gt=Concat(OuterRef("path"), Value(paths.SEPARATOR)),
-        node__path__lt=Concat(OuterRef("path"), Value(chr(ord(paths.SEPARATOR) + 1))),
+        node__path__lt=Concat(OuterRef("path"), Value(paths.AFTER_SEPARATOR)),
     )
     nodes = Node.objects.filter(paths.prefix_q("path", prefix), depth=depth)
     position = _level_marker(prefix, marker)

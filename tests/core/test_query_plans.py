@@ -121,3 +121,55 @@ def test_the_detector_sees_a_scan(populated):
     with recorded() as statements:
         list(Version.objects.filter(muser="nobody"))
     assert table_scans(*statements[0])
+
+
+def _rows_read(plan, table):
+    """Rows the plan's scans of ``table`` returned, over all their loops (EXPLAIN ANALYZE)."""
+    rows = plan["Actual Rows"] * plan["Actual Loops"] if plan.get("Relation Name") == table else 0
+    return rows + sum(_rows_read(child, table) for child in plan.get("Plans", []))
+
+
+def test_a_readers_flat_page_reads_the_readable_rows_only(populated, django_user_model, settings):
+    """20 readable items spread over 3,000 filler rows, and the folder ``plan``: a page of 5
+    merges one ordered path range per readable path, so it reads no row the reader may not
+    read. A single filtered scan in path order would read the 750 rows before the sixth
+    readable one. A page past the filler reads only the range that can hold its rows. Where the
+    readable ranges are large, SQLite's merge stops after the page; PostgreSQL estimates the
+    join of a node and its current version at one row, so it may read the ranges whole and
+    sort them (it does the same for a superuser's page), but never a row outside them."""
+    from versioned_items.models import Node
+
+    settings.VERSIONED_ITEMS = {"DEFAULT_ACCESS": ""}
+    reader, big = (django_user_model.objects.create_user(name) for name in ("reader", "big"))
+    spread = list(
+        Node.objects.filter(path__startswith="filler/").order_by("path").values_list("path", flat=True)
+    )
+    for path in spread[::150]:
+        api.grant(path, user=reader)
+    api.grant("plan", user=reader)
+    api.grant("filler", user=big)
+    api.grant("plan", user=big)
+    with recorded() as statements:
+        first = api.list_latest(limit=5, user=reader)
+        later = api.list_latest(limit=5, user=reader, marker="plan/d0")
+        large = api.list_latest(limit=5, user=big)
+    assert [e.path for e in first.objects] == spread[:750:150]
+    assert [e.path for e in later.objects] == [f"plan/d0/f{i}" for i in (0, 10, 15, 20, 25)]
+    assert [e.path for e in large.objects] == spread[:5]
+    pages = [(sql, params) for sql, params in statements if sql.endswith("LIMIT 6")]
+    # past the marker only "plan" can hold rows: one range, no union
+    assert ["UNION ALL" in sql for sql, _ in pages] == [True, False, True]
+    assert_no_scans(pages if connection.vendor == "sqlite" else pages[:2])
+    in_plan = Node.objects.filter(path__startswith="plan").count()  # "plan" itself too
+    for (sql, params), most in zip(pages[::2], (20 + in_plan, FILLER + 1 + in_plan), strict=True):
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+                plan = cursor.fetchone()[0]
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                assert _rows_read(plan[0]["Plan"], "versioned_items_node") <= most
+            else:
+                cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+                details = [row[-1] for row in cursor.fetchall()]
+                assert "MERGE (UNION ALL)" in details
+                assert not any("TEMP B-TREE" in d for d in details), details
