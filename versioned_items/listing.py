@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import connections
 from django.db.models import (
     Case,
     Exists,
@@ -193,11 +194,15 @@ def list_deleted(parent: str = "", *, marker: str | None = None, limit: int = 10
     return result
 
 
-#: Most readable folders :func:`_readable_union` reads as path ranges of their own; the folders
+#: Most readable folders a flat page reads as path ranges of their own; the folders
 #: after them share one range filtered by :func:`versioned_items.grants.paths_q`. It keeps the
-#: statement within SQLite's limits (500 terms of a compound select) and PostgreSQL's planning
-#: time small. Read at call time, so tests may lower it.
-MAX_MERGED_RANGES = 100
+#: statement within SQLite's limit of 500 terms in a compound select. Read at call time, so
+#: tests may lower it.
+MAX_MERGED_RANGES = 400
+
+#: A folder no stored path can be (paths refuse control characters): one arm is compiled for it,
+#: then each folder takes its place in the parameters.
+_ARM = "\x00arm"
 
 
 def _list_flat(
@@ -209,29 +214,35 @@ def _list_flat(
     if marker is not None:
         qs = qs.filter(node__path__gt=marker)
     qs = qs.order_by().values_list("node__path", "serial")
-    if readable is not None:
-        qs = _readable_union(qs, readable, prefix, marker)
-        if qs is None:
-            return ListResult()
-    rows = list(qs.order_by("node__path")[: limit + 1])
+    if readable is None:
+        rows = list(qs.order_by("node__path")[: limit + 1])
+    else:
+        rows = _readable_rows(qs, readable, prefix, marker, limit + 1)
     result = ListResult(objects=[Entry(p, s) for p, s in rows[:limit]])
     if len(rows) > limit:
         result.next_marker = rows[limit - 1][0]
     return result
 
 
-def _readable_union(rows: QuerySet, folders: list[str], prefix: str, marker: str | None) -> QuerySet | None:
-    """``rows`` (unordered) below ``folders`` (sorted, none inside another), as one query whose
-    work follows the readable rows of the page rather than all rows in between.
+def _readable_rows(
+    rows: QuerySet, folders: list[str], prefix: str, marker: str | None, limit: int
+) -> list[tuple[str, int]]:
+    """The first ``limit`` of ``rows`` (unordered ``(path, serial)``) below ``folders`` (sorted,
+    none inside another), in path order, in one query whose work follows the readable rows of
+    the page rather than all rows in between.
 
     Each folder that may hold rows of the page (it lies in ``prefix`` or ``prefix`` in it, and
     does not end before ``marker``) is one arm of a ``UNION ALL``, one path range read in path
-    order (:func:`versioned_items.paths.subtree_range_q`); under the caller's ``ORDER BY path
-    LIMIT`` the database merges the arms (SQLite's ``MERGE (UNION ALL)``, PostgreSQL's Merge
-    Append) and stops after the page, where a single filtered scan would read every row between
-    the readable ones. Past :data:`MAX_MERGED_RANGES` folders, the rest share one arm that
-    starts at the first of them and filters with :func:`versioned_items.grants.paths_q`.
-    None when no folder can hold a row of the page."""
+    order (:func:`versioned_items.paths.subtree_range_q`); under ``ORDER BY path LIMIT`` the
+    database merges the arms (SQLite's ``MERGE (UNION ALL)``, PostgreSQL's Merge Append) and
+    stops after the page, where a single filtered scan would read every row between the
+    readable ones. Past :data:`MAX_MERGED_RANGES` folders, the rest share one arm that starts
+    at the first of them and filters with :func:`versioned_items.grants.paths_q`.
+
+    The arms differ only in their range, so one is compiled and its SQL repeated with each
+    folder's parameters: Django's own ``union()`` clones and compiles every arm, which for 100
+    arms took 39 ms against 3 ms for running the query.
+    """
     field = "node__path"
     wanted = [
         folder
@@ -239,13 +250,32 @@ def _readable_union(rows: QuerySet, folders: list[str], prefix: str, marker: str
         if (folder.startswith(prefix) or prefix.startswith(paths.subtree_prefix(folder)))
         and (marker is None or marker < folder + paths.AFTER_SEPARATOR)
     ]
-    if not wanted:
-        return None
-    arms = [rows.filter(paths.subtree_range_q(field, folder)) for folder in wanted[:MAX_MERGED_RANGES]]
-    rest = wanted[MAX_MERGED_RANGES:]
+    merged, rest = wanted[:MAX_MERGED_RANGES], wanted[MAX_MERGED_RANGES:]
+    if len(wanted) <= 1:
+        return (
+            list(rows.filter(paths.subtree_range_q(field, wanted[0])).order_by(field)[:limit])
+            if wanted
+            else []
+        )
+
+    def compiled(qs: QuerySet) -> tuple[str, tuple]:
+        return qs.query.get_compiler(rows.db).as_sql()
+
+    arm_sql, arm_params = compiled(rows.filter(paths.subtree_range_q(field, _ARM)))
+    parts, params = [arm_sql] * len(merged), []
+    for folder in merged:
+        params.extend(
+            folder + p[len(_ARM) :] if isinstance(p, str) and p.startswith(_ARM) else p for p in arm_params
+        )
     if rest:
-        arms.append(rows.filter(**{f"{field}__gte": rest[0]}).filter(grants.paths_q(rest, field)))
-    return arms[0].union(*arms[1:], all=True) if len(arms) > 1 else arms[0]
+        rest_sql, rest_params = compiled(
+            rows.filter(**{f"{field}__gte": rest[0]}).filter(grants.paths_q(rest, field))
+        )
+        parts.append(rest_sql)
+        params.extend(rest_params)
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts) + " ORDER BY 1 LIMIT %s", [*params, limit])
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def _level_marker(prefix: str, marker: str | None) -> tuple[str, int] | None:

@@ -403,7 +403,7 @@ def test_random_pages_reveal_nothing_outside_the_grants_and_are_full(
         # union arm sharing one range), else one range per readable folder.
         with (
             mock.patch.object(grants, "MAX_RANGE_TERMS", 0 if length_form else 50),
-            mock.patch.object(listing_module, "MAX_MERGED_RANGES", 1 if length_form else 100),
+            mock.patch.object(listing_module, "MAX_MERGED_RANGES", 1 if length_form else 400),
         ):
             for name, user in users.items():
                 live = [p for p in items if p not in deleted]

@@ -156,7 +156,7 @@ def test_a_readers_flat_page_reads_the_readable_rows_only(populated, django_user
     assert [e.path for e in first.objects] == spread[:750:150]
     assert [e.path for e in later.objects] == [f"plan/d0/f{i}" for i in (0, 10, 15, 20, 25)]
     assert [e.path for e in large.objects] == spread[:5]
-    pages = [(sql, params) for sql, params in statements if sql.endswith("LIMIT 6")]
+    pages = [(sql, params) for sql, params in statements if sql.endswith(("LIMIT 6", "LIMIT %s"))]
     # past the marker only "plan" can hold rows: one range, no union
     assert ["UNION ALL" in sql for sql, _ in pages] == [True, False, True]
     assert_no_scans(pages if connection.vendor == "sqlite" else pages[:2])
