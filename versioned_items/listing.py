@@ -194,15 +194,15 @@ def list_deleted(parent: str = "", *, marker: str | None = None, limit: int = 10
     return result
 
 
-#: Most readable folders a flat page reads as path ranges of their own; the folders
-#: after them share one range filtered by :func:`versioned_items.grants.paths_q`. It keeps the
-#: statement within SQLite's limit of 500 terms in a compound select. Read at call time, so
-#: tests may lower it.
+#: Most readable folders a flat page reads as path ranges of their own; the folders after them
+#: share one range filtered by :func:`versioned_items.grants.paths_q`. It keeps the statement
+#: within SQLite's limit of 500 terms in a compound select. Read at call time, so tests may
+#: lower it.
 MAX_MERGED_RANGES = 400
 
-#: A folder no stored path can be (paths refuse control characters): one arm is compiled for it,
-#: then each folder takes its place in the parameters.
-_ARM = "\x00arm"
+#: Stand-ins no path can equal (paths refuse control characters): one arm is compiled with
+#: them, then each folder's values take their place in the parameters.
+_LOW, _HIGH, _FOLDER = "\x00low", "\x00high", "\x00folder"
 
 
 def _list_flat(
@@ -210,69 +210,90 @@ def _list_flat(
 ) -> ListResult:
     """A page in path order; ``readable`` (:func:`versioned_items.grants.readable_paths`,
     None: everything) keeps only the rows below those paths."""
-    qs = visible.filter(paths.prefix_q("node__path", prefix))
-    if marker is not None:
-        qs = qs.filter(node__path__gt=marker)
-    qs = qs.order_by().values_list("node__path", "serial")
     if readable is None:
-        rows = list(qs.order_by("node__path")[: limit + 1])
+        qs = visible.filter(paths.prefix_q("node__path", prefix))
+        if marker is not None:
+            qs = qs.filter(node__path__gt=marker)
+        rows = list(qs.order_by("node__path").values_list("node__path", "serial")[: limit + 1])
     else:
-        rows = _readable_rows(qs, readable, prefix, marker, limit + 1)
+        rows = _readable_rows(
+            visible.order_by().values_list("node__path", "serial"), readable, prefix, marker, limit + 1
+        )
     result = ListResult(objects=[Entry(p, s) for p, s in rows[:limit]])
     if len(rows) > limit:
         result.next_marker = rows[limit - 1][0]
     return result
 
 
+def _in_subtree(folder: str) -> Q:
+    """The node at ``folder`` or below it, among the paths of ``[folder, folder + "0")``: that
+    range also holds names such as ``folder-b``, which sort between ``folder`` and ``folder/``."""
+    return Q(node__path=folder) | Q(node__path__gte=paths.subtree_prefix(folder))
+
+
 def _readable_rows(
     rows: QuerySet, folders: list[str], prefix: str, marker: str | None, limit: int
 ) -> list[tuple[str, int]]:
-    """The first ``limit`` of ``rows`` (unordered ``(path, serial)``) below ``folders`` (sorted,
-    none inside another), in path order, in one query whose work follows the readable rows of
-    the page rather than all rows in between.
+    """The first ``limit`` of ``rows`` (unordered ``(path, serial)``) that start with ``prefix``,
+    come after ``marker`` and lie below ``folders`` (sorted, none inside another), in path
+    order, in one query whose work follows the readable rows of the page rather than all rows
+    in between.
 
-    Each folder that may hold rows of the page (it lies in ``prefix`` or ``prefix`` in it, and
-    does not end before ``marker``) is one arm of a ``UNION ALL``, one path range read in path
-    order (:func:`versioned_items.paths.subtree_range_q`); under ``ORDER BY path LIMIT`` the
-    database merges the arms (SQLite's ``MERGE (UNION ALL)``, PostgreSQL's Merge Append) and
-    stops after the page, where a single filtered scan would read every row between the
-    readable ones. Past :data:`MAX_MERGED_RANGES` folders, the rest share one arm that starts
-    at the first of them and filters with :func:`versioned_items.grants.paths_q`.
+    Each folder whose subtree can hold such rows is one arm of a ``UNION ALL``: one path range,
+    the folder's subtree cut to ``prefix`` and ``marker``, with exactly one lower and one upper
+    bound so that the index reads it in path order (given two lower bounds, SQLite may walk
+    the looser one). Under ``ORDER BY path LIMIT`` the database merges the arms (SQLite's
+    ``MERGE (UNION ALL)``, PostgreSQL's Merge Append) and stops after the page, where a single
+    filtered scan would read every row between the readable ones. Past
+    :data:`MAX_MERGED_RANGES` folders, the rest share one arm that starts at the first of them
+    and filters with :func:`versioned_items.grants.paths_q`.
 
-    The arms differ only in their range, so one is compiled and its SQL repeated with each
+    The arms differ only in their values, so one is compiled and its SQL repeated with each
     folder's parameters: Django's own ``union()`` clones and compiles every arm, which for 100
     arms took 39 ms against 3 ms for running the query.
     """
-    field = "node__path"
-    wanted = [
-        folder
-        for folder in folders
-        if (folder.startswith(prefix) or prefix.startswith(paths.subtree_prefix(folder)))
-        and (marker is None or marker < folder + paths.AFTER_SEPARATOR)
-    ]
-    merged, rest = wanted[:MAX_MERGED_RANGES], wanted[MAX_MERGED_RANGES:]
-    if len(wanted) <= 1:
-        return (
-            list(rows.filter(paths.subtree_range_q(field, wanted[0])).order_by(field)[:limit])
-            if wanted
-            else []
-        )
+    upper = paths.next_prefix(prefix)
+    ranges = []  # (folder, low, high): the folder's subtree lies in [low, high)
+    for folder in folders:
+        low = max(folder, prefix)
+        high = folder + paths.AFTER_SEPARATOR
+        high = high if upper is None else min(high, upper)
+        if low < high and (marker is None or marker < high):
+            ranges.append((folder, low, high))
+    if not ranges:
+        return []
 
     def compiled(qs: QuerySet) -> tuple[str, tuple]:
         return qs.query.get_compiler(rows.db).as_sql()
 
-    arm_sql, arm_params = compiled(rows.filter(paths.subtree_range_q(field, _ARM)))
-    parts, params = [arm_sql] * len(merged), []
-    for folder in merged:
-        params.extend(
-            folder + p[len(_ARM) :] if isinstance(p, str) and p.startswith(_ARM) else p for p in arm_params
-        )
+    template = None
+    parts, params = [], []
+    for folder, low, high in ranges[:MAX_MERGED_RANGES]:
+        if marker is not None and marker >= low:  # the marker is the lower bound, exclusive
+            sql, values = compiled(
+                rows.filter(_in_subtree(folder), node__path__gt=marker, node__path__lt=high)
+            )
+        else:
+            if template is None:
+                template = compiled(
+                    rows.filter(_in_subtree(_FOLDER), node__path__gte=_LOW, node__path__lt=_HIGH)
+                )
+            stand_ins = {_LOW: low, _HIGH: high, _FOLDER: folder, paths.subtree_prefix(_FOLDER): folder + "/"}
+            sql, values = template[0], [stand_ins.get(v, v) if isinstance(v, str) else v for v in template[1]]
+        parts.append(sql)
+        params.extend(values)
+    rest = ranges[MAX_MERGED_RANGES:]
     if rest:
-        rest_sql, rest_params = compiled(
-            rows.filter(**{f"{field}__gte": rest[0]}).filter(grants.paths_q(rest, field))
+        low = rest[0][1]
+        qs = rows.filter(grants.paths_q([folder for folder, _, _ in rest], "node__path"))
+        qs = (
+            qs.filter(node__path__gt=marker)
+            if marker is not None and marker >= low
+            else qs.filter(node__path__gte=low)
         )
-        parts.append(rest_sql)
-        params.extend(rest_params)
+        sql, values = compiled(qs if upper is None else qs.filter(node__path__lt=upper))
+        parts.append(sql)
+        params.extend(values)
     with connections[rows.db].cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts) + " ORDER BY 1 LIMIT %s", [*params, limit])
         return [tuple(row) for row in cursor.fetchall()]

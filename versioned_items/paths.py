@@ -129,20 +129,6 @@ def prefix_q(field: str, prefix: str) -> Q:
     return q & Q(**{f"{field}__lt": upper}) if upper is not None else q
 
 
-def subtree_range_q(field: str, path: str) -> Q:
-    """The same rows as ``subtree_q(field, path)``, written as one range ``[path, path + "0")``
-    (``"0"`` follows the separator) with the few names between (``a-b`` lies between ``a`` and
-    ``a/``) left out by a check on the row. An OR of two conditions may be served by two index
-    lookups whose rows then need sorting; one range is read in path order, so a query that
-    merges subtrees in path order stops once it has enough rows."""
-    if not path:
-        return Q()
-    upper = path + AFTER_SEPARATOR
-    return Q(**{f"{field}__gte": path, f"{field}__lt": upper}) & (
-        Q(**{field: path}) | Q(**{f"{field}__gte": subtree_prefix(path)})
-    )
-
-
 def subtree_q(field: str, path: str, *, include_self: bool = True) -> Q:
     """The ``Q`` of the node at ``path`` (if ``include_self``) and its descendants, by ``field``."""
     prefix = subtree_prefix(path)
