@@ -33,30 +33,6 @@ def ids(messages):
     return [m.id for m in messages]
 
 
-@pytest.fixture
-def on_tantivy(tmp_path, settings):
-    """The app's two connections on the tantivy engine, in tmp_path (no index yet), applied
-    synchronously."""
-    indexing.stop_background(10)
-    saved = {alias: dict(connections.connections_info[alias]) for alias in ALIASES}
-    settings.VERSIONED_ITEMS = {**getattr(settings, "VERSIONED_ITEMS", {}), "SEARCH_SYNC": True}
-    for alias in ALIASES:
-        connections.connections_info[alias] = {"ENGINE": ENGINE, "PATH": str(tmp_path / alias)}
-        connections.reload(alias)
-    yield tmp_path
-    indexing.stop_background(10)
-    for alias, info in saved.items():
-        connections.connections_info[alias] = info
-        connections.reload(alias)
-
-
-@pytest.fixture
-def tantivy_index(on_tantivy):
-    """Both tantivy indexes created, as migrate creates them for a new site."""
-    indexing.create_indexes()
-    return on_tantivy
-
-
 def sample_store():
     v1 = api.put("docs/a.txt", b"alpha", user="ann", attributes={"k": "v"})
     api.put("docs/a.txt", b"alpha two", user="bob")
