@@ -205,6 +205,17 @@ def test_a_swap_by_renames_killed_between_them_is_undone_by_the_next_search(tant
 
 
 @pytest.mark.django_db
+def test_a_swap_by_renames_killed_between_them_is_undone_by_the_next_write(tantivy_index):
+    v1 = sample_store()
+    indexed()
+    move_aside(tantivy_index / "vi_latest")
+    indexing.latest_side().backend.remove(f"versioned_items.node.{v1.node_id}")  # a writer, no search
+    assert not (tantivy_index / "vi_latest.old").exists()
+    assert found("beta") == ["docs/b.html"]
+    assert found("alpha") == []
+
+
+@pytest.mark.django_db
 def test_an_index_moved_aside_by_a_running_swap_is_left_to_it(tantivy_index):
     sample_store()
     indexed()

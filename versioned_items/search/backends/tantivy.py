@@ -326,6 +326,7 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         Raises IndexUnavailable when the lock is not free within ``SEARCH_LOCK_TIMEOUT``.
         """
         self._ready()
+        self._restore_moved_aside()  # an open index whose swap by renames was killed
         timeout = app_settings.SEARCH_LOCK_TIMEOUT
         deadline = time.monotonic() + timeout
         delay = 0.005
@@ -429,8 +430,8 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         Where the exchange is not available, the live index is renamed to ``PATH.old``, then
         ``folder`` to ``PATH``: in between there is no index, and a search raises
         IndexUnavailable. Killed in between, the old index stays in ``PATH.old`` until the next
-        open or rebuild puts it back (:meth:`_restore_moved_aside`); killed after, the next swap
-        removes ``PATH.old``.
+        open, search, writer or swap (of any process) puts it back
+        (:meth:`_restore_moved_aside`); killed after, the next swap removes ``PATH.old``.
 
         Raises IndexUnavailable when the lock is not free within ``SEARCH_LOCK_TIMEOUT``.
         """
