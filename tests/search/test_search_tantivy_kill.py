@@ -4,9 +4,11 @@ A child process runs a real rebuild (:func:`versioned_items.search.indexing.rebu
 test's tantivy indexes and writes twice while it runs: once while it reads the database (its
 new indexes get that write too) and once after (they do not: only the outbox brings it). At
 the point named by the test, one function of the rebuild is replaced by ``SIGKILL``, which is
-the only way to stop it at an exact point every time. Then each live index must open and be
-the old index or the new one, whole; the outbox must bring the writes made meanwhile; and the
-next rebuild and the integrity check (``vi_check``) must find nothing left and nothing wrong.
+the only way to stop it at an exact point every time; another test kills it at random moments
+after it read the database, inside tantivy's commits and the swaps. Then each live index must
+open and be the old index or the new one (told apart by its version marker), whole; the
+outbox must bring the writes made meanwhile; and the next rebuild and the integrity check
+(``vi_check``) must find nothing left and nothing wrong.
 
 Skipped as a whole where tantivy is not installed (it is an optional extra).
 """
