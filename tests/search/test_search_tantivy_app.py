@@ -18,7 +18,6 @@ pytest.importorskip("tantivy")
 
 from django.contrib.auth.models import AnonymousUser  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from haystack import connections  # noqa: E402
 
 from versioned_items import api  # noqa: E402
 from versioned_items.exceptions import InvalidQuery  # noqa: E402
@@ -33,25 +32,19 @@ from ..search_fixtures import ALIASES  # noqa: E402
 pytestmark = pytest.mark.django_db
 
 EXAMPLE_SETTINGS = Path(__file__).resolve().parents[2] / "example_project" / "settings.py"
-ENGINES = {
-    "whoosh": "versioned_items.search.backends.WhooshEngine",
-    "tantivy": "versioned_items.search.backends.tantivy.TantivyEngine",
-}
+ENGINES = ("whoosh", "tantivy")
 
 
 class Engines:
-    """The app's two connections on either engine, each engine in folders of its own."""
+    """The app's two connections on either engine, each engine in folders of its own;
+    ``use_engine`` is the fixture of tests/search/conftest.py."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, use_engine):
         self.folder = folder
+        self._use = use_engine
 
     def use(self, engine: str) -> None:
-        for alias in ALIASES:
-            connections.connections_info[alias] = {
-                "ENGINE": ENGINES[engine],
-                "PATH": str(self.folder / engine / alias),
-            }
-            connections.reload(alias)
+        self._use(engine, self.folder / engine)
 
     def index(self) -> None:
         """Apply the pending writes to the tantivy indexes; rebuild the Whoosh ones from the
@@ -88,22 +81,15 @@ def paths(page) -> list[str]:
 
 
 @pytest.fixture
-def engines(tmp_path, settings):
+def engines(tmp_path, use_engine):
     """Empty indexes on both engines under tmp_path, applied synchronously; tantivy in use."""
-    indexing.stop_background(10)
-    saved = {alias: dict(connections.connections_info[alias]) for alias in ALIASES}
-    settings.VERSIONED_ITEMS = {**getattr(settings, "VERSIONED_ITEMS", {}), "SEARCH_SYNC": True}
-    engines = Engines(tmp_path)
+    engines = Engines(tmp_path, use_engine)
     for engine in ENGINES:
         engines.use(engine)
         for side in indexing.sides():
             side.backend.ensure_index()
     engines.use("tantivy")
-    yield engines
-    indexing.stop_background(10)
-    for alias, info in saved.items():
-        connections.connections_info[alias] = info
-        connections.reload(alias)
+    return engines
 
 
 @pytest.fixture
@@ -527,7 +513,9 @@ def test_a_user_who_may_read_nothing_finds_nothing(tree, django_user_model, who)
 @pytest.mark.parametrize(
     ("value", "engine"), [(None, "whoosh"), ("whoosh", "whoosh"), ("tantivy", "tantivy")]
 )
-def test_the_example_site_chooses_its_engine_from_the_environment(monkeypatch, tmp_path, value, engine):
+def test_the_example_site_chooses_its_engine_from_the_environment(
+    monkeypatch, tmp_path, settings, value, engine
+):
     monkeypatch.setenv("VI_DATA_DIR", str(tmp_path))
     if value is None:
         monkeypatch.delenv("VI_SEARCH_ENGINE", raising=False)
@@ -535,7 +523,7 @@ def test_the_example_site_chooses_its_engine_from_the_environment(monkeypatch, t
         monkeypatch.setenv("VI_SEARCH_ENGINE", value)
     found = runpy.run_path(str(EXAMPLE_SETTINGS))["HAYSTACK_CONNECTIONS"]
     for alias in ALIASES:
-        assert found[alias]["ENGINE"] == ENGINES[engine]
+        assert found[alias]["ENGINE"] == settings.ENGINES[engine]
         assert found[alias]["PATH"] == str(tmp_path / engine / alias)
 
 

@@ -33,30 +33,6 @@ def ids(messages):
     return [m.id for m in messages]
 
 
-@pytest.fixture
-def on_tantivy(tmp_path, settings):
-    """The app's two connections on the tantivy engine, in tmp_path (no index yet), applied
-    synchronously."""
-    indexing.stop_background(10)
-    saved = {alias: dict(connections.connections_info[alias]) for alias in ALIASES}
-    settings.VERSIONED_ITEMS = {**getattr(settings, "VERSIONED_ITEMS", {}), "SEARCH_SYNC": True}
-    for alias in ALIASES:
-        connections.connections_info[alias] = {"ENGINE": ENGINE, "PATH": str(tmp_path / alias)}
-        connections.reload(alias)
-    yield tmp_path
-    indexing.stop_background(10)
-    for alias, info in saved.items():
-        connections.connections_info[alias] = info
-        connections.reload(alias)
-
-
-@pytest.fixture
-def tantivy_index(on_tantivy):
-    """Both tantivy indexes created, as migrate creates them for a new site."""
-    indexing.create_indexes()
-    return on_tantivy
-
-
 def sample_store():
     v1 = api.put("docs/a.txt", b"alpha", user="ann", attributes={"k": "v"})
     api.put("docs/a.txt", b"alpha two", user="bob")
@@ -206,6 +182,72 @@ def test_rebuild_without_the_atomic_exchange_renames_twice(tantivy_index, monkey
     indexing.rebuild()
     assert sorted(n for n in os.listdir(tantivy_index) if n.startswith("vi_")) == ["vi_history", "vi_latest"]
     assert found("beta") == ["docs/b.html"]
+    assert_in_step()
+
+
+def move_aside(folder) -> None:
+    """What a swap by two renames killed between them leaves: the live index in ``PATH.old``,
+    nothing at ``PATH``."""
+    os.rename(folder, f"{folder}.old")
+
+
+@pytest.mark.django_db
+def test_a_swap_by_renames_killed_between_them_is_undone_by_the_next_search(tantivy_index):
+    sample_store()
+    indexed()
+    move_aside(tantivy_index / "vi_latest")
+    assert found("beta") == ["docs/b.html"]  # a backend with the index open puts it back
+    move_aside(tantivy_index / "vi_latest")
+    connections.reload("vi_latest")
+    assert found("beta") == ["docs/b.html"]  # so does one that opens it
+    assert not (tantivy_index / "vi_latest.old").exists()
+    assert_in_step()
+
+
+@pytest.mark.django_db
+def test_a_swap_by_renames_killed_between_them_is_undone_by_the_next_write(tantivy_index):
+    v1 = sample_store()
+    indexed()
+    move_aside(tantivy_index / "vi_latest")
+    indexing.latest_side().backend.remove(f"versioned_items.node.{v1.node_id}")  # a writer, no search
+    assert not (tantivy_index / "vi_latest.old").exists()
+    assert found("beta") == ["docs/b.html"]
+    assert found("alpha") == []
+
+
+@pytest.mark.django_db
+def test_an_index_moved_aside_by_a_running_swap_is_left_to_it(tantivy_index):
+    sample_store()
+    indexed()
+    move_aside(tantivy_index / "vi_latest")
+    backend = indexing.latest_side().backend
+    with backend._writer_lock(str(tantivy_index / "vi_latest.old")):  # the swap holds it
+        with pytest.raises(IndexUnavailable, match="no longer exists"):
+            found("beta")
+    assert found("beta") == ["docs/b.html"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("killed", ["between", "after"])
+def test_rebuilds_by_renames_after_one_killed_between_or_after_its_renames(
+    killed, tantivy_index, monkeypatch
+):
+    import shutil
+
+    from versioned_items.search.backends import tantivy as engine
+
+    sample_store()
+    indexed()
+    monkeypatch.setattr(engine, "_exchange", lambda first, second: False)  # not Linux
+    live = tantivy_index / "vi_history"
+    if killed == "between":
+        move_aside(live)
+    else:  # the old index not yet deleted
+        shutil.copytree(live, f"{live}.old")
+    for _ in range(2):
+        indexing.rebuild()
+    assert sorted(n for n in os.listdir(tantivy_index) if n.startswith("vi_")) == ["vi_history", "vi_latest"]
+    assert len(history_serials()) == 5
     assert_in_step()
 
 

@@ -195,7 +195,7 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
 
     def _open(self, create: bool) -> None:
         self._build_schema()
-        if not self.exists():
+        if not self.exists() and not self._restore_moved_aside():
             if not create:
                 raise IndexUnavailable(
                     f"the search index {self.path!r} (connection {self.connection_alias!r}) does "
@@ -326,6 +326,7 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         Raises IndexUnavailable when the lock is not free within ``SEARCH_LOCK_TIMEOUT``.
         """
         self._ready()
+        self._restore_moved_aside()  # an open index whose swap by renames was killed
         timeout = app_settings.SEARCH_LOCK_TIMEOUT
         deadline = time.monotonic() + timeout
         delay = 0.005
@@ -422,33 +423,65 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         exchanged by one rename (Linux's ``renameat2`` with ``RENAME_EXCHANGE``): readers find
         the old index or the new one at ``PATH``, never a mix and never nothing. Each backend,
         in any process, sees the new version marker at its next search and opens the new index;
-        searchers already open keep reading the old one. Where the exchange is not available,
-        two renames leave a moment without an index, in which a search raises IndexUnavailable.
-        Killed before the exchange, the live index is unchanged; the folder is removed by the
-        next rebuild.
+        searchers already open keep reading the old one. Killed before the exchange, the live
+        index is unchanged; killed after it, the old index is left in ``folder``. Either way the
+        next rebuild removes ``folder`` first.
+
+        Where the exchange is not available, the live index is renamed to ``PATH.old``, then
+        ``folder`` to ``PATH``: in between there is no index, and a search raises
+        IndexUnavailable. Killed in between, the old index stays in ``PATH.old`` until the next
+        open, search, writer or swap (of any process) puts it back
+        (:meth:`_restore_moved_aside`); killed after, the next swap removes ``PATH.old``.
 
         Raises IndexUnavailable when the lock is not free within ``SEARCH_LOCK_TIMEOUT``.
         """
         live = os.path.abspath(self.path)
         os.makedirs(os.path.dirname(live), exist_ok=True)
+        aside = _moved_aside(live)
+        self._restore_moved_aside()
         if not os.path.isdir(live):
             os.rename(folder, live)  # no live index (a rebuild repairs a missing one)
         else:
             with self._writer_lock(live):
+                # Left by a swap by renames killed after them (an old index), or in the way of one.
+                shutil.rmtree(aside, ignore_errors=True)
                 if not _exchange(folder, live):
-                    os.rename(live, f"{live}.old")
+                    os.rename(live, aside)
                     os.rename(folder, live)
-                    folder = f"{live}.old"
+                    folder = aside
         shutil.rmtree(folder, ignore_errors=True)  # the old index
         self.setup_complete = False  # reopened on next use
 
+    def _restore_moved_aside(self) -> bool:
+        """Put the live index back from ``PATH.old`` where a swap by two renames was killed
+        between them (no index at ``PATH``); True if it did.
+
+        Nothing is done while the swap is still running: it holds the writer lock of the
+        index it moved aside. The new index, in the rebuild's folder, is not taken: a later
+        rebuild may be filling that folder already.
+        """
+        live = os.path.abspath(self.path)
+        aside = _moved_aside(live)
+        if os.path.exists(live) or not os.path.isdir(aside):
+            return False
+        try:
+            with self._writer_lock(aside, timeout=0):
+                if os.path.exists(live) or not os.path.isdir(aside):
+                    return False  # the swap ended meanwhile
+                os.rename(aside, live)
+        except (IndexUnavailable, OSError):  # a swap holds it, or it went meanwhile
+            return False
+        self.log.warning("Put back the search index %r, which an interrupted rebuild had moved aside", live)
+        return True
+
     @contextlib.contextmanager
-    def _writer_lock(self, folder: str) -> Iterator[None]:
+    def _writer_lock(self, folder: str, timeout: float | None = None) -> Iterator[None]:
         """tantivy's writer lock of the index in ``folder`` (a ``flock`` on its lock file, as
-        tantivy takes it), waited for as :meth:`writer` waits for it."""
+        tantivy takes it), waited for as :meth:`writer` waits for it (or ``timeout`` seconds)."""
         fd = os.open(os.path.join(folder, WRITER_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            timeout = app_settings.SEARCH_LOCK_TIMEOUT
+            if timeout is None:
+                timeout = app_settings.SEARCH_LOCK_TIMEOUT
             deadline = time.monotonic() + timeout
             while True:
                 try:
@@ -476,7 +509,12 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         """A searcher on the last commit (of any process). Raises IndexUnavailable when the index
         is gone or cannot be read."""
         self._ready()
-        identity = self._identity()
+        try:
+            identity = self._identity()
+        except IndexUnavailable:
+            if not self._restore_moved_aside():
+                raise
+            identity = self._identity()
         if identity[0] != self._created:
             # The folder holds another index now (a clear or a rebuild, in any process, made
             # it): open that one, marker checked, instead of reloading the old one's reader.
@@ -887,6 +925,11 @@ def create_index(path: str, schema: tantivy.Schema, marker: dict) -> tantivy.Ind
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(path, MARKER))
     return index
+
+
+def _moved_aside(live: str) -> str:
+    """Where a swap by two renames moves the live index ``live`` first."""
+    return f"{live}.old"
 
 
 def _exchange(first: str, second: str) -> bool:
