@@ -166,6 +166,35 @@ class ExpandedTerms(wq.MultiTerm):
         return iter(self.btexts)
 
 
+class TermSet(ExpandedTerms):
+    """The terms ``texts`` of the field ``fieldname`` as one node: Whoosh searches it as an Or
+    of the terms, the tantivy compiler as one set of terms (it compiles a node whose terms are
+    listed so), which costs it about one term whatever their number."""
+
+    def __init__(self, fieldname: str, texts):
+        self.original = None
+        self.fieldname = fieldname
+        self.text = ""
+        self.boost = 1.0
+        self.constantscore = True
+        self.startchar = self.endchar = None
+        self.btexts = list(texts)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and (self.fieldname, self.btexts) == (other.fieldname, other.btexts)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.fieldname, tuple(self.btexts)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.fieldname!r}, {len(self.btexts)} terms)"
+
+    def __unicode__(self) -> str:
+        return f"{self.fieldname}:({' OR '.join(self.btexts)})"
+
+    __str__ = __unicode__
+
+
 class _CountingReader:
     """A reader whose term listings count what they read into ``work.terms_scanned`` and stop
     with InvalidQuery past ``SEARCH_MAX_TERMS_SCANNED`` for one term (``label``)."""
@@ -518,7 +547,7 @@ def readable_filter(
         return wq.NullQuery
     if len(readable) > (READABLE_TERMS if readable_terms is None else readable_terms):
         return Readable(readable, work)
-    return wq.Or([wq.Term(name, path) for path in readable for name in READABLE_FIELDS])
+    return wq.Or([TermSet(name, readable) for name in READABLE_FIELDS])
 
 
 #: Most readable paths :func:`readable_filter` turns into terms. A few terms cost no more than
