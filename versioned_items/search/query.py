@@ -91,6 +91,8 @@ class Work:
     - ``terms_expanded``: index terms those terms matched (and were searched for);
     - ``suggestion_candidates``: candidates the spelling suggestion tried (one-edit variants
       looked up, index terms compared, matches checked for a live document);
+    - ``suggestion_checks``: of those, and of the query's words, the ones looked for in a
+      live (and, for a user, readable) document, one query each;
     - ``facet_values``: attribute values counted as facets (one query each over the matches);
     - ``readable_postings``: posting lists read to find the documents the user may read
       (:class:`Readable`; none when the reader kept them from an earlier search).
@@ -99,6 +101,7 @@ class Work:
     terms_scanned: int = 0
     terms_expanded: int = 0
     suggestion_candidates: int = 0
+    suggestion_checks: int = 0
     facet_values: int = 0
     readable_postings: int = 0
 
@@ -797,6 +800,10 @@ SPELLED_FIELDS = (DEFAULT_FIELD, "path", "name")
 MAX_EDITS = 2
 # Characters of a document's text read to find how a stem is written there.
 SPELLING_SCAN_CHARS = 20_000
+# Candidates of one word looked for in a live (and readable) document at most: a reader's
+# candidates come from the whole index's vocabulary, and past the best few, one that the
+# reader's documents have is rarely the word meant.
+CHECKED_CANDIDATES = 10
 
 
 def suggest(
@@ -843,7 +850,7 @@ def suggest(
         if within is None:
             known = (term.fieldname, term.text) in reader
         else:
-            known = _live(searcher, term, within) is not None
+            known = _live(searcher, term, within, work) is not None
         if known:
             continue
         word = _closest_word(searcher, term.fieldname, term.text, typed.lower(), work, within)
@@ -875,7 +882,8 @@ def _closest_word(
     The candidates are the terms of the words one edit away from ``typed`` (in the stemmed
     default field, this finds "meet", hence "meeting", for "meetnig", whose own stem is three
     edits away), then the field's terms up to MAX_EDITS edits away (:func:`_terms_within`):
-    fewest edits first, then the most frequent.
+    fewest edits first, then the most frequent. The best :data:`CHECKED_CANDIDATES` are
+    looked for in a live document that ``within`` matches, one query each.
     """
     reader = searcher.reader()
     neighbours = _known_neighbours(searcher, fieldname, typed, work) if fieldname == DEFAULT_FIELD else {}
@@ -886,10 +894,10 @@ def _closest_word(
         return reader.doc_frequency(fieldname, candidate) if within is None else 0
 
     ranked = sorted(candidates, key=lambda c: (c not in near, distance(c, term), -frequency(c), c))
-    for candidate in ranked:
+    for candidate in ranked[:CHECKED_CANDIDATES]:
         if not work.spend_suggestion():
             return None
-        found = _live(searcher, wq.Term(fieldname, candidate), within)
+        found = _live(searcher, wq.Term(fieldname, candidate), within, work)
         if found is None:
             continue
         if fieldname != DEFAULT_FIELD:
@@ -946,9 +954,12 @@ def _terms_within(reader, fieldname: str, term: str, work: Work) -> Iterator[str
             yield word
 
 
-def _live(searcher, term: wq.Term, within: wq.Query | None = None) -> int | None:
+def _live(searcher, term: wq.Term, within: wq.Query | None = None, work: Work | None = None) -> int | None:
     """The number of a document that is not deleted (a deleted one's terms stay in the index
-    until its segment is merged), has ``term`` and matches ``within``; None if there is none."""
+    until its segment is merged), has ``term`` and matches ``within``; None if there is none.
+    One query, counted into ``work.suggestion_checks``."""
+    if work is not None:
+        work.suggestion_checks += 1
     q = term if within is None else wq.And([term, within])
     if not isinstance(searcher, Searcher):  # another engine's view (tantivy_search)
         return next(iter(searcher.docs_for_query(q)), None)
