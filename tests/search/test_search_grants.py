@@ -120,7 +120,7 @@ def test_facets_count_only_readable_documents(tree, reader):
     assert dict(search("common", facets=True).facets["muser"]) == {"ann": 2, "bob": 2, "cid": 1}
 
 
-@pytest.mark.parametrize("terms", [1000, 0], ids=["terms", "column"])
+@pytest.mark.parametrize("terms", [1000, 0], ids=["terms", "documents"])
 def test_suggestions_come_from_readable_documents_only(tree, reader, django_user_model, monkeypatch, terms):
     monkeypatch.setattr(query, "READABLE_TERMS", terms)
     # "confidentail" is one transposition from a word only team/alpha has.
@@ -137,7 +137,7 @@ def test_suggestions_come_from_readable_documents_only(tree, reader, django_user
     assert search("confidential", user=alpha, suggest=True).suggestion is None
 
 
-@pytest.mark.parametrize("terms", [1000, 0], ids=["terms", "column"])
+@pytest.mark.parametrize("terms", [1000, 0], ids=["terms", "documents"])
 def test_a_page_is_full_whatever_lies_between_the_readable_documents(django_user_model, monkeypatch, terms):
     monkeypatch.setattr(query, "READABLE_TERMS", terms)
     with api.batch():
@@ -311,9 +311,9 @@ def muser_of(path: str) -> str:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(world=worlds(), page_size=st.integers(1, 3), column_form=st.booleans())
+@given(world=worlds(), page_size=st.integers(1, 3), as_documents=st.booleans())
 def test_random_searches_reveal_nothing_outside_the_grants_and_are_full(
-    django_user_model, world, page_size, column_form
+    django_user_model, world, page_size, as_documents
 ):
     items, deleted, members, given_grants = world
     # Hypothesis seeds the random module the same way for each example, and Whoosh names its
@@ -342,7 +342,7 @@ def test_random_searches_reveal_nothing_outside_the_grants_and_are_full(
             "as of": ({"as_of": moment}, lambda p: True, 1),
             "recycle bin": ({"history": True, "cluster": 2}, lambda p: p in deleted, 1),
         }
-        terms = mock.patch.object(query, "READABLE_TERMS", 0 if column_form else 1000)
+        terms = mock.patch.object(query, "READABLE_TERMS", 0 if as_documents else 1000)
         for kind, (options, present, per_item) in searches.items():
             everything, _ = every_page(1000, **options)
             for name, user in users.items():
