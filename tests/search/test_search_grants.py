@@ -120,7 +120,7 @@ def test_facets_count_only_readable_documents(tree, reader):
     assert dict(search("common", facets=True).facets["muser"]) == {"ann": 2, "bob": 2, "cid": 1}
 
 
-@pytest.mark.parametrize("terms", [1000, 0], ids=["terms", "column"])
+@pytest.mark.parametrize("terms", [1000, 0], ids=["terms", "documents"])
 def test_suggestions_come_from_readable_documents_only(tree, reader, django_user_model, monkeypatch, terms):
     monkeypatch.setattr(query, "READABLE_TERMS", terms)
     # "confidentail" is one transposition from a word only team/alpha has.
@@ -137,7 +137,7 @@ def test_suggestions_come_from_readable_documents_only(tree, reader, django_user
     assert search("confidential", user=alpha, suggest=True).suggestion is None
 
 
-@pytest.mark.parametrize("terms", [1000, 0], ids=["terms", "column"])
+@pytest.mark.parametrize("terms", [1000, 0], ids=["terms", "documents"])
 def test_a_page_is_full_whatever_lies_between_the_readable_documents(django_user_model, monkeypatch, terms):
     monkeypatch.setattr(query, "READABLE_TERMS", terms)
     with api.batch():
@@ -159,6 +159,98 @@ def test_the_filter_is_one_term_per_readable_path_whatever_the_grants_cover(tree
         api.grant(path, user=user)
     assert grants.readable_paths(user) == ["memo.txt", "team"]
     assert search("common", user=user).total == 5
+
+
+def test_a_change_of_grants_shows_at_once_where_the_readable_documents_are_kept(tree, reader, monkeypatch):
+    monkeypatch.setattr(query, "READABLE_TERMS", 0)
+    api.grant("team/alpha/notes.txt", user=reader)
+    assert sorted(found("common", user=reader)) == ["team/alpha/notes.txt", "team/beta/plan.txt"]
+    api.revoke("team/beta", user=reader)  # the index and its reader stay as they are
+    assert found("common", user=reader) == ["team/alpha/notes.txt"]
+
+
+# --- what a search with many grants costs ----------------------------------------------------
+
+
+@pytest.fixture
+def many(django_user_model):
+    """A reader of 200 items (each its own grant) among 250, and the raw search for them."""
+    with api.batch():
+        for i in range(250):
+            api.put(f"many/{i:03d}.txt", b"quarterly report" if i % 5 else b"quarterly summary")
+    indexed()
+    user = django_user_model.objects.create_user("many")
+    for i in range(200):
+        api.grant(f"many/{i:03d}.txt", user=user)
+    return user
+
+
+def raw(text: str, user, **options) -> query.RawResults:
+    """The engine's results for ``text`` searched as ``user``, with the Work they cost."""
+    from django.conf import settings
+    from haystack import connections
+
+    from versioned_items.conf import app_settings
+
+    backend = connections[app_settings.LATEST_CONNECTION].get_backend()
+    readable = grants.readable_paths(user)
+    request = query.SearchRequest(query=text, highlight=False, readable=tuple(readable), **options)
+    if settings.ENGINE == "tantivy":
+        from versioned_items.search.tantivy_search import run_tantivy
+
+        return run_tantivy(backend, request)
+    return query.run_whoosh(backend, request)
+
+
+@pytest.mark.whoosh_only
+def test_the_readable_documents_are_read_once_per_reader_and_grant_set(many, django_user_model):
+    assert len(grants.readable_paths(many)) > query.READABLE_TERMS
+    first = raw("quarterly", many)
+    assert first.total == 200
+    # One posting list per readable item (its path; an item has no descendants) and segment
+    # that has it, not a check of every document.
+    segments = len(backend_reader().leaf_readers())
+    assert 200 <= first.work.readable_postings <= 200 * segments
+    again = raw("quarterly", many, suggest=True)
+    assert (again.total, again.work.readable_postings) == (200, 0)
+    other = django_user_model.objects.create_user("other")
+    for i in range(10):
+        api.grant(f"many/{i:03d}.txt", user=other)
+    assert 10 <= raw("quarterly", other).work.readable_postings <= 10 * segments  # another grant set
+
+
+def backend_reader():
+    from haystack import connections
+
+    from versioned_items.conf import app_settings
+
+    return connections[app_settings.LATEST_CONNECTION].get_backend().searcher().reader()
+
+
+def test_a_readers_suggestion_checks_few_candidates_and_no_word_the_search_matched(many):
+    # The words every match has are known: nothing to look up, however few the hits.
+    matched = raw("quarterly summary", many, suggest=True)
+    assert (matched.total, matched.suggestion) == (40, None)
+    assert (matched.work.suggestion_candidates, matched.work.suggestion_checks) == (0, 0)
+    # A typo: its one-edit neighbours are looked up in the index's vocabulary (far within the
+    # budget), then each word and the best candidate are looked for in the readable documents,
+    # one query each.
+    typo = raw("quartelry summary", many)
+    assert (typo.total, typo.suggestion) == (0, "quarterly summary")
+    assert 0 < typo.work.suggestion_candidates < 2_000
+    assert typo.work.suggestion_checks == 3
+
+
+def test_a_readers_suggestion_checks_at_most_the_best_few_candidates(many):
+    with api.batch():
+        for i in range(200, 250):  # unreadable: many close words the reader's documents lack
+            api.put(
+                f"many/{i:03d}.txt", " ".join(f"quarterl{c}" for c in "abcdefghijklmnopqrstuvwxz").encode()
+            )
+    indexed()
+    page = raw("quarterlx", many)
+    assert page.total == 0
+    assert page.work.suggestion_checks <= 1 + query.CHECKED_CANDIDATES
 
 
 def test_vi_search_as_a_user(tree, reader, capsys):
@@ -219,9 +311,9 @@ def muser_of(path: str) -> str:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(world=worlds(), page_size=st.integers(1, 3), column_form=st.booleans())
+@given(world=worlds(), page_size=st.integers(1, 3), as_documents=st.booleans())
 def test_random_searches_reveal_nothing_outside_the_grants_and_are_full(
-    django_user_model, world, page_size, column_form
+    django_user_model, world, page_size, as_documents
 ):
     items, deleted, members, given_grants = world
     # Hypothesis seeds the random module the same way for each example, and Whoosh names its
@@ -250,7 +342,7 @@ def test_random_searches_reveal_nothing_outside_the_grants_and_are_full(
             "as of": ({"as_of": moment}, lambda p: True, 1),
             "recycle bin": ({"history": True, "cluster": 2}, lambda p: p in deleted, 1),
         }
-        terms = mock.patch.object(query, "READABLE_TERMS", 0 if column_form else 1000)
+        terms = mock.patch.object(query, "READABLE_TERMS", 0 if as_documents else 1000)
         for kind, (options, present, per_item) in searches.items():
             everything, _ = every_page(1000, **options)
             for name, user in users.items():

@@ -7,10 +7,15 @@ name that is not a document field is an attribute: ``color:red``, ``dc.creator:a
 ``color:re*``.
 """
 
+import bisect
 import heapq
 import itertools
 import re
 import string
+import threading
+import weakref
+from array import array
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,15 +25,17 @@ from whoosh import fields as wf
 from whoosh import query as wq
 from whoosh import sorting
 from whoosh.highlight import HtmlFormatter
+from whoosh.matching import ListMatcher, NullMatcher, ReadTooFar
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, PrefixPlugin, QueryParser, WildcardPlugin, syntax
 from whoosh.query.wrappers import WrappingQuery
+from whoosh.reading import TermNotFound
+from whoosh.searching import Searcher
 from whoosh.support.levenshtein import distance
 
 from versioned_items.conf import app_settings
 from versioned_items.exceptions import InvalidQuery
 from versioned_items.models import Cluster
-from versioned_items.paths import SEPARATOR
 
 from .search_indexes import OPEN_END, PATH_WORDS
 
@@ -84,13 +91,19 @@ class Work:
     - ``terms_expanded``: index terms those terms matched (and were searched for);
     - ``suggestion_candidates``: candidates the spelling suggestion tried (one-edit variants
       looked up, index terms compared, matches checked for a live document);
-    - ``facet_values``: attribute values counted as facets (one query each over the matches).
+    - ``suggestion_checks``: of those, and of the query's words, the ones looked for in a
+      live (and, for a user, readable) document, one query each;
+    - ``facet_values``: attribute values counted as facets (one query each over the matches);
+    - ``readable_postings``: posting lists read to find the documents the user may read
+      (:class:`Readable`; none when the reader kept them from an earlier search).
     """
 
     terms_scanned: int = 0
     terms_expanded: int = 0
     suggestion_candidates: int = 0
+    suggestion_checks: int = 0
     facet_values: int = 0
+    readable_postings: int = 0
 
     def spend_suggestion(self) -> bool:
         """Count one suggestion candidate; False once ``SUGGEST_BUDGET`` is spent."""
@@ -154,6 +167,35 @@ class ExpandedTerms(wq.MultiTerm):
 
     def _btexts(self, ixreader):
         return iter(self.btexts)
+
+
+class TermSet(ExpandedTerms):
+    """The terms ``texts`` of the field ``fieldname`` as one node: Whoosh searches it as an Or
+    of the terms, the tantivy compiler as one set of terms (it compiles a node whose terms are
+    listed so), which costs it about one term whatever their number."""
+
+    def __init__(self, fieldname: str, texts):
+        self.original = None
+        self.fieldname = fieldname
+        self.text = ""
+        self.boost = 1.0
+        self.constantscore = True
+        self.startchar = self.endchar = None
+        self.btexts = list(texts)
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and (self.fieldname, self.btexts) == (other.fieldname, other.btexts)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.fieldname, tuple(self.btexts)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.fieldname!r}, {len(self.btexts)} terms)"
+
+    def __unicode__(self) -> str:
+        return f"{self.fieldname}:({' OR '.join(self.btexts)})"
+
+    __str__ = __unicode__
 
 
 class _CountingReader:
@@ -439,19 +481,27 @@ def _naive(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def whoosh_query(request: SearchRequest, schema, *, readable_terms: int | None = None) -> wq.Query:
+def whoosh_query(
+    request: SearchRequest,
+    schema,
+    *,
+    readable_terms: int | None = None,
+    work: Work | None = None,
+    parsed: wq.Query | None = None,
+) -> wq.Query:
     """The whole request as one Whoosh query: the parsed text, And-ed with zero-score filters.
 
     ``readable_terms``: most readable paths written as terms (default :data:`READABLE_TERMS`;
     see :func:`readable_filter`); an engine that merges many terms cheaply (tantivy) passes a
-    larger number, so that its compiler never meets :class:`Readable`."""
-    readable_terms = READABLE_TERMS if readable_terms is None else readable_terms
-    q = parse(request.query, schema)
+    larger number, so that its compiler never meets :class:`Readable`. ``work`` counts what
+    the grant filter reads. ``parsed``: the text as :func:`parse` gave it, when the caller
+    has it already."""
+    q = parse(request.query, schema) if parsed is None else parsed
     if request.readable == ():
         return wq.NullQuery  # the user may read nothing
     filters = []
-    if request.readable is not None and len(request.readable) <= readable_terms:
-        filters.append(readable_filter(request.readable, readable_terms))
+    if request.readable is not None:
+        filters.append(readable_filter(request.readable, readable_terms, work))
     if request.under:
         filters.append(wq.Term("ancestors", request.under))
     if request.content_type:
@@ -474,79 +524,138 @@ def whoosh_query(request: SearchRequest, schema, *, readable_terms: int | None =
         # keeps excluded documents when its left side And-s a union (the readable filter).
         filters.append(wq.NumericRange("cluster", int(Cluster.NORMAL), int(Cluster.HISTORY)))
     if filters:
-        q = wq.And([q] + [wq.ConstantScoreQuery(f, 0.0) for f in filters])
+        q = wq.And([q] + [_unscored(f) for f in filters])
     if request.as_of:
         q = ValidAt(q, _naive(request.as_of))
-    if request.readable is not None and len(request.readable) > readable_terms:
-        q = Readable(q, request.readable)
     return q
 
 
-def readable_filter(readable: tuple[str, ...], readable_terms: int | None = None) -> wq.Query:
+def _unscored(f: wq.Query) -> wq.Query:
+    """``f`` scoring nothing, so that a filter leaves the text's scores alone. Readable scores
+    nothing already: ConstantScoreQuery would copy its sorted documents into a list that it
+    steps through one by one."""
+    return f if isinstance(f, Readable) else wq.ConstantScoreQuery(f, 0.0)
+
+
+def readable_filter(
+    readable: tuple[str, ...], readable_terms: int | None = None, work: Work | None = None
+) -> wq.Query:
     """The documents at or below one of the ``readable`` paths. Up to :data:`READABLE_TERMS`
-    paths, one term per path on the indexed ancestor paths and one on the exact path (a grant
-    on an item covers the item); beyond, :class:`Readable`, which checks each matched
-    document's path (``readable_terms`` overrides the bound). The index holds no grant, so a
-    change of grants needs no reindexing."""
+    paths (``readable_terms`` overrides the bound), one term per path on the indexed ancestor
+    paths and one on the exact path (a grant on an item covers the item); beyond,
+    :class:`Readable`, the same documents found once per segment reader and kept. The index
+    holds no grant, so a change of grants needs no reindexing. ``work`` counts what finding
+    them cost (:attr:`Work.readable_postings`)."""
     if not readable:
         return wq.NullQuery
     if len(readable) > (READABLE_TERMS if readable_terms is None else readable_terms):
-        return Readable(wq.Every(), readable)
-    return wq.Or([wq.Term(name, path) for path in readable for name in ("ancestors", "path_exact")])
+        return Readable(readable, work)
+    return wq.Or([TermSet(name, readable) for name in READABLE_FIELDS])
 
 
-#: Most readable paths :func:`readable_filter` turns into terms. Each term costs a lookup per
-#: segment and a posting list to merge: in the ``grants`` benchmark (3,000 items), 10 readable
-#: folders as terms cost 3.6x a superuser's search, 200 paths checked on each match's path
-#: column (:class:`Readable`) 2.0x. A few terms still pay when the user reads little of a
-#: broad match. Read at call time, so tests may change it.
-READABLE_TERMS = 4
+#: Most readable paths :func:`readable_filter` turns into terms on the Whoosh engine: none, since
+#: the kept documents cost less even for one path (one readable folder of 50 items, the grants
+#: benchmark's queries: 1.39 ms a search, 1.86 ms as terms, 2.15 ms for a superuser). Read at
+#: call time, so tests may change it.
+READABLE_TERMS = 0
+#: The fields whose terms name the documents at or below a path: its descendants have it among
+#: their ancestors, an item has it as its path.
+READABLE_FIELDS = ("ancestors", "path_exact")
+#: Grant sets whose readable documents one reader keeps; the least recently used go first.
+READABLE_KEPT = 32
 
 
-class Readable(WrappingQuery):
-    """The documents of ``child`` whose path is one of ``readable`` or below one: the check
-    reads the sortable ``path_exact`` column of each document the child matches and looks its
-    ancestors up in a set, a few lookups per document whatever the number of grants."""
+class Readable(wq.Query):
+    """The documents at or below one of ``readable`` (sorted paths, none below another), as a
+    query that scores nothing.
 
-    def __init__(self, child: wq.Query, readable: tuple[str, ...]):
-        super().__init__(child)
+    The documents are found from the posting lists of each path's :data:`READABLE_FIELDS`
+    terms (two lookups per path, whatever the size of the index), the first time a segment's
+    reader is asked for these paths, and kept with that reader (:func:`readable_documents`).
+    A search then intersects its matches with a sorted list, skipping to the next readable
+    document by bisection: a user who reads little costs less than a superuser, a user who
+    reads much about as much. ``work`` counts the posting lists read; copies share it."""
+
+    fieldname = None  # no single field (Whoosh's highlighter asks)
+
+    def __init__(self, readable: tuple[str, ...], work: Work | None = None):
         self.readable = tuple(readable)
+        self.work = work
 
     def __eq__(self, other) -> bool:
-        return type(other) is type(self) and (self.child, self.readable) == (other.child, other.readable)
+        return type(other) is type(self) and self.readable == other.readable
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.child, self.readable))
+        return hash((type(self).__name__, self.readable))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.child!r}, {len(self.readable)} paths)"
+        return f"{type(self).__name__}({len(self.readable)} paths)"
 
-    def _rewrap(self, child: wq.Query) -> "Readable":
-        return type(self)(child, self.readable)
+    def __deepcopy__(self, memo) -> "Readable":
+        return self  # immutable, and the counter is shared (Query.copy deep-copies)
+
+    def estimate_size(self, ixreader) -> int:
+        return len(readable_documents(ixreader, self.readable, self.work))
 
     def matcher(self, searcher, context=None):
-        child = self.child.matcher(searcher, context)
-        if not child.is_active():
-            return child
-        return FilterMatcher(child, _ReadableDocuments(searcher.reader(), frozenset(self.readable)))
+        documents = readable_documents(searcher.reader(), self.readable, self.work)
+        return _SortedDocuments(documents) if documents else NullMatcher()
 
 
-class _ReadableDocuments:
-    """The document numbers of one segment whose path lies at or below a readable path."""
+_kept: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDictionary()
+_kept_lock = threading.Lock()
 
-    def __init__(self, reader, readable: frozenset[str]):
-        self.paths = reader.column_reader("path_exact")
-        self.readable = readable
 
-    def __contains__(self, docnum: int) -> bool:
-        path = self.paths[docnum]
-        while True:
-            if path in self.readable:
-                return True
-            cut = path.rfind(SEPARATOR)
-            if cut < 0:
-                return False
-            path = path[:cut]
+def readable_documents(reader, readable: tuple[str, ...], work: Work | None = None) -> array:
+    """The sorted numbers of the documents of ``reader`` (usually one segment's) that are not
+    deleted and lie at or below one of the ``readable`` paths.
+
+    Read from the posting lists the first time, then kept with ``reader`` for the last
+    :data:`READABLE_KEPT` grant sets: a reader reads one unchanging state of its segments
+    (the Whoosh engine opens new readers when the index changes), so the answer is the same
+    until the reader is dropped, with what was kept. ``work.readable_postings`` counts the
+    posting lists read (none when kept).
+    """
+    with _kept_lock:
+        kept = _kept.setdefault(reader, OrderedDict())
+        documents = kept.get(readable)
+        if documents is not None:
+            kept.move_to_end(readable)
+            return documents
+    documents = _read_readable(reader, readable, work)
+    with _kept_lock:
+        kept[readable] = documents
+        while len(kept) > READABLE_KEPT:
+            kept.popitem(last=False)
+    return documents
+
+
+def _read_readable(reader, readable: tuple[str, ...], work: Work | None) -> array:
+    """:func:`readable_documents`, read from the index."""
+    found = set()
+    for fieldname in READABLE_FIELDS:
+        for path in readable:
+            try:
+                postings = reader.postings(fieldname, path)  # deleted documents left out
+            except TermNotFound:
+                continue
+            found.update(postings.all_ids())
+            if work is not None:
+                work.readable_postings += 1
+    return array("I", sorted(found))
+
+
+class _SortedDocuments(ListMatcher):
+    """A matcher over a sorted array of document numbers that skips by bisection (Whoosh's
+    ListMatcher steps one by one) and scores nothing, so that a filter leaves scores alone."""
+
+    def skip_to(self, id: int) -> None:
+        if not self.is_active():
+            raise ReadTooFar
+        self._i = bisect.bisect_left(self._ids, id, self._i)
+
+    def score(self) -> float:
+        return 0.0
 
 
 class ValidAt(WrappingQuery):
@@ -605,7 +714,9 @@ def run_whoosh(backend, request: SearchRequest) -> RawResults:
     """Run ``request`` on the app's Whoosh engine with its reused searcher."""
     work = Work()
     searcher = backend.searcher()  # sets the backend up on first use
-    q = bound_expansions(whoosh_query(request, backend.schema), searcher.reader(), work)
+    parsed = parse(request.query, backend.schema)  # for the suggestion too
+    q = whoosh_query(request, backend.schema, work=work, parsed=parsed)
+    q = bound_expansions(q, searcher.reader(), work)
     # optimize=False: count the matches while collecting them, instead of a second pass over
     # the index for the total (Whoosh's block skipping saves less than that pass costs).
     options = {"limit": request.page * request.page_size, "optimize": False}
@@ -637,9 +748,12 @@ def run_whoosh(backend, request: SearchRequest) -> RawResults:
             )
         )
     facets = _facet_counts(results, request) if request.want_facets else {}
-    wanted = wants_suggestion(request, len(results)) and request.readable != ()
-    within = None if request.readable is None else readable_filter(request.readable)
-    suggestion = suggest(searcher, backend.schema, request.query, work, within) if wanted else None
+    suggestion = None
+    if wants_suggestion(request, len(results)) and request.readable != ():
+        within = None if request.readable is None else readable_filter(request.readable, work=work)
+        suggestion = suggest(
+            searcher, backend.schema, request.query, work, within, parsed=parsed, matched=len(results) > 0
+        )
     return RawResults(hits=hits, total=len(results), facets=facets, suggestion=suggestion, work=work)
 
 
@@ -688,10 +802,21 @@ SPELLED_FIELDS = (DEFAULT_FIELD, "path", "name")
 MAX_EDITS = 2
 # Characters of a document's text read to find how a stem is written there.
 SPELLING_SCAN_CHARS = 20_000
+# Candidates of one word looked for in a live (and readable) document at most: a reader's
+# candidates come from the whole index's vocabulary, and past the best few, one that the
+# reader's documents have is rarely the word meant.
+CHECKED_CANDIDATES = 10
 
 
 def suggest(
-    searcher, schema, text: str, work: Work | None = None, within: wq.Query | None = None
+    searcher,
+    schema,
+    text: str,
+    work: Work | None = None,
+    within: wq.Query | None = None,
+    *,
+    parsed: wq.Query | None = None,
+    matched: bool = False,
 ) -> str | None:
     """``text`` with each word that is not in the index replaced by the closest word that is,
     or None when no word needs (or finds) a correction.
@@ -707,21 +832,27 @@ def suggest(
     documents it matches: a word counts as known, and a correction is offered, only when such
     a document has it, and candidates are then ranked without the index-wide frequencies, so
     that no suggestion tells anything about the documents the user may not read.
+
+    ``parsed``: ``text`` as :func:`parse` gave it, when the caller has it. ``matched``: the
+    search of ``text`` (within ``within``) matched a document, so the words that every match
+    has (the query's required words) are known without a lookup.
     """
     if not text.strip() or text.strip() == "*":
         return None
     work = work if work is not None else Work()
     reader = searcher.reader()
     longest = app_settings.SUGGEST_MAX_WORD_CHARS
+    parsed = parse(text, schema) if parsed is None else parsed
+    required = {(q.fieldname, q.text) for q in parsed.requires() if type(q) is wq.Term} if matched else set()
     changes = []
-    for term in _correctable_terms(parse(text, schema)):
+    for term in _correctable_terms(parsed):
         typed = text[term.startchar : term.endchar]
-        if max(len(typed), len(term.text)) > longest:
+        if max(len(typed), len(term.text)) > longest or (term.fieldname, term.text) in required:
             continue
         if within is None:
             known = (term.fieldname, term.text) in reader
         else:
-            known = _live(searcher, term, within) is not None
+            known = _live(searcher, term, within, work) is not None
         if known:
             continue
         word = _closest_word(searcher, term.fieldname, term.text, typed.lower(), work, within)
@@ -753,7 +884,8 @@ def _closest_word(
     The candidates are the terms of the words one edit away from ``typed`` (in the stemmed
     default field, this finds "meet", hence "meeting", for "meetnig", whose own stem is three
     edits away), then the field's terms up to MAX_EDITS edits away (:func:`_terms_within`):
-    fewest edits first, then the most frequent.
+    fewest edits first, then the most frequent. The best :data:`CHECKED_CANDIDATES` are
+    looked for in a live document that ``within`` matches, one query each.
     """
     reader = searcher.reader()
     neighbours = _known_neighbours(searcher, fieldname, typed, work) if fieldname == DEFAULT_FIELD else {}
@@ -764,10 +896,10 @@ def _closest_word(
         return reader.doc_frequency(fieldname, candidate) if within is None else 0
 
     ranked = sorted(candidates, key=lambda c: (c not in near, distance(c, term), -frequency(c), c))
-    for candidate in ranked:
+    for candidate in ranked[:CHECKED_CANDIDATES]:
         if not work.spend_suggestion():
             return None
-        found = _live(searcher, wq.Term(fieldname, candidate), within)
+        found = _live(searcher, wq.Term(fieldname, candidate), within, work)
         if found is None:
             continue
         if fieldname != DEFAULT_FIELD:
@@ -824,11 +956,22 @@ def _terms_within(reader, fieldname: str, term: str, work: Work) -> Iterator[str
             yield word
 
 
-def _live(searcher, term: wq.Term, within: wq.Query | None = None) -> int | None:
+def _live(searcher, term: wq.Term, within: wq.Query | None = None, work: Work | None = None) -> int | None:
     """The number of a document that is not deleted (a deleted one's terms stay in the index
-    until its segment is merged), has ``term`` and matches ``within``; None if there is none."""
+    until its segment is merged), has ``term`` and matches ``within``; None if there is none.
+    One query, counted into ``work.suggestion_checks``."""
+    if work is not None:
+        work.suggestion_checks += 1
     q = term if within is None else wq.And([term, within])
-    return next(iter(searcher.docs_for_query(q)), None)
+    if not isinstance(searcher, Searcher):  # another engine's view (tantivy_search)
+        return next(iter(searcher.docs_for_query(q)), None)
+    # The first match of each segment's matcher, found by skipping: docs_for_query would read
+    # every match of the term to intersect them.
+    for leaf, offset in searcher.leaf_searchers():
+        matcher = q.matcher(leaf)
+        if matcher.is_active():
+            return offset + matcher.id()
+    return None
 
 
 def _spelled(searcher, docnum: int, fieldname: str, term: str, typed: str) -> str | None:
