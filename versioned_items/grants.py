@@ -221,9 +221,16 @@ def _site_reaches(user: Any, wanted: int) -> bool:
 
 def covering_paths(granted: set[str]) -> list[str]:
     """The paths of ``granted`` that no other one covers (``a/b`` is covered by ``a``), sorted."""
+    if "" in granted:
+        return [""]
+    separator = paths.SEPARATOR
     kept = []
     for path in sorted(granted):
-        if not any(ancestor in granted for ancestor in paths.ancestor_paths(path)):
+        # the ancestors are the path up to each separator (a few slices, no list of them)
+        end = path.find(separator)
+        while end != -1 and path[:end] not in granted:
+            end = path.find(separator, end + 1)
+        if end == -1:
             kept.append(path)
     return kept
 

@@ -160,7 +160,12 @@ class TantivySearchBackend(AppBackendMixin, BaseSearchBackend):
         # Fields whose values come tokenized (Document.from_dict does not take them).
         self._pretokenized = {name for name, spec in self.specs.items() if spec.kind == "edge_ngram"}
         self._stored_lists = [name for name, spec in self.specs.items() if spec.multivalued and spec.stored]
-        self.schema = tf.whoosh_schema(self.specs)
+        # As on the Whoosh engine, the app's own fields with indexed=False (serial, size...)
+        # cannot be searched there; other indexes keep Haystack's Whoosh behaviour, which
+        # searches numbers and dates whatever indexed says.
+        own = self.serves_app()
+        unsearchable = {f.index_fieldname for f in fields.values() if own and not f.indexed}
+        self.schema = tf.whoosh_schema(self.specs, unsearchable)
         self.parser = QueryParser(self.content_field_name, schema=self.schema)
         self.parser.add_plugins([FuzzyTermPlugin()])
         self._parsed = {}

@@ -325,9 +325,12 @@ def tantivy_schema(specs: dict[str, FieldSpec]) -> tantivy.Schema:
     return builder.build()
 
 
-def whoosh_schema(specs: dict[str, FieldSpec]) -> wf.Schema:
-    """The Whoosh schema that parses query text for an index of these fields."""
-    return wf.Schema(**{name: spec.whoosh_field() for name, spec in specs.items()})
+def whoosh_schema(specs: dict[str, FieldSpec], unsearchable=frozenset()) -> wf.Schema:
+    """The Whoosh schema that parses query text for an index of these fields; the fields named
+    in ``unsearchable`` are stored-only there, so a query on them is refused."""
+    return wf.Schema(
+        **{name: wf.STORED() if name in unsearchable else spec.whoosh_field() for name, spec in specs.items()}
+    )
 
 
 def fingerprint(specs: dict[str, FieldSpec]) -> str:
