@@ -166,7 +166,7 @@ def site_level(user: Any) -> str:
     return default_access()
 
 
-def _principal_q(user: Any, prefix: str = "") -> Q:
+def principal_q(user: Any, prefix: str = "") -> Q:
     """Grants to ``user`` or to one of their groups (``prefix`` leads to the grant model)."""
     q = Q(**{f"{prefix}user": user})
     if hasattr(user, "groups"):
@@ -181,7 +181,7 @@ def granted_level(user: Any, path: str) -> str:
         return ""
     path = paths.clean_path(path, allow_root=True)
     levels = (
-        Grant.objects.filter(_principal_q(user), node__path__in=[*paths.ancestor_paths(path), path])
+        Grant.objects.filter(principal_q(user), node__path__in=[*paths.ancestor_paths(path), path])
         .values_list("level", flat=True)
         .distinct()
     )
@@ -248,7 +248,7 @@ def readable_paths(user: Any) -> list[str] | None:
         return []
     if _site_reaches(user, rank(Level.READ)):
         return None
-    granted = set(Grant.objects.filter(_principal_q(user)).values_list("node__path", flat=True))
+    granted = set(Grant.objects.filter(principal_q(user)).values_list("node__path", flat=True))
     folders = covering_paths(granted)
     return None if folders == [""] else folders
 

@@ -163,6 +163,12 @@ class Node(models.Model):
         return self.path or "/"
 
     @property
+    def is_item(self) -> bool:
+        """Whether this node is a live item: its current version is NORMAL (not a folder, not a
+        delete marker). Reads ``current``; select it with the node when asking for many."""
+        return self.current is not None and self.current.cluster == Cluster.NORMAL
+
+    @property
     def name(self) -> str:
         """The last path segment (``""`` for the root)."""
         return paths.name(self.path)

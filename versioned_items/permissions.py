@@ -10,8 +10,6 @@ admin also asks for the Django model permissions that let a user reach its pages
 (``view_node``, ``add_node``, ...; see docs/permissions.md).
 """
 
-from django.db.models import Q
-
 from . import grants
 from .models import Grant
 
@@ -46,5 +44,4 @@ def _manages(user, path: str | None) -> bool:
         return False
     if grants.site_level(user) == grants.Level.MANAGE:
         return True
-    mine = Q(user=user) | Q(group__in=user.groups.values("pk"))
-    return Grant.objects.filter(mine, level=grants.Level.MANAGE).exists()
+    return Grant.objects.filter(grants.principal_q(user), level=grants.Level.MANAGE).exists()

@@ -526,3 +526,19 @@ def test_a_manager_gives_a_grant_from_the_node_page_in_a_browser(live_server, dj
     finally:
         del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
     assert api.can(django_user_model.objects.get(username="zoe"), "alpha/a.txt", "write")
+
+
+def test_the_breadcrumbs_link_only_the_ancestors_the_user_may_open(tree, reader, admin_client):
+    """A grant on ``alpha`` does not reach the root: its crumb is text, not a link to a 404."""
+    root, alpha, sub = (tree[p] for p in ("", "alpha", "alpha/sub"))
+    change = "admin:versioned_items_node_change"
+
+    def crumbs(client):
+        page = client.get(node_url(tree, "alpha/sub/c.txt")).content.decode()
+        return page[page.index('class="breadcrumbs"') :].split("</div>", 1)[0]
+
+    mine = crumbs(reader)
+    assert reverse(change, args=[alpha.pk]) in mine and reverse(change, args=[sub.pk]) in mine
+    assert reverse(change, args=[root.pk]) not in mine and "› / ›" in " ".join(mine.split())
+    assert reader.get(reverse(change, args=[root.pk])).status_code == 404
+    assert reverse(change, args=[root.pk]) in crumbs(admin_client)

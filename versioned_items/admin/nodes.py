@@ -6,7 +6,7 @@ statistics and versions are below it, so readable with it."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
+from django.db.models import BooleanField, Case, OuterRef, Subquery, Value, When
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -18,12 +18,13 @@ from django.utils.translation import ngettext
 from .. import api, extensions, paths
 from ..forms import first_error, format_time
 from ..models import Cluster, Node, Statistics, Version
+from ..templatetags.vi_paths import breakable
 from . import audit
 from .base import ReadOnlyTreeAdmin, counted, node_url, object_pk, outermost, short_time, site_url
 from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
 from .forms import NodePageForm, PurgeForm
 from .grants import NodeGrants
-from .writes import NodeWrites, is_item
+from .writes import NodeWrites
 
 #: Children and versions shown per page on a node's page.
 NODE_PAGE_SIZE = 100
@@ -49,7 +50,7 @@ class NodeAdmin(NodeGrants, NodeWrites, ReadOnlyTreeAdmin):
     @admin.display(description=_("path"), ordering="path")
     def path_link(self, node):
         folder = "/" if node.path and not node.current_id else ""
-        return format_html('<a href="{}">{}</a>{}', node_url(node.pk), node.path or "/", folder)
+        return format_html('<a href="{}">{}</a>{}', node_url(node.pk), breakable(node.path or "/"), folder)
 
     @admin.display(description=_("status"))
     def status(self, node):
@@ -114,6 +115,19 @@ class NodeAdmin(NodeGrants, NodeWrites, ReadOnlyTreeAdmin):
         pk = object_pk(object_id)
         return self.get_queryset(request).select_related("current").filter(pk=pk).first() if pk else None
 
+    def ancestors(self, request, node: Node) -> list[Node]:
+        """The node's ancestors, root first, each with ``readable``: whether the user may open
+        it (the breadcrumbs link only those; a grant on a folder does not reach its parent)."""
+        ancestors = Node.objects.ancestors_of(node.path).order_by("depth")
+        condition = self.readable_q(request)
+        if condition:
+            readable = Case(
+                When(condition, then=Value(True)), default=Value(False), output_field=BooleanField()
+            )
+        else:  # the user reads everything
+            readable = Value(True, output_field=BooleanField())
+        return list(ancestors.annotate(readable=readable))
+
     def node_page(self, request, node: Node, form) -> dict:
         after, older = form.cleaned_data["after"], form.cleaned_data["older"]
         # The children are one depth inside the node's path range: the (depth, path) index
@@ -132,7 +146,7 @@ class NodeAdmin(NodeGrants, NodeWrites, ReadOnlyTreeAdmin):
             versions = versions.filter(serial__lt=older)
         versions = list(versions[: NODE_PAGE_SIZE + 1])
         return {
-            "ancestors": list(Node.objects.ancestors_of(node.path).order_by("depth")),
+            "ancestors": self.ancestors(request, node),
             "children": children[:NODE_PAGE_SIZE],
             "children_next": children[NODE_PAGE_SIZE - 1].path if len(children) > NODE_PAGE_SIZE else None,
             "statistics": list(Statistics.objects.filter(node=node).order_by("cluster")),
@@ -146,8 +160,8 @@ class NodeAdmin(NodeGrants, NodeWrites, ReadOnlyTreeAdmin):
             "can_copy": self.can_write(request, "add"),  # from here; the destination is checked
             "can_change": self.can_write(request, "change", node.path),
             "can_delete": self.can_write(request, "delete", node.path),
-            "is_item": is_item(node),
-            "editable": is_item(node) and looks_like_text(node.current),
+            "is_item": node.is_item,
+            "editable": node.is_item and looks_like_text(node.current),
             "site_url": (
                 site_url("item", node.path)
                 if node.current_id

@@ -19,6 +19,7 @@ from ..diffs import read_text
 from ..exceptions import ContentMissing
 from ..forms import CompareForm, first_error, format_time
 from ..models import Attribute, Version
+from ..templatetags.vi_paths import breakable
 from . import audit
 from .base import ReadOnlyTreeAdmin, counted, node_url, object_pk, short_time, site_url, version_url
 from .filters import ClusterFilter, ContentTypeFilter, SubtreeFilter, UserFilter
@@ -106,7 +107,7 @@ class VersionAdmin(ReadOnlyTreeAdmin):
 
     @admin.display(description=_("node"))
     def node_link(self, version):
-        return format_html('<a href="{}">{}</a>', node_url(version.node_id), version.node.path)
+        return format_html('<a href="{}">{}</a>', node_url(version.node_id), breakable(version.node.path))
 
     @admin.display(description=_("modified"), ordering="mtime")
     def modified(self, version):

@@ -37,15 +37,10 @@ from ..forms import (
     existing_targets,
     joined,
 )
-from ..models import Cluster, Node, Versioning
+from ..models import Node, Versioning
 from . import audit
 from .base import MAX_SELECTED, node_url, object_pk, outermost, per_request
 from .forms import VersioningForm
-
-
-def is_item(node: Node) -> bool:
-    """Whether ``node`` is a live item (its current version is NORMAL)."""
-    return node.current is not None and node.current.cluster == Cluster.NORMAL
 
 
 class NodeWrites:
@@ -150,7 +145,7 @@ class NodeWrites:
         else the items below it. None (with a message) past :data:`MAX_SELECTED` in all."""
         plan, total = [], 0
         for node in nodes:
-            if is_item(node):
+            if node.is_item:
                 items = [node]
             else:
                 below = Node.objects.subtree(node.path, include_self=False).live()
@@ -277,7 +272,7 @@ class NodeWrites:
         node, refusal = self.page_node(request, node_id, "change")
         if refusal:
             return refusal
-        original, problem = editable_text(node.current if is_item(node) else None)
+        original, problem = editable_text(node.current if node.is_item else None)
         if problem:
             return self.error_response(request, problem, back=node_url(node.pk))
         if request.method != "POST":

@@ -120,11 +120,6 @@ def page_node(request, path: str, level: str, *, allow_root: bool = False) -> No
     return node
 
 
-def is_item(node: Node) -> bool:
-    """Whether ``node`` is a live item (its current version is NORMAL)."""
-    return node.current is not None and node.current.cluster == Cluster.NORMAL
-
-
 def is_deleted(node: Node) -> bool:
     """Whether ``node`` is in the recycle bin (its current version is a delete marker)."""
     return node.current is not None and node.current.is_delete_marker
@@ -284,7 +279,7 @@ def item_context(node: Node, **context) -> dict:
 def new_version(request, path: str):
     """Upload a new version of an item (``write``), with a change comment. Takes uploads."""
     node = page_node(request, path, Level.WRITE)
-    if not is_item(node):
+    if not node.is_item:
         return error_page(request, _("%(path)s has no current version.") % {"path": node.path})
     form = NewVersionForm(request.POST, request.FILES) if request.method == "POST" else NewVersionForm()
     if form.is_bound and form.is_valid():
@@ -346,7 +341,7 @@ def edit(request, path: str):
 def live_items(node: Node) -> list[Node]:
     """The live items a delete or copy of ``node`` covers (itself, or those below a folder), at most
     :data:`MAX_ITEMS` + 1."""
-    if is_item(node):
+    if node.is_item:
         return [node]
     below = Node.objects.subtree(node.path, include_self=False).live().select_related("current")
     return list(below.order_by("path")[: MAX_ITEMS + 1])
@@ -372,7 +367,7 @@ def delete(request, path: str):
     confirmation page, then a delete marker for each."""
     node = page_node(request, path, Level.WRITE)
     items = covered_items(request, node, _("%(path)s holds no item to delete."))
-    back = page_url(node.path, not is_item(node))
+    back = page_url(node.path, not node.is_item)
     form = CommentForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
         comment = form.cleaned_data["comment"]
@@ -402,7 +397,7 @@ def move(request, path: str):
     """Rename or move a node with its subtree (``write`` at both paths): the new path, a
     confirmation page, then :func:`versioned_items.api.move`."""
     node = page_node(request, path, Level.WRITE)
-    is_folder = not is_item(node) and not is_deleted(node)
+    is_folder = not node.is_item and not is_deleted(node)
     bound = request.method == "POST"
     form = DestinationForm(request.POST if bound else None, initial={"destination": node.path})
     context = item_context(node, form=form, is_folder=is_folder, cancel_url=page_url(node.path, is_folder))
@@ -436,11 +431,11 @@ def copy(request, path: str):
     if bound and form.is_valid() and may_write_to(request, form, form.cleaned_data["destination"]):
         data = form.cleaned_data
         copies = [(item, data["destination"] + item.path[len(node.path) :]) for item in items]
-        into = None if is_item(node) else data["destination"]
+        into = None if node.is_item else data["destination"]
         message = write(form, lambda: copy_items(request.user, copies, data["comment"], into=into))
         if message:
-            return done(request, message, page_url(data["destination"], not is_item(node)))
-    context = item_context(node, form=form, items=items, is_folder=not is_item(node))
+            return done(request, message, page_url(data["destination"], not node.is_item))
+    context = item_context(node, form=form, items=items, is_folder=not node.is_item)
     return form_page(request, "copy.html", context, form)
 
 
