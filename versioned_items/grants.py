@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Length, Substr
 from django.db.models.lookups import Exact, In
 
@@ -244,13 +244,29 @@ def readable_paths(user: Any) -> list[str] | None:
     these paths). Queries as :func:`readable_q` does: none, two cached ones for the model
     permissions, and one for the grants.
     """
+    folders = _readable(user, children=False)
+    return None if folders is None else [path for path, _ in folders]
+
+
+def readable_folders(user: Any) -> list[tuple[str, bool]] | None:
+    """:func:`readable_paths` as ``(path, has_children)`` pairs, in the same one query (an
+    ``EXISTS`` per grant), for a listing that reads a path's subtree only where there is one."""
+    return _readable(user, children=True)
+
+
+def _readable(user: Any, children: bool) -> list[tuple[str, bool]] | None:
     if not _active(user):
         return []
     if _site_reaches(user, rank(Level.READ)):
         return None
-    granted = set(Grant.objects.filter(principal_q(user)).values_list("node__path", flat=True))
-    folders = covering_paths(granted)
-    return None if folders == [""] else folders
+    rows = Grant.objects.filter(principal_q(user))
+    if children:
+        below = Node.objects.filter(parent=OuterRef("node"))
+        granted = dict(rows.annotate(has_children=Exists(below)).values_list("node__path", "has_children"))
+    else:
+        granted = dict.fromkeys(rows.values_list("node__path", flat=True), False)
+    folders = covering_paths(set(granted))
+    return None if folders == [""] else [(path, granted[path]) for path in folders]
 
 
 def readable_q(user: Any, field: str = "path") -> Q:
