@@ -39,7 +39,8 @@ def serving(engine: str):
 
     latest, history, _ = CONNECTIONS[engine]
     with override_settings(
-        VERSIONED_ITEMS=settings.VERSIONED_ITEMS | {"LATEST_CONNECTION": latest, "HISTORY_CONNECTION": history}
+        VERSIONED_ITEMS=settings.VERSIONED_ITEMS
+        | {"LATEST_CONNECTION": latest, "HISTORY_CONNECTION": history}
     ):
         yield
 
@@ -58,6 +59,18 @@ def fill(sides_objects: dict) -> None:
         for side in sides():
             side.backend.ensure_index()
             side.backend.apply(side.index, sides_objects[side.name])
+
+
+def raw_writer(backend, path: str):
+    """A fresh index at ``path`` with the schema of the tantivy engine's ``backend``, and a
+    writer with the engine's heap and threads: ``(index, writer)``."""
+    import tantivy
+
+    from versioned_items.search.backends import tantivy_fields
+
+    index = tantivy.Index(backend.tantivy_schema, path=path)
+    tantivy_fields.register(index)
+    return index, index.writer(heap_size=backend.heap_size, num_threads=backend.threads)
 
 
 class RawTantivy:

@@ -79,6 +79,10 @@ def ensure_tantivy(options) -> None:
     if _state["tantivy"] == corpus_key(options):
         return
     engines.fill({LATEST: objects(LATEST), HISTORY: objects(HISTORY)})
+    tantivy_filled(options)
+
+
+def tantivy_filled(options) -> None:
     _state["tantivy"] = corpus_key(options)
 
 

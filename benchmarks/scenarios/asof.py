@@ -56,7 +56,9 @@ def run(options, result: Result) -> None:
     for text in queries:
         for engine in have:
             with engines.serving(engine):
-                measure(engine, "plain", lambda: search(text, history=True, page_size=10, highlight=False).total)
+                measure(
+                    engine, "plain", lambda: search(text, history=True, page_size=10, highlight=False).total
+                )
                 measure(
                     engine, "as-of", lambda: search(text, as_of=moment, page_size=10, highlight=False).total
                 )
@@ -83,4 +85,6 @@ def run(options, result: Result) -> None:
             ratio(as_of, plain),
         )
         if who in THRESHOLDS:
-            result.target(f"{who}: as-of time / plain history time", ratio(as_of, plain), "<=", THRESHOLDS[who])
+            result.target(
+                f"{who}: as-of time / plain history time", ratio(as_of, plain), "<=", THRESHOLDS[who]
+            )

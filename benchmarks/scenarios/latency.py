@@ -78,7 +78,7 @@ def run(options, result: Result) -> None:
                     unit=" s",
                 )
     result.corpus = {
-        engine: ", ".join(f"{n:,}" for n in ns) + " versions" for engine, ns in sizes.items()
+        engine: ", ".join(f"{n:,}" for n in ns) + " versions" for engine, ns in sizes.items() if ns
     } | {"versions per item": VERSIONS_PER_ITEM}
 
 

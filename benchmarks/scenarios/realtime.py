@@ -5,7 +5,10 @@ Saves until visible, one at a time: ``realtime_count`` ``api.put`` calls in this
 followed by ``wait_for_index()``, so that every save is searchable before the next starts (a
 round of the outbox per save: one writer and one commit per index). The rate is saves over the
 whole time. The engines alternate in slices of a tenth of the saves, so that a busy moment of
-the machine costs both alike.
+the machine costs both alike. Raw tantivy is the floor of a save on tantivy: the tantivy
+engine's documents of as many versions and their items, each pair written with tantivy's own
+API by one long-lived writer per index, one commit per index per save, into fresh indexes of
+the same schemas holding the corpus.
 
 Concurrent saves, from 1 and from 4 processes at once: each process runs ``realtime_count``
 ``api.put`` calls, each its own transaction, on paths of its own and on paths all processes
@@ -28,6 +31,8 @@ the Whoosh engine >= 5x Haystack's rate for 1 and 4 processes; no LockError (nor
 error) in the app's processes, on either engine.
 """
 
+import os
+import shutil
 import time
 
 from .. import engines
@@ -38,6 +43,7 @@ from ..report import Result, ratio
 NEEDS_SEARCH = True
 STOCK_PROCESSOR = "benchmarks.baselines.stock_haystack.ApiRealtimeSignalProcessor"
 SLICES = 10
+RAW = "raw tantivy"
 
 
 def run(options, result: Result) -> None:
@@ -90,9 +96,11 @@ def _one_by_one(count: int, have: list[str], result: Result) -> None:
         "ms per save",
         "this/Whoosh engine",
     )
-    rates = {engine: count / seconds[engine] for engine in have}
-    for engine in have:
-        table.add(engine, rates[engine], 1000 * seconds[engine] / count, ratio(rates[engine], rates[engines.WHOOSH]))
+    if engines.TANTIVY in have:
+        seconds[RAW] = _raw_saves(count)
+    rates = {who: count / s for who, s in seconds.items()}
+    for who, rate in rates.items():
+        table.add(who, rate, 1000 * seconds[who] / count, ratio(rate, rates[engines.WHOOSH]))
     if engines.TANTIVY in have:
         result.target(
             "saves until visible: tantivy engine rate / Whoosh engine rate",
@@ -100,6 +108,43 @@ def _one_by_one(count: int, have: list[str], result: Result) -> None:
             ">=",
             3,
         )
+
+
+def _raw_saves(count: int) -> float:
+    """Seconds for ``count`` saves with raw tantivy (see above)."""
+    import tantivy
+    from django.conf import settings
+
+    from versioned_items.search.indexing import sides
+
+    writers, saves = [], []
+    with engines.serving(engines.TANTIVY):
+        for side in sides():
+            backend, index = side.backend, side.index
+            objects = sc.objects(side.name)
+            docs = [backend.tantivy_document(index.full_prepare(obj)) for obj in objects]
+            schema = backend.tantivy_schema
+            path = os.path.join(settings.WORK_DIR, f"raw-saves-{side.name}")
+            shutil.rmtree(path, ignore_errors=True)
+            os.makedirs(path)
+            _, writer = engines.raw_writer(backend, path)
+            for doc in docs:
+                writer.add_document(tantivy.Document.from_dict(doc, schema))
+            writer.commit()  # the corpus, untimed
+            writers.append((path, writer))
+            saves.append([tantivy.Document.from_dict(docs[i % len(docs)], schema) for i in range(count)])
+    try:
+        with Timer() as t:
+            for i in range(count):
+                for (_, writer), docs in zip(writers, saves, strict=True):
+                    writer.add_document(docs[i])
+                    writer.commit()
+            for _, writer in writers:
+                writer.wait_merging_threads()
+    finally:
+        for path, _ in writers:
+            shutil.rmtree(path, ignore_errors=True)
+    return t.seconds
 
 
 def _concurrent(count: int, have: list[str], result: Result) -> None:
@@ -132,7 +177,10 @@ def _concurrent(count: int, have: list[str], result: Result) -> None:
             _report_errors(f"{procs} process(es), {engine}", rounds[engine], check, result)
         before = Version.objects.order_by("-serial").values_list("serial", flat=True).first() or 0
         stock = _round(
-            procs, count, settings.WORK_DIR, {"VI_BENCH_STOCK": "1", "VI_BENCH_SIGNAL_PROCESSOR": STOCK_PROCESSOR}
+            procs,
+            count,
+            settings.WORK_DIR,
+            {"VI_BENCH_STOCK": "1", "VI_BENCH_SIGNAL_PROCESSOR": STOCK_PROCESSOR},
         )
         stock["check"] = f"{_missing_history(before)} versions missing"
         for who, r in [*rounds.items(), ("Haystack realtime", stock)]:
@@ -148,7 +196,10 @@ def _concurrent(count: int, have: list[str], result: Result) -> None:
             )
         whoosh = rounds[engines.WHOOSH]
         result.target(
-            f"{procs} process(es): project rate / Haystack rate", ratio(whoosh["rate"], stock["rate"]), ">=", 5
+            f"{procs} process(es): project rate / Haystack rate",
+            ratio(whoosh["rate"], stock["rate"]),
+            ">=",
+            5,
         )
         for engine, r in rounds.items():
             name = "project" if engine == engines.WHOOSH else engine

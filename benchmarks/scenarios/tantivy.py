@@ -89,8 +89,10 @@ def _bulk(objects: dict, work: str) -> dict:
                     raw_docs[side.name] = (backend, prepared)
         found[who] = {"seconds": seconds, "mb": _megabytes(folder)}
     folder = os.path.join(work, "raw")
-    found[RAW] = {"seconds": sum(_raw(backend, docs, os.path.join(folder, name)) for name, (backend, docs) in raw_docs.items())}
-    found[RAW]["mb"] = _megabytes(folder)
+    seconds = sum(
+        _raw(backend, docs, os.path.join(folder, name)) for name, (backend, docs) in raw_docs.items()
+    )
+    found[RAW] = {"seconds": seconds, "mb": _megabytes(folder)}
     return found
 
 
@@ -98,14 +100,10 @@ def _raw(backend, docs: list[dict], path: str) -> float:
     """Seconds to write ``docs`` with tantivy's own API into a fresh index of ``backend``'s schema."""
     import tantivy
 
-    from versioned_items.search.backends import tantivy_fields
-
     os.makedirs(path)
     schema = backend.tantivy_schema
     with Timer() as t:
-        ix = tantivy.Index(schema, path=path)
-        tantivy_fields.register(ix)
-        writer = ix.writer(heap_size=backend.heap_size, num_threads=backend.threads)
+        _, writer = engines.raw_writer(backend, path)
         for doc in docs:
             writer.add_document(tantivy.Document.from_dict(doc, schema))
         writer.commit()
