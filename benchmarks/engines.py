@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC
 
 WHOOSH, TANTIVY = "Whoosh engine", "tantivy engine"
+RAW = "raw tantivy"  # the baseline's label in the tables
 #: engine -> (latest connection, history connection, VI_BENCH_ENGINE of a child process)
 CONNECTIONS = {
     WHOOSH: ("vi_latest", "vi_history", "whoosh"),

@@ -24,7 +24,6 @@ from ..report import Result, ratio
 from ..timing import best_of, ms
 
 NEEDS_SEARCH = True
-RAW = "raw tantivy"
 #: the most time an as-of query may take, in plain queries, on each of the app's engines
 THRESHOLDS = {engines.WHOOSH: 2, engines.TANTIVY: 1.2}
 
@@ -63,8 +62,8 @@ def run(options, result: Result) -> None:
                     engine, "as-of", lambda: search(text, as_of=moment, page_size=10, highlight=False).total
                 )
         if engines.TANTIVY in have:
-            measure(RAW, "plain", lambda: raw.page(text))
-            measure(RAW, "as-of", lambda: raw.page(text, moment))
+            measure(engines.RAW, "plain", lambda: raw.page(text))
+            measure(engines.RAW, "as-of", lambda: raw.page(text, moment))
     table = result.table(
         f"point-in-time search: first page of 10 with total, mean of {len(queries)} queries "
         f"(best of {options.repeat})",
@@ -74,7 +73,7 @@ def run(options, result: Result) -> None:
         "matches (sum: plain, as-of)",
         "as-of/plain",
     )
-    for who in have + ([RAW] if engines.TANTIVY in have else []):
+    for who in have + ([engines.RAW] if engines.TANTIVY in have else []):
         plain = statistics.fmean(times[(who, "plain")])
         as_of = statistics.fmean(times[(who, "as-of")])
         table.add(

@@ -43,7 +43,6 @@ from ..report import Result, ratio
 NEEDS_SEARCH = True
 STOCK_PROCESSOR = "benchmarks.baselines.stock_haystack.ApiRealtimeSignalProcessor"
 SLICES = 10
-RAW = "raw tantivy"
 
 
 def run(options, result: Result) -> None:
@@ -97,7 +96,7 @@ def _one_by_one(count: int, have: list[str], result: Result) -> None:
         "this/Whoosh engine",
     )
     if engines.TANTIVY in have:
-        seconds[RAW] = _raw_saves(count)
+        seconds[engines.RAW] = _raw_saves(count)
     rates = {who: count / s for who, s in seconds.items()}
     for who, rate in rates.items():
         table.add(who, rate, 1000 * seconds[who] / count, ratio(rate, rates[engines.WHOOSH]))

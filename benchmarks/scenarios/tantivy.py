@@ -27,7 +27,6 @@ from ..env import Timer
 from ..report import Result, ratio
 
 NEEDS_SEARCH = True
-RAW = "raw tantivy"
 
 
 def run(options, result: Result) -> None:
@@ -65,7 +64,10 @@ def run(options, result: Result) -> None:
         10,
     )
     result.target(
-        "bulk: tantivy engine vs raw tantivy (speed)", ratio(rates[engines.TANTIVY], rates[RAW]), ">=", 0.7
+        "bulk: tantivy engine vs raw tantivy (speed)",
+        ratio(rates[engines.TANTIVY], rates[engines.RAW]),
+        ">=",
+        0.7,
     )
 
 
@@ -92,7 +94,7 @@ def _bulk(objects: dict, work: str) -> dict:
     seconds = sum(
         _raw(backend, docs, os.path.join(folder, name)) for name, (backend, docs) in raw_docs.items()
     )
-    found[RAW] = {"seconds": seconds, "mb": _megabytes(folder)}
+    found[engines.RAW] = {"seconds": seconds, "mb": _megabytes(folder)}
     return found
 
 
