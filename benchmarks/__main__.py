@@ -11,12 +11,14 @@ from . import SCENARIOS
 from .env import Run
 from .report import Result, machine, write_json
 
-# The 1M latency size indexes 1.25M documents: about an hour here, so it runs only on demand
-# (--latency-sizes 10000,100000,1000000).
+# The 1M latency size indexes 1.25M documents: about an hour here with the Whoosh engine, so on
+# that engine it runs only on demand (--latency-sizes 10000,100000,1000000); the tantivy engine
+# runs it in every full run.
 FULL = {
     "size": 5000,
     "listing_sizes": [10_000, 100_000, 1_000_000],
     "latency_sizes": [10_000, 100_000],
+    "tantivy_latency_sizes": [10_000, 100_000, 1_000_000],
     "create_count": 500,
     "realtime_count": 100,
     "repeat": 5,
@@ -28,6 +30,7 @@ SMOKE = {
     "size": 150,
     "listing_sizes": [3000, 6000],
     "latency_sizes": [300, 600],
+    "tantivy_latency_sizes": [300, 600],
     "create_count": 20,
     "realtime_count": 10,
     "repeat": 2,
@@ -72,7 +75,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--listing-sizes", type=sizes, help="comma-separated node counts for the listing scenario"
     )
     parser.add_argument(
-        "--latency-sizes", type=sizes, help="comma-separated version counts for the latency scenario"
+        "--latency-sizes",
+        type=sizes,
+        help="comma-separated version counts for the latency scenario, Whoosh engine (full: 10k,100k)",
+    )
+    parser.add_argument(
+        "--tantivy-latency-sizes",
+        type=sizes,
+        help="the same for the tantivy engine (full: 10k,100k,1M)",
     )
     parser.add_argument("--create-count", type=int, help="versions per row of the create scenario")
     parser.add_argument(

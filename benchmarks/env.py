@@ -116,7 +116,7 @@ def collect(processes: list[subprocess.Popen], timeout: float = 3600) -> list[di
 
 
 def reset_store() -> None:
-    """Empty the database tables, the content folder and every Whoosh index (a clean slate)."""
+    """Empty the database tables, the content folder and every index (a clean slate)."""
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connections
@@ -131,7 +131,8 @@ def reset_store() -> None:
 
 
 def reset_indexes(*aliases: str) -> None:
-    """Remove the Whoosh folders of ``aliases`` (all when none) and forget cached backends."""
+    """Remove the index folders of ``aliases`` (all when none, then create the app's indexes
+    empty on each engine) and forget cached backends."""
     from django.conf import settings
     from haystack import connections
 
@@ -144,7 +145,11 @@ def reset_indexes(*aliases: str) -> None:
     if settings.SEARCH and not aliases:
         from versioned_items.search.indexing import create_indexes
 
-        create_indexes()  # empty indexes, as a new site gets them
+        from . import engines
+
+        for engine in engines.available():
+            with engines.serving(engine):
+                create_indexes()  # empty indexes, as a new site gets them
 
 
 @contextmanager

@@ -3,7 +3,8 @@
 ``import`` loads it (and times that); ``search``, ``asof`` and ``rebuild`` reuse what is in
 the database when it is the same corpus, and load it otherwise. The stock connections are
 filled once per corpus, by ``update_index`` when the import scenario ran, or else by
-:func:`benchmarks.baselines.stock_haystack.fill_quickly` (same documents, faster).
+:func:`benchmarks.baselines.stock_haystack.fill_quickly` (same documents, faster). The tantivy
+engine's connections are filled once per corpus too (:func:`ensure_tantivy`).
 """
 
 from haystack import connections
@@ -11,7 +12,7 @@ from haystack import connections
 from .corpus import load, make_corpus, store_size
 from .env import Timer, reset_store, stock_connections
 
-_state: dict = {"key": None, "stock": None}
+_state: dict = {"key": None, "stock": None, "tantivy": None}
 
 LATEST, HISTORY = "latest", "history"
 
@@ -27,12 +28,12 @@ def make(options):
 
 def loaded(options, info: dict) -> None:
     """Record that the database and the app's indexes hold the corpus of ``options``."""
-    _state.update(key=corpus_key(options), info=info, stock=None)
+    _state.update(key=corpus_key(options), info=info, stock=None, tantivy=None)
 
 
 def forget() -> None:
     """Record that the database and the indexes no longer hold a corpus (after a reset)."""
-    _state.update(key=None, info=None, stock=None)
+    _state.update(key=None, info=None, stock=None, tantivy=None)
 
 
 def stock_filled(options) -> None:
@@ -68,6 +69,21 @@ def ensure_stock(options) -> None:
         fill_quickly("stock_latest", objects(LATEST))
         fill_quickly("stock_history", objects(HISTORY))
     stock_filled(options)
+
+
+def ensure_tantivy(options) -> None:
+    """Write the corpus's documents into the tantivy engine's indexes, unless that is done
+    (the corpus must be loaded: :func:`ensure`)."""
+    from . import engines
+
+    if _state["tantivy"] == corpus_key(options):
+        return
+    engines.fill({LATEST: objects(LATEST), HISTORY: objects(HISTORY)})
+    tantivy_filled(options)
+
+
+def tantivy_filled(options) -> None:
+    _state["tantivy"] = corpus_key(options)
 
 
 def objects(side: str, batch: int = 500) -> list:

@@ -6,13 +6,17 @@ Environment, set by :mod:`benchmarks.env` for the main process and for every chi
 - ``VI_BENCH_DB``: ``sqlite`` or ``postgres`` (libpq's ``PG*`` variables say where);
 - ``VI_BENCH_DB_NAME``: the database the run created, for child processes;
 - ``VI_BENCH_SIGNAL_PROCESSOR``: Haystack's signal processor (the realtime baseline sets it);
-- ``VI_BENCH_STOCK=1``: the app's indexes live on the stock connections (baseline processes).
+- ``VI_BENCH_STOCK=1``: the app's indexes live on the stock connections (baseline processes);
+- ``VI_BENCH_ENGINE=tantivy``: the app's indexes live on the tantivy connections (see
+  :mod:`benchmarks.engines`; the default, ``whoosh``, keeps them on the Whoosh ones).
 
 Besides the app's two connections (``vi_latest``, ``vi_history``, the app's Whoosh engine) there
 are two with Haystack's *stock* Whoosh engine (``stock_latest``, ``stock_history``). The
 baselines point the app's ``LATEST_CONNECTION``/``HISTORY_CONNECTION`` settings at those, so
 Haystack's own commands and ``SearchQuerySet`` index and search the very same SearchIndex
-classes, model and documents.
+classes, model and documents. Where tantivy is installed, two more (``tv_latest``,
+``tv_history``) have the app's tantivy engine, and the search scenarios run the app on those
+too (:func:`benchmarks.engines.serving`).
 """
 
 import os
@@ -26,6 +30,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "versioned-items-benchmarks-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
+
+
+def tantivy_installed() -> bool:
+    try:
+        import tantivy  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def search_available() -> bool:
@@ -82,6 +94,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 WHOOSH_DIR = WORK_DIR / "whoosh"
 STOCK_ENGINE = "haystack.backends.whoosh_backend.WhooshEngine"
 APP_ENGINE = "versioned_items.search.backends.WhooshEngine"
+TANTIVY_DIR = WORK_DIR / "tantivy"
+TANTIVY_ENGINE = "versioned_items.search.backends.tantivy.TantivyEngine"
+TANTIVY = SEARCH and tantivy_installed()
 
 HAYSTACK_CONNECTIONS = {
     "default": {"ENGINE": STOCK_ENGINE, "PATH": str(WHOOSH_DIR / "default")},
@@ -97,6 +112,11 @@ if SEARCH:
         "versioned_items.search.routers.VersionedItemsRouter",
         "haystack.routers.DefaultRouter",
     ]
+if TANTIVY:
+    HAYSTACK_CONNECTIONS |= {
+        alias: {"ENGINE": TANTIVY_ENGINE, "PATH": str(TANTIVY_DIR / alias)}
+        for alias in ("tv_latest", "tv_history")
+    }
 STOCK = os.environ.get("VI_BENCH_STOCK") == "1"
 if STOCK:
     # Haystack asks every router for writes; without the default router behind ours, a save
@@ -112,6 +132,11 @@ VERSIONED_ITEMS = {
 }
 if STOCK:
     VERSIONED_ITEMS |= {"LATEST_CONNECTION": "stock_latest", "HISTORY_CONNECTION": "stock_history"}
+ENGINE = os.environ.get("VI_BENCH_ENGINE", "whoosh")
+if ENGINE == "tantivy":
+    VERSIONED_ITEMS |= {"LATEST_CONNECTION": "tv_latest", "HISTORY_CONNECTION": "tv_history"}
+elif ENGINE != "whoosh":
+    raise ImproperlyConfigured(f"VI_BENCH_ENGINE={ENGINE!r}: use 'whoosh' or 'tantivy'")
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,10 @@
 """The worst cases of issue 10, as times: requests any logged-in user can make, each run in a
 fresh child process on the project's code and on the code before the limits (``BASE_COMMIT``,
 exported with ``git archive`` as the memory scenario does), with a per-case timeout so that
-the old code's hangs are reported as "> N s" instead of hanging the benchmark.
+the old code's hangs are reported as "> N s" instead of hanging the benchmark. Where tantivy
+is installed, the project's search cases run on its tantivy engine too (a third child per
+case, with the same corpus in the tantivy indexes; the smoke run, which only proves that the
+scenario runs, times the first of them).
 
 - suggestion of one 1,000/2,000/5,000-character word, and of 400 CJK characters
   (``search(word, suggest=True)`` on the latest index);
@@ -22,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import engines
 from ..env import REPO_ROOT, child_env, end_sessions
 from ..report import Result
 from .memory import _export
@@ -73,6 +77,14 @@ def run(options, result: Result) -> None:
     items, words_per_item = (20, 100) if options.smoke else (options.size, 160)
     distinct = _load_corpus(items, words_per_item, options.seed)
     result.corpus = {"items": items, "distinct words": distinct}
+    tantivy = engines.TANTIVY in engines.available()
+    if tantivy:
+        from versioned_items.search import indexing
+
+        with engines.serving(engines.TANTIVY):
+            indexing.update_index()  # the corpus, in the tantivy indexes too
+    else:
+        result.notes.append(engines.skipped_note())
     with tempfile.TemporaryDirectory(prefix="vi-bench-base-") as base:
         base_code = _export(BASE_COMMIT, Path(base), result)
         table = result.table(
@@ -82,12 +94,28 @@ def run(options, result: Result) -> None:
             "before outcome",
             "project s",
             "project outcome",
+            "tantivy engine s",
+            "tantivy engine outcome",
         )
+        on_tantivy_cases = [label for label, case, _ in CASES if case == "search" and tantivy]
+        if options.smoke:
+            on_tantivy_cases = on_tantivy_cases[:1]
         for label, case, argument in CASES:
             before = _measure(case, argument, base_code, timeout) if base_code else {}
             after = _measure(case, argument, REPO_ROOT, timeout)
+            on_tantivy = (
+                _measure(case, argument, REPO_ROOT, timeout, engines.child_env_of(engines.TANTIVY))
+                if label in on_tantivy_cases
+                else {}
+            )
             table.add(
-                label, before.get("shown", "-"), before.get("outcome", "-"), after["shown"], after["outcome"]
+                label,
+                before.get("shown", "-"),
+                before.get("outcome", "-"),
+                after["shown"],
+                after["outcome"],
+                on_tantivy.get("shown", "-"),
+                on_tantivy.get("outcome", "-"),
             )
 
 
@@ -107,9 +135,10 @@ def _load_corpus(items: int, words_per_item: int, seed: int) -> int:
     return len(words)
 
 
-def _measure(case: str, argument, code: Path, timeout: float) -> dict:
-    """Run one case in a child on ``code``: its seconds ("> N" past the timeout) and outcome."""
-    env = child_env(PGAPPNAME=CHILD_APP)
+def _measure(case: str, argument, code: Path, timeout: float, extra_env: dict | None = None) -> dict:
+    """Run one case in a child on ``code`` (with ``extra_env``): its seconds ("> N" past the
+    timeout) and outcome."""
+    env = child_env(PGAPPNAME=CHILD_APP, **(extra_env or {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
     try:
         child = subprocess.run(
