@@ -4,8 +4,8 @@ The corpus is written through the API (``api.batch`` of 200 puts) while the sear
 is held, as when another process is applying: the versions and their outbox entries are in the
 database, the indexes are untouched. Then the lock is released and the time until both indexes
 hold every document (``wait_for_index``) is the project's figure: group commit drains the outbox
-in rounds that start at ``SEARCH_BATCH_SIZE`` entries and double while the backlog fills them
-(``indexing.round_sizes``), one writer and one commit per index per round.
+in rounds of up to ``MAX_ROUND_GROWTH * SEARCH_BATCH_SIZE`` entries (``indexing.round_sizes``;
+one round at the full size's 11,856 entries), one writer and one commit per index per round.
 
 Baselines, on the same documents:
 
