@@ -227,11 +227,15 @@ def test_entries_are_idempotent_in_any_order_and_repeated():
     assert_in_step()
 
 
-def test_rounds_are_split_by_batch_size(settings):
+def test_rounds_are_split_at_the_cap(settings, monkeypatch):
     settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_BATCH_SIZE": 3}
+    monkeypatch.setattr(outbox, "MAX_ROUND_GROWTH", 1)
+    work = _count_rounds(monkeypatch)
     for i in range(4):
         api.put(f"docs/{i}", b"x")
     assert indexing.wait_for_index() == 8
+    # Rounds of 3 entries (a latest and a history entry per put): 3, 3 and the last 2.
+    assert len(work["rounds"]) == 3
     assert_in_step()
 
 
@@ -262,22 +266,35 @@ def test_a_single_save_is_one_round_of_one_commit_per_index(settings, monkeypatc
     assert len(work["commits"]) == 2  # latest and history
 
 
-def test_a_large_backlog_is_applied_in_growing_rounds(settings, monkeypatch):
+def test_a_backlog_is_applied_in_rounds_as_large_as_the_cap(settings, monkeypatch):
     settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_BATCH_SIZE": 2}
     work = _count_rounds(monkeypatch)
     with api.batch():
         for i in range(40):
             api.put(f"bulk/{i}.txt", f"number {i}".encode())
     assert indexing.wait_for_index() == 80
-    # Doubling up to 16 times the batch size: 6 rounds where fixed rounds of 2 took 40.
-    assert work["rounds"] == [2, 4, 8, 16, 32, 18]
+    # 32 times the batch size: 2 rounds where fixed rounds of 2 took 40, doubling ones 6.
+    assert work["rounds"] == [64, 16]
     assert len(work["commits"]) <= 2 * len(work["rounds"])  # a round of one side commits once
     assert_in_step()
 
 
-def test_round_sizes_double_up_to_the_cap():
+def test_a_node_changed_throughout_a_backlog_is_written_once(settings, monkeypatch):
+    settings.VERSIONED_ITEMS = {**settings.VERSIONED_ITEMS, "SEARCH_BATCH_SIZE": 2}
+    work = _count_rounds(monkeypatch)
+    for i in range(10):
+        api.put("docs/often.txt", f"edit {i}".encode())
+    # Per put: the node, the new version, and the version it ends (its valid_until).
+    assert indexing.wait_for_index() == 10 + 10 + 9
+    # One round: the node once and its 10 versions once (doubling rounds wrote the node 4 times).
+    assert work["rounds"] == [1 + 10]
+    assert found("edit") == ["docs/often.txt"]
+    assert_in_step()
+
+
+def test_round_sizes_are_the_cap():
     sizes = indexing.round_sizes(500)
-    assert [next(sizes) for _ in range(7)] == [500, 1000, 2000, 4000, 8000, 8000, 8000]
+    assert [next(sizes) for _ in range(3)] == [16_000] * 3
 
 
 def test_apply_costs_a_constant_number_of_queries(django_assert_max_num_queries):

@@ -27,9 +27,10 @@ The visibility lag
 A committed change is visible to search once the round that reads it commits. The applier
 thread starts a round as soon as it is woken; a change committed while a round runs is picked
 up by the next one. The lag is therefore at most two rounds plus the wait for the apply lock,
-which another process holds for at most one round. A round reads ``SEARCH_BATCH_SIZE`` entries;
-while a backlog keeps the rounds full they double, up to ``MAX_ROUND_GROWTH`` times that (see
-:func:`round_sizes`), so a change committed during a large import may wait for a larger round.
+which another process holds for at most one round. A round reads what is pending, up to
+``MAX_ROUND_GROWTH`` times ``SEARCH_BATCH_SIZE`` entries (see :func:`round_sizes`): a single
+save is one small round, and a change committed during a large import may wait for a round of
+that size.
 ``SEARCH_MAX_LAG`` is the bound this is expected to stay under: ``vi_check`` reports outbox
 entries older than it. Callers that need to read their own writes call :func:`wait_for_index`,
 or set ``SEARCH_SYNC``.

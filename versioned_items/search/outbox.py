@@ -4,6 +4,7 @@ for the whole path)."""
 
 import atexit
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -40,7 +41,7 @@ def apply_pending(*, timeout: float | None = None) -> int:
 
 
 def drain(*, keep: bool, background: bool = False) -> int:
-    """Apply outbox entries in rounds of SEARCH_BATCH_SIZE; the caller holds the apply lock.
+    """Apply outbox entries in rounds (see :func:`round_sizes`); the caller holds the apply lock.
 
     With ``keep`` (a rebuild is running) applied entries are marked, not deleted, and only
     entries not yet applied are read. In the ``background``, a round whose entries stay
@@ -68,23 +69,22 @@ def drain(*, keep: bool, background: bool = False) -> int:
     return done
 
 
-#: A backlog's rounds grow up to this many times SEARCH_BATCH_SIZE entries.
-MAX_ROUND_GROWTH = 16
+#: The most entries one round reads, in multiples of SEARCH_BATCH_SIZE.
+MAX_ROUND_GROWTH = 32
 
 
 def round_sizes(batch_size: int) -> Iterator[int]:
-    """The entries read by each round of a drain: ``batch_size``, then doubling while the
-    rounds come back full, up to ``MAX_ROUND_GROWTH * batch_size``.
+    """The most entries each round of a drain reads: ``MAX_ROUND_GROWTH * batch_size``.
 
-    A single save is one small round, so its visibility lag is unchanged. A large backlog (an
-    import) is applied in a few large rounds: each round costs a commit per index, a searcher
-    reopen and a handful of queries whatever its size, which at 500 entries a round held the
-    outbox to 0.44x the speed of one raw Whoosh commit.
+    A round reads what is pending, up to that: a single save is still one small round, so its
+    visibility lag is unchanged, and a backlog (an import) is applied in as few rounds as the
+    cap allows. Each round costs a commit per index, a searcher reopen and a handful of
+    queries whatever its size, and a node changed in several rounds is written once per round:
+    rounds that doubled from 500 entries wrote 35% more documents than a 5,000-write import had
+    (5 rounds, 10 commits) and held it to 0.56x the speed of one raw Whoosh commit per index.
+    The cap bounds the memory of a round (its documents are prepared before they are written).
     """
-    size = batch_size
-    while True:
-        yield size
-        size = min(size * 2, batch_size * MAX_ROUND_GROWTH)
+    return itertools.repeat(batch_size * MAX_ROUND_GROWTH)
 
 
 def wait_for_index(timeout: float | None = None) -> int:

@@ -368,11 +368,14 @@ class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
             return
         writer = self.writer()
         try:
-            # One searcher for the whole batch, not one per document as update_document does.
+            # One searcher for the whole batch, not one per document as update_document does;
+            # a term lookup first, since most ids of an import are new.
             with writer.searcher() as searcher:
+                reader = searcher.reader()
                 for ident in ids:
-                    for docnum in searcher.docs_for_query(Term(ID, ident), for_deletion=True):
-                        writer.delete_document(docnum)
+                    if (ID, ident) in reader:
+                        for docnum in searcher.docs_for_query(Term(ID, ident), for_deletion=True):
+                            writer.delete_document(docnum)
             for doc in docs:
                 writer.add_document(**doc)
         except BaseException:
@@ -477,8 +480,12 @@ class WhooshSearchBackend(AppBackendMixin, whoosh_backend.WhooshSearchBackend):
         """Texts this (history) index holds: ``({serial: (text, status)}, {(checksum, type): ...})``."""
         serials, text_keys = list(serials), list(text_keys)
         searcher = self.searcher()
-        terms = [Term(ID, f"versioned_items.version.{s}") for s in serials]
-        terms += [Term("checksum", checksum) for checksum, _ in text_keys]
+        reader = searcher.reader()
+        wanted_terms = [(ID, f"versioned_items.version.{s}") for s in serials]
+        wanted_terms += [("checksum", checksum) for checksum, _ in text_keys]
+        # Only the terms the index has: an Or of thousands of absent terms (the new versions
+        # of an import) cost more than extracting their texts.
+        terms = [Term(*term) for term in wanted_terms if term in reader]
         by_serial, by_key = {}, {}
         if not terms:
             return by_serial, by_key
