@@ -58,8 +58,8 @@ DEFAULTS: dict[str, Any] = {
     # Upper bound in seconds on how long a committed change may stay invisible to search.
     "SEARCH_MAX_LAG": 2.0,
     # Changes applied to the indexes per writer commit (outbox entries, or versions when
-    # rebuilding). The outbox is drained in rounds of this size; while a backlog keeps them
-    # full they double, up to 16 times it (indexing.MAX_ROUND_GROWTH), then shrink back.
+    # rebuilding). A round of the outbox reads what is pending, up to 32 times this
+    # (outbox.MAX_ROUND_GROWTH): a single save is one small round, an import few large ones.
     "SEARCH_BATCH_SIZE": 500,
     # Seconds to wait for an index's write lock before raising IndexUnavailable. Writers wait
     # for each other instead of failing with Whoosh's LockError.
