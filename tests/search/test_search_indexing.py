@@ -795,12 +795,16 @@ def stock_whoosh(search_index):
 
     from ..search_fixtures import ALIASES
 
+    saved = {alias: connections.connections_info[alias]["ENGINE"] for alias in ALIASES}
     for alias in ALIASES:
         connections.connections_info[alias]["ENGINE"] = "haystack.backends.whoosh_backend.WhooshEngine"
         connections.reload(alias)
     yield
-    for alias in ALIASES:
-        connections.connections_info[alias]["ENGINE"] = "versioned_items.search.backends.WhooshEngine"
+    # the engine the run configured (VI_TEST_ENGINE): putting the Whoosh engine back left the
+    # later tests of a tantivy run on Whoosh, and their worker processes (on tantivy) found
+    # no index
+    for alias, engine in saved.items():
+        connections.connections_info[alias]["ENGINE"] = engine
         connections.reload(alias)
 
 
