@@ -82,6 +82,20 @@ def ensure_tantivy(options) -> None:
     tantivy_filled(options)
 
 
+def engines_ready(options, result) -> list[str]:
+    """The app's engines this run has (:func:`benchmarks.engines.available`), the tantivy
+    engine's indexes holding the corpus (:func:`ensure_tantivy`); without tantivy, a note in
+    ``result`` says its rows are left out. The corpus must be loaded (:func:`ensure`)."""
+    from . import engines
+
+    have = engines.available()
+    if engines.TANTIVY in have:
+        ensure_tantivy(options)
+    else:
+        result.notes.append(engines.skipped_note())
+    return have
+
+
 def tantivy_filled(options) -> None:
     _state["tantivy"] = corpus_key(options)
 

@@ -35,12 +35,9 @@ def run(options, result: Result) -> None:
     options = copy.copy(options)
     options.size = options.asof_size
     info = sc.ensure(options)
-    have = engines.available()
+    have = sc.engines_ready(options, result)
     if engines.TANTIVY in have:
-        sc.ensure_tantivy(options)
         raw = engines.raw_tantivy(sc.HISTORY)
-    else:
-        result.notes.append(engines.skipped_note())
     queries = sc.make(options).queries(options.queries)
     span = Version.objects.aggregate(first=Min("mtime"), last=Max("mtime"))
     moment = span["first"] + (span["last"] - span["first"]) / 2

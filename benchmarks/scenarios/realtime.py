@@ -48,11 +48,7 @@ SLICES = 10
 def run(options, result: Result) -> None:
     info = sc.ensure(options)
     sc.ensure_stock(options)
-    have = engines.available()
-    if engines.TANTIVY in have:
-        sc.ensure_tantivy(options)
-    else:
-        result.notes.append(engines.skipped_note())
+    have = sc.engines_ready(options, result)
     result.corpus = {k: v for k, v in info.items() if k != "load_s"}
     _one_by_one(options.realtime_count, have, result)
     _concurrent(options.realtime_count, have, result)

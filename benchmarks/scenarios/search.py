@@ -38,11 +38,7 @@ NEEDS_SEARCH = True
 def run(options, result: Result) -> None:
     info = sc.ensure(options)
     sc.ensure_stock(options)
-    have = engines.available()
-    if engines.TANTIVY in have:
-        sc.ensure_tantivy(options)
-    else:
-        result.notes.append(engines.skipped_note())
+    have = sc.engines_ready(options, result)
     queries = sc.make(options).queries(options.queries)
     result.corpus = {k: v for k, v in info.items() if k != "load_s"}
     table = result.table(
